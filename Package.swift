@@ -1,0 +1,54 @@
+// swift-tools-version:5.10
+import PackageDescription
+
+// Numeric kernels are only fast with optimisation, SIMD for the machine's
+// AVX2/FMA units, and without Swift's per-element bounds checks in the
+// inner loops (those use unsafe pointers over validated shapes).
+let kernelFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+
+func system(_ name: String, pkgConfig: String, apt: String) -> Target {
+    .systemLibrary(name: name, pkgConfig: pkgConfig, providers: [.apt([apt])])
+}
+
+let package = Package(
+    name: "Cria",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Cria", targets: ["Cria"]),
+        .executable(name: "cria", targets: ["cria"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System-library shims: module maps only, resolved through pkg-config.
+        system("CBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
+        system("CLAPACKE", pkgConfig: "lapacke", apt: "liblapacke-dev"),
+        system("CHDF5", pkgConfig: "hdf5-serial", apt: "libhdf5-dev"),
+        system("CTurboJPEG", pkgConfig: "libturbojpeg", apt: "libturbojpeg0-dev"),
+        system("CPNG", pkgConfig: "libpng", apt: "libpng-dev"),
+
+        .target(name: "CriaCore", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+        .target(name: "CriaKernels", dependencies: ["CriaCore", "CBLAS"], swiftSettings: kernelFlags),
+        .target(name: "CriaKerasIO", dependencies: ["CriaCore", "CHDF5"], swiftSettings: kernelFlags),
+        .target(name: "CriaModel", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO"], swiftSettings: kernelFlags),
+        .target(name: "CriaData", dependencies: ["CriaCore", "CTurboJPEG", "CPNG"], swiftSettings: kernelFlags),
+        .target(name: "CriaWeights", dependencies: ["CriaCore"]),
+        .target(name: "Cria", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CriaData", "CriaWeights"]),
+        .executableTarget(name: "cria", dependencies: [
+            "Cria",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .target(name: "CriaTestSupport", dependencies: ["CriaCore"], path: "Tests/CriaTestSupport"),
+        .testTarget(name: "CriaCoreTests", dependencies: ["CriaCore", "CriaTestSupport"]),
+        .testTarget(name: "CriaKernelsTests", dependencies: ["CriaKernels", "CriaTestSupport"]),
+        .testTarget(name: "CriaKerasIOTests", dependencies: ["CriaKerasIO", "CriaTestSupport"]),
+        .testTarget(name: "CriaModelTests", dependencies: ["CriaModel", "CriaData", "CriaTestSupport"]),
+        .testTarget(name: "CriaDataTests", dependencies: ["CriaData", "CriaTestSupport"]),
+        .testTarget(name: "CriaWeightsTests", dependencies: ["CriaWeights", "CriaTestSupport"]),
+        .testTarget(name: "CriaCLITests", dependencies: ["CriaTestSupport"]),
+    ]
+)

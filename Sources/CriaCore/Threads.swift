@@ -1,0 +1,47 @@
+import CBLAS
+import Dispatch
+import Foundation
+
+/// One thread budget shared by OpenBLAS and Cria's own parallel loops.
+///
+/// GEMM calls and Cria's loops never run at the same time, so both may use all
+/// `count` threads without oversubscribing the cores. Work is split into a
+/// fixed number of chunks that depends only on `count`, which keeps results
+/// bit-identical from run to run for a given thread count.
+public enum Threads {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var current: Int = defaultCount
+
+    public static var defaultCount: Int {
+        if let text = ProcessInfo.processInfo.environment["CRIA_THREADS"], let value = Int(text), value > 0 {
+            return value
+        }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    public static var count: Int {
+        lock.lock(); defer { lock.unlock() }
+        return current
+    }
+
+    /// Sets the budget for both OpenBLAS and Cria. Call before running a model.
+    public static func set(_ value: Int) {
+        let value = max(1, value)
+        lock.lock(); current = value; lock.unlock()
+        openblas_set_num_threads(Int32(value))
+    }
+
+    /// Runs `body(chunk, range)` over `0..<total` split into at most `count` contiguous ranges.
+    public static func parallelFor(_ total: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        let chunks = max(1, min(count, total / max(1, minimumPerChunk)))
+        if chunks <= 1 || total <= 1 {
+            if total > 0 { body(0..<total) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let start = total * chunk / chunks
+            let end = total * (chunk + 1) / chunks
+            if start < end { body(start..<end) }
+        }
+    }
+}
