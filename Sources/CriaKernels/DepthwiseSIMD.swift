@@ -1,0 +1,69 @@
+// Small SIMD helpers shared by the depthwise and Conv2D kernels.
+//
+// `madd` is deliberately a separate multiply and add, not `addingProduct`:
+// unless the module is compiled for a CPU with FMA (`-target-cpu haswell` or
+// newer), Swift lowers `addingProduct` to one libm `fmaf` call per lane, which
+// is about ten times slower. Zen 2 issues adds and multiplies on different
+// pipes, so the unfused form costs little even when FMA is available.
+// Every path (vector and scalar tail) uses the same operation, so a value
+// does not depend on which path computed it.
+
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+func madd(_ acc: SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+    acc + a * b
+}
+
+@inline(__always)
+func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float {
+    acc + a * b
+}
+
+extension Clamp {
+    @inline(__always)
+    func apply8(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        pointwiseMin(pointwiseMax(v, SIMD8(repeating: lower)), SIMD8(repeating: upper))
+    }
+}
+
+/// Floor division that is also right for negative numerators (negative pads).
+@inline(__always)
+func floorDiv(_ a: Int, _ b: Int) -> Int {
+    a >= 0 ? a / b : -((-a + b - 1) / b)
+}
+
+@inline(__always)
+func ceilDiv(_ a: Int, _ b: Int) -> Int {
+    -floorDiv(-a, b)
+}
+
+/// The output positions along one axis whose whole kernel window lies inside
+/// the input, so they can skip bounds checks. Pads may be negative (cropping).
+@inline(__always)
+func interiorRange(input: Int, kernel: Int, stride: Int, pad: Int, output: Int) -> Range<Int> {
+    let low = min(output, max(0, ceilDiv(pad, stride)))
+    let high = max(low, min(output, floorDiv(input - kernel + pad, stride) + 1))
+    return low..<high
+}
+
+/// The kernel taps `k` for which `origin + k` lies in `0..<size`.
+@inline(__always)
+func validTaps(origin: Int, kernel: Int, size: Int) -> Range<Int> {
+    let low = max(0, -origin)
+    let high = max(low, min(kernel, size - origin))
+    return low..<high
+}

@@ -1,0 +1,139 @@
+import CriaCore
+import CriaKernels
+import CriaTestSupport
+import XCTest
+
+final class DepthwiseTests: XCTestCase {
+    /// Awkward shapes: 1×1 images, odd sizes, stride 2, both padding
+    /// conventions, channel counts around the SIMD width, 5×5 kernels (general
+    /// path), pads larger than the kernel (negative pads in the flipped
+    /// backward) and MobileNetV2-like widths.
+    static let cases: [ConvCase] = [
+        .same("1x1 same s1", batch: 1, height: 1, width: 1, channels: 7, kernel: 3, stride: 1),
+        .same("1x1 same s2", batch: 3, height: 1, width: 1, channels: 17, kernel: 3, stride: 2),
+        .padded("1x1 valid-ish", batch: 1, height: 1, width: 1, channels: 8, kernel: 1, stride: 1,
+                top: 0, bottom: 0, left: 0, right: 0),
+        .padded("7x9 valid s2", batch: 1, height: 7, width: 9, channels: 17, kernel: 3, stride: 2,
+                top: 0, bottom: 0, left: 0, right: 0),
+        .padded("7x9 pad(0,1) s2", batch: 3, height: 7, width: 9, channels: 7, kernel: 3, stride: 2,
+                top: 0, bottom: 1, left: 0, right: 1),
+        .same("7x9 same s2", batch: 3, height: 7, width: 9, channels: 17, kernel: 3, stride: 2),
+        .same("8x8 same s2 (even, pads 0/1)", batch: 1, height: 8, width: 8, channels: 16, kernel: 3, stride: 2),
+        .padded("8x10 ZeroPadding(0,1) s2", batch: 3, height: 8, width: 10, channels: 24, kernel: 3, stride: 2,
+                top: 0, bottom: 1, left: 0, right: 1),
+        .same("7x9 same s1 C1", batch: 3, height: 7, width: 9, channels: 1, kernel: 3, stride: 1),
+        .same("6x11 same s1", batch: 1, height: 6, width: 11, channels: 17, kernel: 3, stride: 1),
+        .same("5x6 same s1 C576", batch: 1, height: 5, width: 6, channels: 576, kernel: 3, stride: 1),
+        .padded("5x6 pad(0,1) s2 C576", batch: 3, height: 5, width: 6, channels: 576, kernel: 3, stride: 2,
+                top: 0, bottom: 1, left: 0, right: 1),
+        .same("7x9 same s1 k5", batch: 3, height: 7, width: 9, channels: 17, kernel: 5, stride: 1),
+        .same("7x9 same s2 k5", batch: 1, height: 7, width: 9, channels: 7, kernel: 5, stride: 2),
+        .padded("3x4 pad 3 s1 (pad > kernel)", batch: 1, height: 3, width: 4, channels: 9, kernel: 3, stride: 1,
+                top: 3, bottom: 2, left: 3, right: 1),
+        .padded("9x9 valid s3", batch: 1, height: 9, width: 9, channels: 12, kernel: 3, stride: 3,
+                top: 0, bottom: 0, left: 1, right: 1),
+        .padded("10x10 pad(1,1) s2 k2", batch: 1, height: 10, width: 10, channels: 8, kernel: 2, stride: 2,
+                top: 1, bottom: 1, left: 1, right: 1),
+    ]
+
+    func testForwardMatchesReference() {
+        var random = TestRandom(seed: 1)
+        for k in Self.cases {
+            let input = random.tensor(k.inputShape, scale: 3)
+            let kernel = random.tensor(k.depthwiseKernelShape)
+            let bias = random.tensor([k.inputChannels])
+            for (clamp, b) in [(Clamp.none, nil), (Clamp.relu6, bias), (Clamp.none, bias)] as [(Clamp, Tensor?)] {
+                let expected = Reference.depthwiseForward(k, input: input, kernel: kernel, bias: b, clamp: clamp)
+                let actual = Fast.depthwiseForward(k, input: input, kernel: kernel, bias: b, clamp: clamp)
+                assertMatches(actual, expected, relative: 1e-5, "depthwise forward \(k) clamp \(clamp.upper)")
+            }
+        }
+    }
+
+    func testRelu6ClampsBothEnds() {
+        let k = ConvCase.same("clamp", batch: 1, height: 4, width: 4, channels: 8, kernel: 3, stride: 1)
+        var random = TestRandom(seed: 2)
+        let input = random.tensor(k.inputShape, scale: 10)
+        let kernel = random.tensor(k.depthwiseKernelShape, scale: 2)
+        let out = Fast.depthwiseForward(k, input: input, kernel: kernel, bias: nil, clamp: .relu6)
+        XCTAssertTrue(out.scalars.contains(0) && out.scalars.contains(6), "test data should hit both clamp ends")
+        XCTAssertTrue(out.scalars.allSatisfy { $0 >= 0 && $0 <= 6 })
+    }
+
+    func testBackwardMatchesReference() {
+        var random = TestRandom(seed: 3)
+        for k in Self.cases {
+            let input = random.tensor(k.inputShape, scale: 3)
+            let kernel = random.tensor(k.depthwiseKernelShape)
+            let gradient = random.tensor(k.outputShape)
+            let (eIn, eK, eB) = Reference.depthwiseBackward(k, input: input, kernel: kernel, outputGradient: gradient)
+            let (aIn, aK, aB) = Fast.depthwiseBackward(k, input: input, kernel: kernel, outputGradient: gradient)
+            assertMatches(aIn, eIn, relative: 1e-5, "depthwise dInput \(k)")
+            assertMatches(aK, eK, relative: 1e-5, "depthwise dKernel \(k)")
+            assertMatches(aB, eB, relative: 1e-5, "depthwise dBias \(k)")
+        }
+    }
+
+    /// Finite differences of L = sum(output * R) in Double against the analytic gradients.
+    func testGradientsMatchFiniteDifferences() {
+        let shapes: [ConvCase] = [
+            .padded("fd s2", batch: 2, height: 5, width: 6, channels: 9, kernel: 3, stride: 2,
+                    top: 0, bottom: 1, left: 0, right: 1),
+            .same("fd s1", batch: 1, height: 4, width: 5, channels: 10, kernel: 3, stride: 1),
+            .same("fd k5 s2", batch: 1, height: 5, width: 5, channels: 3, kernel: 5, stride: 2),
+        ]
+        var random = TestRandom(seed: 4)
+        for k in shapes {
+            let input = random.tensor(k.inputShape)
+            let kernel = random.tensor(k.depthwiseKernelShape)
+            let bias = random.tensor([k.inputChannels])
+            let weights = random.tensor(k.outputShape)
+            func loss(_ x: Tensor, _ w: Tensor, _ b: Tensor) -> Double {
+                let y = Fast.depthwiseForward(k, input: x, kernel: w, bias: b, clamp: .none)
+                return zip(y.scalars, weights.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            }
+            let (dIn, dK, dB) = Fast.depthwiseBackward(k, input: input, kernel: kernel, outputGradient: weights)
+            let h: Float = 1e-2
+            func check(_ analytic: Tensor, _ name: String, perturb: (Int, Float) -> Double) {
+                var numeric = analytic
+                for i in 0..<analytic.count {
+                    numeric.scalars[i] = Float((perturb(i, h) - perturb(i, -h)) / (2 * Double(h)))
+                }
+                assertMatches(analytic, numeric, relative: 2e-3, "finite differences \(name) \(k)")
+            }
+            check(dIn, "dInput") { i, d in var x = input; x.scalars[i] += d; return loss(x, kernel, bias) }
+            check(dK, "dKernel") { i, d in var w = kernel; w.scalars[i] += d; return loss(input, w, bias) }
+            check(dB, "dBias") { i, d in var b = bias; b.scalars[i] += d; return loss(input, kernel, b) }
+        }
+    }
+
+    /// Threads split rows (forward, dInput) or channel groups (dKernel); no
+    /// value may depend on how many threads there are.
+    func testBitIdenticalForAnyThreadCount() {
+        let shapes: [ConvCase] = [
+            .padded("det s2", batch: 3, height: 17, width: 19, channels: 45, kernel: 3, stride: 2,
+                    top: 0, bottom: 1, left: 0, right: 1),
+            .same("det s1", batch: 2, height: 13, width: 15, channels: 70, kernel: 3, stride: 1),
+            .same("det k5", batch: 2, height: 9, width: 7, channels: 19, kernel: 5, stride: 1),
+        ]
+        var random = TestRandom(seed: 5)
+        for k in shapes {
+            let input = random.tensor(k.inputShape, scale: 3)
+            let kernel = random.tensor(k.depthwiseKernelShape)
+            let bias = random.tensor([k.inputChannels])
+            let gradient = random.tensor(k.outputShape)
+            func run() -> [[UInt32]] {
+                let y = Fast.depthwiseForward(k, input: input, kernel: kernel, bias: bias, clamp: .relu6)
+                let (a, b, c) = Fast.depthwiseBackward(k, input: input, kernel: kernel, outputGradient: gradient)
+                return [y, a, b, c].map(bitPatterns)
+            }
+            let one = withThreads(1, run)
+            for n in [2, 3] {
+                let many = withThreads(n, run)
+                for (index, name) in ["forward", "dInput", "dKernel", "dBias"].enumerated() {
+                    XCTAssertEqual(one[index], many[index], "\(name) differs between 1 and \(n) threads for \(k)")
+                }
+            }
+        }
+    }
+}
