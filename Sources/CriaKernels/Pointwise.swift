@@ -1,0 +1,95 @@
+import CBLAS
+import CriaCore
+
+/// 1×1 convolutions and Dense layers: both are one `cblas_sgemm` over
+/// (pixels × inChannels) · (inChannels × outChannels), because a 1×1 NHWC
+/// convolution already is a matrix product (Darknet skips im2col for the same reason).
+///
+/// The epilogue (folded-BatchNorm bias and the clamp of ReLU6) runs in one
+/// pass over the output, row by row while it is still in cache.
+public enum Pointwise {
+    /// `output[rows, outC] = clamp(input[rows, inC] · kernel[inC, outC] + bias)`.
+    public static func forward(input: UnsafePointer<Float>, rows: Int, inputChannels: Int,
+                               kernel: UnsafePointer<Float>, outputChannels: Int,
+                               bias: UnsafePointer<Float>?, clamp: Clamp,
+                               output: UnsafeMutablePointer<Float>) {
+        guard rows > 0, outputChannels > 0 else { return }
+        guard inputChannels > 0 else {
+            output.initialize(repeating: 0, count: rows * outputChannels)
+            applyEpilogue(output, rows: rows, channels: outputChannels, bias: bias, clamp: clamp)
+            return
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(outputChannels), Int32(inputChannels),
+                    1, input, Int32(inputChannels), kernel, Int32(outputChannels), 0, output, Int32(outputChannels))
+        applyEpilogue(output, rows: rows, channels: outputChannels, bias: bias, clamp: clamp)
+    }
+
+    /// Adds a per-channel bias and clamps, in place, splitting rows across threads.
+    public static func applyEpilogue(_ data: UnsafeMutablePointer<Float>, rows: Int, channels: Int,
+                                     bias: UnsafePointer<Float>?, clamp: Clamp) {
+        if bias == nil && clamp.isIdentity { return }
+        Threads.parallelFor(rows, minimumPerChunk: max(1, 16_384 / max(1, channels))) { range in
+            for row in range {
+                let line = data + row * channels
+                if let bias {
+                    if clamp.isIdentity {
+                        for c in 0..<channels { line[c] += bias[c] }
+                    } else {
+                        for c in 0..<channels { line[c] = clamp.apply(line[c] + bias[c]) }
+                    }
+                } else {
+                    for c in 0..<channels { line[c] = clamp.apply(line[c]) }
+                }
+            }
+        }
+    }
+
+    /// dX[rows, inC] = dY[rows, outC] · Wᵀ (overwrites).
+    public static func backwardInput(outputGradient: UnsafePointer<Float>, rows: Int, inputChannels: Int,
+                                     kernel: UnsafePointer<Float>, outputChannels: Int,
+                                     inputGradient: UnsafeMutablePointer<Float>) {
+        guard rows > 0, inputChannels > 0 else { return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(inputChannels), Int32(outputChannels),
+                    1, outputGradient, Int32(outputChannels), kernel, Int32(outputChannels), 0, inputGradient, Int32(inputChannels))
+    }
+
+    /// dW[inC, outC] = Xᵀ · dY, scaled by `beta` onto what is there (0 overwrites, 1 accumulates).
+    public static func backwardKernel(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, rows: Int,
+                                      inputChannels: Int, outputChannels: Int, accumulate: Bool,
+                                      kernelGradient: UnsafeMutablePointer<Float>) {
+        guard inputChannels > 0, outputChannels > 0 else { return }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputChannels), Int32(outputChannels), Int32(rows),
+                    1, input, Int32(inputChannels), outputGradient, Int32(outputChannels), accumulate ? 1 : 0,
+                    kernelGradient, Int32(outputChannels))
+    }
+}
+
+/// Folds inference-mode BatchNormalization into the convolution before it:
+/// y = γ(conv(x) − μ)/√(σ² + ε) + β  =  conv_{W·s}(x) + (β − μ·s), with s = γ/√(σ² + ε).
+/// Computed in Double so that the folded weights round once.
+public enum BatchNormFolding {
+    public static func scaleAndShift(gamma: [Float]?, beta: [Float]?, mean: [Float], variance: [Float],
+                                     epsilon: Float) -> (scale: [Float], shift: [Float]) {
+        var scale = [Float](repeating: 0, count: mean.count)
+        var shift = [Float](repeating: 0, count: mean.count)
+        for c in 0..<mean.count {
+            let s = Double(gamma?[c] ?? 1) / (Double(variance[c]) + Double(epsilon)).squareRoot()
+            scale[c] = Float(s)
+            shift[c] = Float(Double(beta?[c] ?? 0) - Double(mean[c]) * s)
+        }
+        return (scale, shift)
+    }
+
+    /// Scales the last axis of a kernel (Conv2D's cout; DepthwiseConv2D's c) by `scale`.
+    public static func foldedKernel(_ kernel: [Float], scale: [Float]) -> [Float] {
+        let channels = scale.count
+        var result = kernel
+        for i in 0..<result.count { result[i] *= scale[i % channels] }
+        return result
+    }
+
+    /// The folded bias: the conv's own bias (if any) scaled, plus the shift.
+    public static func foldedBias(_ bias: [Float]?, scale: [Float], shift: [Float]) -> [Float] {
+        (0..<scale.count).map { c in (bias?[c] ?? 0) * scale[c] + shift[c] }
+    }
+}

@@ -1,0 +1,199 @@
+import CriaCore
+import CriaKernels
+
+/// One step of an inference plan: a layer, or a fused chain of layers
+/// (ZeroPadding2D → conv → BatchNormalization → ReLU) computed in one kernel call.
+enum InferenceStep {
+    /// A Conv2D or DepthwiseConv2D with folded BatchNorm, fused padding and clamp.
+    case convolution(ConvolutionStep)
+    case batchNorm(input: Int, scale: [Float], shift: [Float])
+    case relu(input: Int, maxValue: Float?, threshold: Float, negativeSlope: Float)
+    case activation(input: Int, ActivationFunction)
+    case pad(input: Int, top: Int, bottom: Int, left: Int, right: Int)
+    case add(inputs: [Int])
+    case averagePool(input: Int)
+    case maxPool(input: Int)
+    case dense(input: Int, kernel: [Float], bias: [Float]?, units: Int, activation: ActivationFunction)
+    case affine(input: Int, scale: [Float], shift: [Float])
+    /// Passes its input through unchanged (shares the buffer).
+    case alias(input: Int)
+
+    var inputs: [Int] {
+        switch self {
+        case .convolution(let step): return [step.input]
+        case .batchNorm(let input, _, _), .relu(let input, _, _, _), .activation(let input, _), .pad(let input, _, _, _, _),
+             .averagePool(let input), .maxPool(let input), .dense(let input, _, _, _, _), .affine(let input, _, _), .alias(let input):
+            return [input]
+        case .add(let inputs): return inputs
+        }
+    }
+}
+
+struct ConvolutionStep {
+    enum Kernel { case pointwise, general, depthwise }
+    var kernelKind: Kernel
+    var input: Int
+    var inputShape: [Int]
+    var outputShape: [Int]
+    var kernel: [Float]
+    var kernelHeight: Int
+    var kernelWidth: Int
+    var strideH: Int
+    var strideW: Int
+    var padTop: Int
+    var padLeft: Int
+    var bias: [Float]?
+    var clamp: Clamp
+    var postActivation: ActivationFunction?
+    /// Names of the Keras layers this step computes, for profiling and error messages.
+    var layers: [String]
+}
+
+/// Plans which layers fuse, given which layer outputs the caller wants to read.
+///
+/// A layer's output can only be read if it is not fused into a later kernel,
+/// so requested layers end their chain: asking for `block_1_depthwise` gives
+/// the raw convolution output, before BatchNorm, exactly as Keras's
+/// `Model(inputs, layer.output)` does.
+struct InferencePlanner {
+    let graph: ModelGraph
+    let keep: Set<Int>
+    private(set) var consumers: [[Int]]
+
+    init(graph: ModelGraph, keep: Set<Int>) {
+        self.graph = graph
+        self.keep = keep
+        var consumers = [[Int]](repeating: [], count: graph.nodes.count)
+        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { consumers[input].append(index) } }
+        self.consumers = consumers
+    }
+
+    /// The single consumer of `node` when it may be fused into it.
+    private func soleConsumer(_ node: Int) -> Int? {
+        guard !keep.contains(node), consumers[node].count == 1 else { return nil }
+        return consumers[node][0]
+    }
+
+    /// Returns, for each node index, the step that produces it (nil when fused away).
+    func plan() throws -> [(node: Int, step: InferenceStep)] {
+        var steps: [(node: Int, step: InferenceStep)] = []
+        var fusedAway = Set<Int>()
+        for (index, node) in graph.nodes.enumerated() where !fusedAway.contains(index) {
+            switch node.kind {
+            case .input:
+                continue
+            case .zeroPadding2D(let top, let bottom, let left, let right):
+                if let next = soleConsumer(index), isConvolution(graph.nodes[next].kind) {
+                    fusedAway.insert(index)
+                    continue
+                }
+                steps.append((index, .pad(input: node.inputs[0], top: top, bottom: bottom, left: left, right: right)))
+            case .conv2D(let spec), .depthwiseConv2D(let spec):
+                let (step, last, absorbed) = try convolution(index, spec: spec)
+                absorbed.forEach { fusedAway.insert($0) }
+                steps.append((last, .convolution(step)))
+            case .batchNormalization(let epsilon, _, _):
+                let (scale, shift) = foldBatchNorm(node, epsilon: epsilon)
+                steps.append((index, .batchNorm(input: node.inputs[0], scale: scale, shift: shift)))
+            case .relu(let maxValue, let threshold, let slope):
+                steps.append((index, .relu(input: node.inputs[0], maxValue: maxValue, threshold: threshold, negativeSlope: slope)))
+            case .activation(let function):
+                steps.append((index, .activation(input: node.inputs[0], function)))
+            case .add:
+                steps.append((index, .add(inputs: node.inputs)))
+            case .globalAveragePooling2D:
+                steps.append((index, .averagePool(input: node.inputs[0])))
+            case .globalMaxPooling2D:
+                steps.append((index, .maxPool(input: node.inputs[0])))
+            case .dropout, .identity:
+                steps.append((index, .alias(input: node.inputs[0])))
+            case .dense(let units, let activation, let useBias):
+                steps.append((index, .dense(input: node.inputs[0], kernel: node.weights["kernel"]!.scalars,
+                                            bias: useBias ? node.weights["bias"]!.scalars : nil, units: units, activation: activation)))
+            case .rescaling(let scale, let offset):
+                let channels = node.outputShape.last ?? 1
+                steps.append((index, .affine(input: node.inputs[0], scale: [Float](repeating: scale, count: channels),
+                                             shift: [Float](repeating: offset, count: channels))))
+            case .normalization(let mean, let variance):
+                let channels = node.outputShape.last ?? 1
+                let means = mean ?? node.weights["mean"]?.scalars ?? []
+                let variances = variance ?? node.weights["variance"]?.scalars ?? []
+                // Keras: (x - mean) / max(sqrt(variance), epsilon), with mean/variance broadcast over channels.
+                let scale = (0..<channels).map { c in 1 / max(Float(variances[variances.count == 1 ? 0 : c]).squareRoot(), 1e-7) }
+                let shift = (0..<channels).map { c in -means[means.count == 1 ? 0 : c] * scale[c] }
+                steps.append((index, .affine(input: node.inputs[0], scale: scale, shift: shift)))
+            }
+        }
+        return steps
+    }
+
+    private func isConvolution(_ kind: LayerKind) -> Bool {
+        switch kind {
+        case .conv2D, .depthwiseConv2D: return true
+        default: return false
+        }
+    }
+
+    private func foldBatchNorm(_ node: GraphNode, epsilon: Float) -> (scale: [Float], shift: [Float]) {
+        BatchNormFolding.scaleAndShift(gamma: node.weights["gamma"]?.scalars, beta: node.weights["beta"]?.scalars,
+                                       mean: node.weights["moving_mean"]!.scalars,
+                                       variance: node.weights["moving_variance"]!.scalars, epsilon: epsilon)
+    }
+
+    private func convolution(_ index: Int, spec: ConvSpec) throws -> (ConvolutionStep, Int, [Int]) {
+        let node = graph.nodes[index]
+        var input = node.inputs[0]
+        var inputShape = graph.nodes[input].outputShape
+        var extraTop = 0, extraLeft = 0
+        var layers = [node.name]
+        // A ZeroPadding2D feeding only this convolution becomes implicit zeros in the kernel.
+        if case .zeroPadding2D(let top, _, let left, _) = graph.nodes[input].kind, soleConsumer(input) == index {
+            layers.insert(graph.nodes[input].name, at: 0)
+            extraTop = top
+            extraLeft = left
+            input = graph.nodes[input].inputs[0]
+            inputShape = graph.nodes[input].outputShape
+        }
+        let paddedShape = graph.nodes[node.inputs[0]].outputShape
+        let rows = spec.padding.amounts(input: paddedShape[0], kernel: spec.kernelHeight, stride: spec.strideH)
+        let columns = spec.padding.amounts(input: paddedShape[1], kernel: spec.kernelWidth, stride: spec.strideW)
+        var kernel = node.weights["kernel"]!.scalars
+        var bias = spec.useBias ? node.weights["bias"]!.scalars : nil
+        var clamp = Clamp.none
+        var postActivation: ActivationFunction?
+        var last = index
+        var absorbed: [Int] = []
+        switch spec.activation {
+        case .linear: break
+        case .relu: clamp = .relu
+        case .relu6: clamp = .relu6
+        case .sigmoid, .softmax: postActivation = spec.activation
+        }
+        if spec.activation == .linear, let next = soleConsumer(last),
+           case .batchNormalization(let epsilon, _, _) = graph.nodes[next].kind {
+            let (scale, shift) = foldBatchNorm(graph.nodes[next], epsilon: epsilon)
+            kernel = BatchNormFolding.foldedKernel(kernel, scale: scale)
+            bias = BatchNormFolding.foldedBias(bias, scale: scale, shift: shift)
+            absorbed.append(next)
+            layers.append(graph.nodes[next].name)
+            last = next
+        }
+        if spec.activation == .linear, let next = soleConsumer(last),
+           case .relu(let maxValue, let threshold, let slope) = graph.nodes[next].kind, threshold == 0, slope == 0 {
+            clamp = Clamp(lower: 0, upper: maxValue ?? .infinity)
+            absorbed.append(next)
+            layers.append(graph.nodes[next].name)
+            last = next
+        }
+        let isPointwise = spec.kernelHeight == 1 && spec.kernelWidth == 1 && spec.strideH == 1 && spec.strideW == 1
+            && extraTop == 0 && extraLeft == 0 && rows.before == 0 && columns.before == 0
+        let kind: ConvolutionStep.Kernel
+        if case .depthwiseConv2D = node.kind { kind = .depthwise } else { kind = isPointwise ? .pointwise : .general }
+        let step = ConvolutionStep(kernelKind: kind, input: input, inputShape: inputShape, outputShape: node.outputShape,
+                                   kernel: kernel, kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth,
+                                   strideH: spec.strideH, strideW: spec.strideW,
+                                   padTop: rows.before + extraTop, padLeft: columns.before + extraLeft,
+                                   bias: bias, clamp: clamp, postActivation: postActivation, layers: layers)
+        return (step, last, absorbed)
+    }
+}

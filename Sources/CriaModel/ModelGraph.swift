@@ -1,0 +1,237 @@
+import CriaCore
+import CriaKerasIO
+
+/// One layer of a model, with nested models flattened into the outer graph.
+public struct GraphNode: Sendable {
+    public let name: String
+    public let className: String
+    public let kind: LayerKind
+    /// Indices of the nodes whose outputs feed this one.
+    public internal(set) var inputs: [Int]
+    /// Output shape without the batch axis: [H, W, C] for images, [C] after pooling.
+    public internal(set) var outputShape: [Int]
+    /// The (possibly nested) model this layer belongs to, and its index in that
+    /// model's `layers`, so that `fine_tune_at` means what it means in Keras.
+    public let owner: String
+    public let indexInOwner: Int
+    public internal(set) var trainable: Bool
+    public internal(set) var weights: LayerWeights
+    /// Whether Keras calls this layer with `training=False` (inside a base called that way).
+    public let forcedInference: Bool
+}
+
+/// A Keras model as a flat, topologically ordered list of nodes with weights.
+public struct ModelGraph: Sendable {
+    public let name: String
+    public internal(set) var nodes: [GraphNode]
+    public let inputNode: Int
+    public let outputNode: Int
+    /// Layer names of each model (outer and nested) in Keras's `model.layers` order.
+    public let modelLayers: [String: [String]]
+    public let config: KerasModelConfig
+
+    public var inputShape: [Int] { nodes[inputNode].outputShape }
+    public var outputShape: [Int] { nodes[outputNode].outputShape }
+
+    public func index(of layerName: String) -> Int? {
+        if let index = nodes.firstIndex(where: { $0.name == layerName }) { return index }
+        // Accept "model/layer" for layers of a nested model.
+        let parts = layerName.split(separator: "/", maxSplits: 1).map(String.init)
+        if parts.count == 2 { return nodes.firstIndex { $0.owner == parts[0] && $0.name == parts[1] } }
+        return nil
+    }
+
+    public var parameterCount: Int { nodes.reduce(0) { $0 + $1.weights.values.reduce(0) { $0 + $1.count } } }
+
+    /// Builds the graph from a config, inferring shapes for `inputHeight`×`inputWidth`
+    /// when the config leaves them open. Weights are attached by `attachWeights`.
+    public init(config: KerasModelConfig, inputHeight: Int? = nil, inputWidth: Int? = nil, source: String) throws {
+        self.name = config.name
+        self.config = config
+        var flattener = Flattener(source: source)
+        let outputs = try flattener.add(model: config, inputNodes: nil, forcedInference: false, inputSize: (inputHeight, inputWidth))
+        guard outputs.count == 1 else {
+            throw CriaError("\(source): model \(config.name) has \(outputs.count) outputs; Cria supports one")
+        }
+        nodes = flattener.nodes
+        modelLayers = flattener.modelLayers
+        guard let input = nodes.firstIndex(where: { if case .input = $0.kind { return true }; return false }) else {
+            throw CriaError("\(source): model \(config.name) has no InputLayer")
+        }
+        inputNode = input
+        outputNode = outputs[0]
+    }
+
+    /// Attaches weights by layer and variable name, checking every shape.
+    ///
+    /// Extra weights in the file are ignored (Keras's `by_name` loading does the
+    /// same, which lets a file with a top feed a model without one).
+    public mutating func attachWeights(from file: KerasFile) throws {
+        var file = file
+        if !file.unnamedWeights.isEmpty { try file.resolveUnnamedWeights(paths: keras3ObjectPaths()) }
+        for index in nodes.indices {
+            let node = nodes[index]
+            let inputChannels = node.inputs.first.map { nodes[$0].outputShape.last ?? 0 } ?? 0
+            let expected = node.kind.expectedWeights(inputChannels: inputChannels)
+            guard !expected.isEmpty else { continue }
+            guard let found = file.weights[node.name] else {
+                throw CriaError("\(file.displayName): layer \(node.name) (\(node.className)) has no weights in the file; expected "
+                    + expected.map { "\($0.name) \(describeShape($0.shape))" }.joined(separator: ", ") + alphaHint(file))
+            }
+            var weights: LayerWeights = [:]
+            for (variable, shape) in expected {
+                guard let tensor = found[variable] else {
+                    throw CriaError("\(file.displayName): layer \(node.name): variable \(variable) is missing (found: \(found.keys.sorted().joined(separator: ", ")))")
+                }
+                guard tensor.shape == shape else {
+                    throw CriaError("\(file.displayName): layer \(node.name): \(variable) has shape \(describeShape(tensor.shape)), the model expects \(describeShape(shape))" + alphaHint(file))
+                }
+                weights[variable] = tensor
+            }
+            nodes[index].weights = weights
+        }
+        // An adapted Normalization layer keeps mean and variance as weights, not in its config.
+        for index in nodes.indices {
+            guard case .normalization(let mean, let variance) = nodes[index].kind, mean == nil || variance == nil else { continue }
+            guard let found = file.weights[nodes[index].name], found["mean"] != nil, found["variance"] != nil else {
+                throw CriaError("\(file.displayName): Normalization layer \(nodes[index].name) has no mean/variance in its config or the file")
+            }
+            nodes[index].weights = found
+        }
+    }
+
+    /// When shapes disagree on a MobileNetV2, the usual cause is a file for another alpha: say which.
+    private func alphaHint(_ file: KerasFile) -> String {
+        guard let kernel = file.weights["block_16_project"]?["kernel"], kernel.shape.count == 4,
+              let ours = nodes.first(where: { $0.name == "block_16_project" }),
+              case .conv2D(let spec) = ours.kind, spec.filters != kernel.shape[3] else { return "" }
+        let candidates = MobileNetV2.publishedAlphas.filter { MobileNetV2.makeDivisible(Double(Int(320 * $0))) == kernel.shape[3] }
+        guard !candidates.isEmpty else { return "" }
+        return " (the file looks like a MobileNetV2 with alpha \(candidates.map { formatShort($0) }.joined(separator: " or ")); pass --alpha accordingly)"
+    }
+
+    /// Keras 3's object paths (`layers/functional/layers/conv2d_3`) for every layer with
+    /// weights, reproducing the names `saving_lib` gives containers of layers.
+    func keras3ObjectPaths() -> [String: (layer: String, snakeClass: String, config: JSONValue)] {
+        var result: [String: (layer: String, snakeClass: String, config: JSONValue)] = [:]
+        func walk(_ model: KerasModelConfig, prefix: String) {
+            var used: [String: Int] = [:]
+            for layer in model.layers {
+                let stem = LayerKind.snakeCase(layer.className)
+                let unique: String
+                if let count = used[stem] { used[stem] = count + 1; unique = "\(stem)_\(count + 1)" } else { used[stem] = 0; unique = stem }
+                let path = prefix + "layers/" + unique
+                if let nested = layer.nested { walk(nested, prefix: path + "/") } else {
+                    result[path] = (layer.name, stem, layer.config)
+                }
+            }
+        }
+        walk(config, prefix: "")
+        return result
+    }
+}
+
+func formatShort(_ value: Double) -> String {
+    value == value.rounded() ? String(format: "%.1f", value) : String(value)
+}
+
+/// Turns nested model configs into one flat node list, resolving each nested
+/// model's inputs to the outer tensors it is called on.
+private struct Flattener {
+    let source: String
+    var nodes: [GraphNode] = []
+    var modelLayers: [String: [String]] = [:]
+
+    init(source: String) { self.source = source }
+
+    mutating func add(model: KerasModelConfig, inputNodes: [Int]?, forcedInference: Bool,
+                      inputSize: (Int?, Int?)) throws -> [Int] {
+        var produced: [String: Int] = [:]
+        modelLayers[model.name] = model.layers.map(\.name)
+        for (index, layer) in model.layers.enumerated() {
+            let inputs = try layer.inputs.map { reference -> Int in
+                guard let node = produced[reference.layer] else {
+                    throw CriaError("\(source): layer \(layer.name) takes the output of \(reference.layer), which is not defined before it")
+                }
+                return node
+            }
+            if let nested = layer.nested {
+                let outputs = try add(model: nested, inputNodes: inputs, forcedInference: forcedInference || layer.trainingArgument == false,
+                                      inputSize: inputSize)
+                guard outputs.count == 1 else { throw CriaError("\(source): nested model \(layer.name) has \(outputs.count) outputs") }
+                produced[layer.name] = outputs[0]
+                continue
+            }
+            var kind = try LayerKind.parse(layer, source: source)
+            var nodeInputs = inputs
+            if case .input = kind, let inputNodes {
+                // A nested model's InputLayer stands for the tensor the model is called on.
+                guard let position = model.inputs.firstIndex(where: { $0.layer == layer.name }), position < inputNodes.count else {
+                    throw CriaError("\(source): nested model \(model.name): input \(layer.name) is not connected")
+                }
+                kind = .identity
+                nodeInputs = [inputNodes[position]]
+            }
+            let shape = try outputShape(kind: kind, layer: layer.name, inputs: nodeInputs, inputSize: inputSize)
+            nodes.append(GraphNode(name: uniqueName(layer.name, owner: model.name), className: layer.className, kind: kind,
+                                   inputs: nodeInputs, outputShape: shape, owner: model.name, indexInOwner: index,
+                                   trainable: layer.trainable, weights: [:],
+                                   forcedInference: forcedInference || layer.trainingArgument == false))
+            produced[layer.name] = nodes.count - 1
+        }
+        return try model.outputs.map { reference in
+            guard let node = produced[reference.layer] else {
+                throw CriaError("\(source): model \(model.name) outputs \(reference.layer), which is not one of its layers")
+            }
+            return node
+        }
+    }
+
+    private func uniqueName(_ name: String, owner: String) -> String {
+        nodes.contains { $0.name == name } ? "\(owner)/\(name)" : name
+    }
+
+    private func outputShape(kind: LayerKind, layer: String, inputs: [Int], inputSize: (Int?, Int?)) throws -> [Int] {
+        func fail(_ message: String) -> CriaError { CriaError("\(source): layer \(layer): \(message)") }
+        if case .input(let height, let width, let channels) = kind {
+            guard let h = height ?? inputSize.0, let w = width ?? inputSize.1 else {
+                throw fail("the input size is not fixed by the model; pass --size")
+            }
+            return [h, w, channels ?? 3]
+        }
+        guard let first = inputs.first else { throw fail("has no inputs") }
+        let input = nodes[first].outputShape
+        func image() throws -> (Int, Int, Int) {
+            guard input.count == 3 else { throw fail("expects an image (H, W, C), got \(describeShape(input))") }
+            return (input[0], input[1], input[2])
+        }
+        switch kind {
+        case .input, .identity, .batchNormalization, .relu, .activation, .dropout, .rescaling, .normalization:
+            return input
+        case .conv2D(let spec), .depthwiseConv2D(let spec):
+            let (h, w, c) = try image()
+            let rows = spec.padding.amounts(input: h, kernel: spec.kernelHeight, stride: spec.strideH)
+            let columns = spec.padding.amounts(input: w, kernel: spec.kernelWidth, stride: spec.strideW)
+            guard rows.output > 0, columns.output > 0 else {
+                throw fail("input \(h)×\(w) is smaller than the \(spec.kernelHeight)×\(spec.kernelWidth) kernel")
+            }
+            if case .conv2D = kind { return [rows.output, columns.output, spec.filters] }
+            return [rows.output, columns.output, c]
+        case .zeroPadding2D(let top, let bottom, let left, let right):
+            let (h, w, c) = try image()
+            return [h + top + bottom, w + left + right, c]
+        case .add:
+            for other in inputs.dropFirst() where nodes[other].outputShape != input {
+                throw fail("adds tensors of shapes \(describeShape(input)) and \(describeShape(nodes[other].outputShape))")
+            }
+            return input
+        case .globalAveragePooling2D(let keepDims), .globalMaxPooling2D(let keepDims):
+            let (_, _, c) = try image()
+            return keepDims ? [1, 1, c] : [c]
+        case .dense(let units, _, _):
+            guard let last = input.last else { throw fail("has no input features") }
+            _ = last
+            return Array(input.dropLast()) + [units]
+        }
+    }
+}
