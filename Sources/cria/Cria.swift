@@ -12,6 +12,7 @@ struct CriaCommand: ParsableCommand {
             // Each subcommand lives in its own file; keep this list sorted.
             InspectCommand.self,
             PredictCommand.self,
+            WeightsCommand.self,
         ]
     )
 }
