@@ -41,7 +41,7 @@ public enum NPY {
         let shape = try parseShape(try field("shape", in: header, name: name), name: name)
         let count = shape.reduce(1, *)
         let body = bytes[(headerStart + headerLength)...]
-        let dtype = descr.trimmingCharacters(in: CharacterSet(charactersIn: "'\" "))
+        let dtype = descr.split(separator: "'", omittingEmptySubsequences: true).first.map(String.init) ?? descr
         let itemSize: Int
         switch dtype {
         case "<f4", "<i4": itemSize = 4

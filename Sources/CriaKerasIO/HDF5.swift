@@ -193,10 +193,13 @@ public final class HDF5Group {
         defer { H5Tclose(type) }
         let space = H5Aget_space(attribute)
         defer { H5Sclose(space) }
+        let points = Int(H5Sget_simple_extent_npoints(space))
+        // h5py writes an empty list (a layer without weights) as an empty float array.
+        if points == 0 && H5Sget_simple_extent_type(space) == H5S_SIMPLE { return [] }
         guard H5Tget_class(type) == H5T_STRING else {
             throw CriaError("\(file.name): attribute \(path)@\(name) is not a string")
         }
-        let count = max(1, Int(H5Sget_simple_extent_npoints(space)))
+        let count = max(1, points)
         let memoryType = H5Tcopy(cria_h5t_c_s1())
         defer { H5Tclose(memoryType) }
         if H5Tis_variable_str(type) > 0 {

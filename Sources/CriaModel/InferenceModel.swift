@@ -217,3 +217,26 @@ func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) ->
     guard let array else { return body(nil) }
     return array.withUnsafeBufferPointer { body($0.baseAddress) }
 }
+
+extension InferenceModel {
+    /// One line describing the kernels Cria runs, for `cria inspect`.
+    public var planSummary: String {
+        var pointwise = 0, depthwise = 0, general = 0, folded = 0, other = 0
+        for entry in steps {
+            if case .convolution(let conv) = entry.step {
+                switch conv.kernelKind {
+                case .pointwise: pointwise += 1
+                case .depthwise: depthwise += 1
+                case .general: general += 1
+                }
+                if conv.layers.contains(where: { name in graph.nodes.first { $0.name == name }.map { if case .batchNormalization = $0.kind { return true }; return false } ?? false }) {
+                    folded += 1
+                }
+            } else {
+                other += 1
+            }
+        }
+        return "\(steps.count) steps: \(pointwise) pointwise GEMM, \(depthwise) depthwise, \(general) direct conv "
+            + "(BatchNorm folded into \(folded)), \(other) other"
+    }
+}

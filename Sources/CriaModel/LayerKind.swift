@@ -186,6 +186,11 @@ public enum LayerKind: Equatable, Sendable {
         }
     }
 
+    /// Parameters as Keras's `count_params` reports them for this layer.
+    public func expectedParameterCount(inputChannels: Int) -> Int {
+        expectedWeights(inputChannels: inputChannels).reduce(0) { $0 + $1.shape.reduce(1, *) }
+    }
+
     /// Keras 3's snake-case class name, the stem of its `.weights.h5` object paths
     /// (`keras.src.utils.naming.to_snake_case`: the same two regular expressions).
     static func snakeCase(_ className: String) -> String {

@@ -144,8 +144,10 @@ private struct Flattener {
 
     init(source: String) { self.source = source }
 
+    /// `trainable` is false inside a model whose own flag is off: Keras's `base.trainable = False`
+    /// freezes every layer of the base whatever the layers' own flags say.
     mutating func add(model: KerasModelConfig, inputNodes: [Int]?, forcedInference: Bool,
-                      inputSize: (Int?, Int?)) throws -> [Int] {
+                      inputSize: (Int?, Int?), trainable: Bool = true) throws -> [Int] {
         var produced: [String: Int] = [:]
         modelLayers[model.name] = model.layers.map(\.name)
         for (index, layer) in model.layers.enumerated() {
@@ -157,7 +159,7 @@ private struct Flattener {
             }
             if let nested = layer.nested {
                 let outputs = try add(model: nested, inputNodes: inputs, forcedInference: forcedInference || layer.trainingArgument == false,
-                                      inputSize: inputSize)
+                                      inputSize: inputSize, trainable: trainable && layer.trainable)
                 guard outputs.count == 1 else { throw CriaError("\(source): nested model \(layer.name) has \(outputs.count) outputs") }
                 produced[layer.name] = outputs[0]
                 continue
@@ -175,7 +177,7 @@ private struct Flattener {
             let shape = try outputShape(kind: kind, layer: layer.name, inputs: nodeInputs, inputSize: inputSize)
             nodes.append(GraphNode(name: uniqueName(layer.name, owner: model.name), className: layer.className, kind: kind,
                                    inputs: nodeInputs, outputShape: shape, owner: model.name, indexInOwner: index,
-                                   trainable: layer.trainable, weights: [:],
+                                   trainable: trainable && layer.trainable, weights: [:],
                                    forcedInference: forcedInference || layer.trainingArgument == false))
             produced[layer.name] = nodes.count - 1
         }
