@@ -124,16 +124,21 @@ struct DepthwiseGeometry {
         guard rows > 0, outputWidth > 0, channels > 0 else { return }
         let perRow = outputWidth * channels * kernelHeight * kernelWidth
         Threads.parallelFor(rows, minimumPerChunk: minimumRows(perRowWork: perRow)) { range in
-            for row in range {
-                forwardRow(n: row / outputHeight, oy: row % outputHeight, input: input, kernel: kernel,
-                           tapStride: tapStride, bias: bias, clamp: clamp, output: output)
+            // Scratch for one pixel's tap offsets; on the stack, not the heap.
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * kernelHeight * kernelWidth) { taps in
+                for row in range {
+                    forwardRow(n: row / outputHeight, oy: row % outputHeight, input: input, kernel: kernel,
+                               tapStride: tapStride, bias: bias, clamp: clamp, output: output,
+                               taps: taps.baseAddress!)
+                }
             }
         }
     }
 
     @inline(__always)
     func forwardRow(n: Int, oy: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, tapStride: Int,
-                    bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
+                    bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>,
+                    taps tapScratch: UnsafeMutablePointer<Int>) {
         let originY = oy * strideH - padTop
         let taps = validTaps(origin: originY, kernel: kernelHeight, size: height)
         let interior = interiorRange(input: width, kernel: kernelWidth, stride: strideW, pad: padLeft,
@@ -142,17 +147,17 @@ struct DepthwiseGeometry {
         guard fast else {
             for ox in 0..<outputWidth {
                 forwardPixel(n: n, oy: oy, ox: ox, from: 0, input: input, kernel: kernel, tapStride: tapStride,
-                             bias: bias, clamp: clamp, output: output)
+                             bias: bias, clamp: clamp, output: output, taps: tapScratch)
             }
             return
         }
         for ox in 0..<interior.lowerBound {
             forwardPixel(n: n, oy: oy, ox: ox, from: 0, input: input, kernel: kernel, tapStride: tapStride,
-                         bias: bias, clamp: clamp, output: output)
+                         bias: bias, clamp: clamp, output: output, taps: tapScratch)
         }
         for ox in interior.upperBound..<outputWidth {
             forwardPixel(n: n, oy: oy, ox: ox, from: 0, input: input, kernel: kernel, tapStride: tapStride,
-                         bias: bias, clamp: clamp, output: output)
+                         bias: bias, clamp: clamp, output: output, taps: tapScratch)
         }
         let C = channels
         let vectorEnd = C & ~7
@@ -161,71 +166,78 @@ struct DepthwiseGeometry {
         let out = output + (n * outputHeight + oy) * outputWidth * C
         let step = strideW * C
         let lower = SIMD8<Float>(repeating: clamp.lower), upper = SIMD8<Float>(repeating: clamp.upper)
-        var c = 0
-        while c < vectorEnd {
-            // The nine taps of this channel group stay in registers across the row.
-            let kc = kernel + c
-            let k0 = load8(kc), k1 = load8(kc + tapStride), k2 = load8(kc + 2 * tapStride)
-            let k3 = load8(kc + 3 * tapStride), k4 = load8(kc + 4 * tapStride), k5 = load8(kc + 5 * tapStride)
-            let k6 = load8(kc + 6 * tapStride), k7 = load8(kc + 7 * tapStride), k8 = load8(kc + 8 * tapStride)
-            let b = bias.map { load8($0 + c) } ?? SIMD8<Float>()
-            var p = top + interior.lowerBound * step + c
-            var o = out + interior.lowerBound * C + c
-            for _ in interior {
-                let q = p + rowStride, r = q + rowStride
-                var acc = madd(b, load8(p), k0)
-                acc = madd(acc, load8(p + C), k1)
-                acc = madd(acc, load8(p + 2 * C), k2)
-                acc = madd(acc, load8(q), k3)
-                acc = madd(acc, load8(q + C), k4)
-                acc = madd(acc, load8(q + 2 * C), k5)
-                acc = madd(acc, load8(r), k6)
-                acc = madd(acc, load8(r + C), k7)
-                acc = madd(acc, load8(r + 2 * C), k8)
-                store8(pointwiseMin(pointwiseMax(acc, lower), upper), o)
-                p += step
-                o += C
+        // Pixel-outer, channels inner: each pixel's channels are contiguous, so
+        // loads stream through whole cache lines and the output is written
+        // sequentially. The taps come from L1 (9 × C floats). The
+        // channel-outer order with taps held in registers was 1.5–2× slower:
+        // it strides through three input rows once per 8 channels.
+        let t0 = kernel, t1 = kernel + tapStride, t2 = kernel + 2 * tapStride
+        let t3 = kernel + 3 * tapStride, t4 = kernel + 4 * tapStride, t5 = kernel + 5 * tapStride
+        let t6 = kernel + 6 * tapStride, t7 = kernel + 7 * tapStride, t8 = kernel + 8 * tapStride
+        for ox in interior {
+            let p = top + ox * step
+            let q = p + rowStride, r = q + rowStride
+            let o = out + ox * C
+            var c = 0
+            while c < vectorEnd {
+                var acc = bias.map { load8($0 + c) } ?? SIMD8<Float>()
+                acc = madd(acc, load8(p + c), load8(t0 + c))
+                acc = madd(acc, load8(p + C + c), load8(t1 + c))
+                acc = madd(acc, load8(p + 2 * C + c), load8(t2 + c))
+                acc = madd(acc, load8(q + c), load8(t3 + c))
+                acc = madd(acc, load8(q + C + c), load8(t4 + c))
+                acc = madd(acc, load8(q + 2 * C + c), load8(t5 + c))
+                acc = madd(acc, load8(r + c), load8(t6 + c))
+                acc = madd(acc, load8(r + C + c), load8(t7 + c))
+                acc = madd(acc, load8(r + 2 * C + c), load8(t8 + c))
+                store8(clamp8(acc, lower, upper), o + c)
+                c += 8
             }
-            c += 8
         }
         if vectorEnd < C {
             for ox in interior {
                 forwardPixel(n: n, oy: oy, ox: ox, from: vectorEnd, input: input, kernel: kernel,
-                             tapStride: tapStride, bias: bias, clamp: clamp, output: output)
+                             tapStride: tapStride, bias: bias, clamp: clamp, output: output, taps: tapScratch)
             }
         }
     }
 
     /// Any kernel, any position: channels `from..<channels` of output (n, oy, ox).
-    /// Taps are summed in (ky, kx) order after the bias, as in the fast path.
+    /// The valid taps' offsets are listed once, then every channel group walks
+    /// the list; taps are summed in (ky, kx) order after the bias, as in the fast path.
     @inline(never)
     func forwardPixel(n: Int, oy: Int, ox: Int, from: Int, input: UnsafePointer<Float>,
                       kernel: UnsafePointer<Float>, tapStride: Int,
-                      bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
+                      bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>,
+                      taps: UnsafeMutablePointer<Int>) {
         let C = channels
         let originY = oy * strideH - padTop, originX = ox * strideW - padLeft
         let ys = validTaps(origin: originY, kernel: kernelHeight, size: height)
         let xs = validTaps(origin: originX, kernel: kernelWidth, size: width)
         let base = input + ((n * height + originY) * width + originX) * C
         let out = output + ((n * outputHeight + oy) * outputWidth + ox) * C
+        var count = 0
+        for ky in ys {
+            for kx in xs {
+                taps[2 * count] = (ky * width + kx) * C
+                taps[2 * count + 1] = (ky * kernelWidth + kx) * tapStride
+                count += 1
+            }
+        }
+        let lower = SIMD8<Float>(repeating: clamp.lower), upper = SIMD8<Float>(repeating: clamp.upper)
         var c = from
         while c + 8 <= C {
             var acc = bias.map { load8($0 + c) } ?? SIMD8<Float>()
-            for ky in ys {
-                for kx in xs {
-                    acc = madd(acc, load8(base + (ky * width + kx) * C + c),
-                               load8(kernel + (ky * kernelWidth + kx) * tapStride + c))
-                }
+            for t in 0..<count {
+                acc = madd(acc, load8(base + taps[2 * t] + c), load8(kernel + taps[2 * t + 1] + c))
             }
-            store8(clamp.apply8(acc), out + c)
+            store8(clamp8(acc, lower, upper), out + c)
             c += 8
         }
         while c < C {
             var acc: Float = bias?[c] ?? 0
-            for ky in ys {
-                for kx in xs {
-                    acc = madd(acc, base[(ky * width + kx) * C + c], kernel[(ky * kernelWidth + kx) * tapStride + c])
-                }
+            for t in 0..<count {
+                acc = madd(acc, base[taps[2 * t] + c], kernel[taps[2 * t + 1] + c])
             }
             out[c] = clamp.apply(acc)
             c += 1
