@@ -18,28 +18,40 @@ public enum Interpolation: String, CaseIterable, Sendable {
 public enum Resize {
     public static func resize(_ image: Tensor, height: Int, width: Int, method: Interpolation = .bilinear) -> Tensor {
         precondition(image.rank == 3, "resize expects an HWC image, got shape \(image.shape)")
-        precondition(height > 0 && width > 0, "resize: target size must be positive")
-        let inHeight = image.shape[0], inWidth = image.shape[1], channels = image.shape[2]
-        var out = [Float](repeating: 0, count: height * width * channels)
-        image.scalars.withUnsafeBufferPointer { input in
-            out.withUnsafeMutableBufferPointer { output in
-                let geometry = Geometry(inHeight: inHeight, inWidth: inWidth, channels: channels,
-                                        outHeight: height, outWidth: width)
-                switch method {
-                case .bilinear: bilinear(input.baseAddress!, output.baseAddress!, geometry)
-                case .nearest: nearest(input.baseAddress!, output.baseAddress!, geometry)
-                case .area: area(input.baseAddress!, output.baseAddress!, geometry)
-                }
-            }
+        return image.scalars.withUnsafeBufferPointer { input in
+            run(input.baseAddress!, Geometry(inHeight: image.shape[0], inWidth: image.shape[1], channels: image.shape[2],
+                                             rowStride: image.shape[1] * image.shape[2], outHeight: height, outWidth: width),
+                method)
         }
-        return Tensor(shape: [height, width, channels], scalars: out)
     }
 
+    /// Resizes straight from the decoded bytes (no full-size float copy), optionally from
+    /// Keras's centred aspect-ratio crop, which is read in place.
     public static func resize(_ image: RGBImage, height: Int, width: Int, method: Interpolation = .bilinear,
                               cropToAspectRatio: Bool = false) -> Tensor {
-        var tensor = image.tensor
-        if cropToAspectRatio { tensor = centerCrop(tensor, toAspectOf: height, width) }
-        return resize(tensor, height: height, width: width, method: method)
+        var box = (top: 0, left: 0, height: image.height, width: image.width)
+        if cropToAspectRatio {
+            box = aspectCropBox(height: image.height, width: image.width, targetHeight: height, targetWidth: width)
+        }
+        return image.pixels.withUnsafeBufferPointer { input in
+            run(input.baseAddress! + (box.top * image.width + box.left) * 3,
+                Geometry(inHeight: box.height, inWidth: box.width, channels: 3, rowStride: image.width * 3,
+                         outHeight: height, outWidth: width),
+                method)
+        }
+    }
+
+    static func run<T: PixelScalar>(_ input: UnsafePointer<T>, _ geometry: Geometry, _ method: Interpolation) -> Tensor {
+        precondition(geometry.outHeight > 0 && geometry.outWidth > 0, "resize: target size must be positive")
+        var out = [Float](repeating: 0, count: geometry.outHeight * geometry.outWidth * geometry.channels)
+        out.withUnsafeMutableBufferPointer { output in
+            switch method {
+            case .bilinear: bilinear(input, output.baseAddress!, geometry)
+            case .nearest: nearest(input, output.baseAddress!, geometry)
+            case .area: area(input, output.baseAddress!, geometry)
+            }
+        }
+        return Tensor(shape: [geometry.outHeight, geometry.outWidth, geometry.channels], scalars: out)
     }
 
     /// The crop box of Keras's `smart_resize` (`crop_to_aspect_ratio=True`): the largest centred
@@ -76,7 +88,8 @@ public enum Resize {
     }
 
     struct Geometry {
-        let inHeight, inWidth, channels, outHeight, outWidth: Int
+        /// `rowStride` (elements between input rows) lets a crop be read in place.
+        let inHeight, inWidth, channels, rowStride, outHeight, outWidth: Int
         var heightScale: Float { Float(inHeight) / Float(outHeight) }
         var widthScale: Float { Float(inWidth) / Float(outWidth) }
     }
@@ -92,20 +105,20 @@ public enum Resize {
         }
     }
 
-    static func bilinear(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ g: Geometry) {
+    static func bilinear<T: PixelScalar>(_ input: UnsafePointer<T>, _ output: UnsafeMutablePointer<Float>, _ g: Geometry) {
         let ys = halfPixelLerps(inSize: g.inHeight, outSize: g.outHeight, scale: g.heightScale)
         let xs = halfPixelLerps(inSize: g.inWidth, outSize: g.outWidth, scale: g.widthScale)
         let c = g.channels
         for y in 0..<g.outHeight {
-            let top = input + ys[y].lower * g.inWidth * c
-            let bottom = input + ys[y].upper * g.inWidth * c
+            let top = input + ys[y].lower * g.rowStride
+            let bottom = input + ys[y].upper * g.rowStride
             let yLerp = ys[y].lerp
             for x in 0..<g.outWidth {
                 let left = xs[x].lower * c, right = xs[x].upper * c, xLerp = xs[x].lerp
                 let o = output + (y * g.outWidth + x) * c
                 for k in 0..<c {
-                    let topLeft = top[left + k], topRight = top[right + k]
-                    let bottomLeft = bottom[left + k], bottomRight = bottom[right + k]
+                    let topLeft = top[left + k].float, topRight = top[right + k].float
+                    let bottomLeft = bottom[left + k].float, bottomRight = bottom[right + k].float
                     let upper = topLeft + (topRight - topLeft) * xLerp
                     let lower = bottomLeft + (bottomRight - bottomLeft) * xLerp
                     o[k] = upper + (lower - upper) * yLerp
@@ -114,7 +127,7 @@ public enum Resize {
         }
     }
 
-    static func nearest(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ g: Geometry) {
+    static func nearest<T: PixelScalar>(_ input: UnsafePointer<T>, _ output: UnsafeMutablePointer<Float>, _ g: Geometry) {
         func source(_ i: Int, _ scale: Float, _ size: Int) -> Int {
             max(0, min(Int(((Float(i) + 0.5) * scale).rounded(.down)), size - 1))
         }
@@ -123,8 +136,8 @@ public enum Resize {
             let sy = source(y, g.heightScale, g.inHeight)
             for x in 0..<g.outWidth {
                 let sx = source(x, g.widthScale, g.inWidth)
-                let from = input + (sy * g.inWidth + sx) * c, to = output + (y * g.outWidth + x) * c
-                for k in 0..<c { to[k] = from[k] }
+                let from = input + sy * g.rowStride + sx * c, to = output + (y * g.outWidth + x) * c
+                for k in 0..<c { to[k] = from[k].float }
             }
         }
     }
@@ -144,7 +157,7 @@ public enum Resize {
         }
     }
 
-    static func area(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ g: Geometry) {
+    static func area<T: PixelScalar>(_ input: UnsafePointer<T>, _ output: UnsafeMutablePointer<Float>, _ g: Geometry) {
         let c = g.channels
         let norm: Float = 1 / (g.heightScale * g.widthScale)
         let xWeights = (0..<g.outWidth).map { areaWeights($0, scale: g.widthScale, size: g.inWidth) }
@@ -156,8 +169,8 @@ public enum Resize {
                 for (sy, wy) in yWeights {
                     for k in 0..<c { rowSums[k] = 0 }
                     for (sx, wx) in xWeights[x] {
-                        let p = input + (sy * g.inWidth + sx) * c
-                        for k in 0..<c { rowSums[k] += p[k] * wx }
+                        let p = input + sy * g.rowStride + sx * c
+                        for k in 0..<c { rowSums[k] += p[k].float * wx }
                     }
                     for k in 0..<c { sums[k] += rowSums[k] * wy }
                 }
@@ -167,3 +180,8 @@ public enum Resize {
         }
     }
 }
+
+/// Input element types the resize kernels read: decoded bytes or float images.
+public protocol PixelScalar { var float: Float { get } }
+extension Float: PixelScalar { @inline(__always) public var float: Float { self } }
+extension UInt8: PixelScalar { @inline(__always) public var float: Float { Float(self) } }
