@@ -67,8 +67,8 @@ public enum DepthwiseConv2D {
     /// the result themselves.
     ///
     /// Threads split the channels (in groups of 8), and each thread sums its
-    /// channels over every pixel in a fixed order, each output row first into
-    /// registers; so the result is bit-identical for any `Threads.count`.
+    /// channels over every pixel in a fixed order (each output row into its own
+    /// partial sums, then added), so the result is bit-identical for any `Threads.count`.
     public static func backwardKernel(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
                                       batch: Int, height: Int, width: Int, channels: Int,
                                       kernelHeight: Int, kernelWidth: Int,
@@ -257,6 +257,8 @@ struct DepthwiseGeometry {
         let C = channels
         let perRow = width * C * kernelHeight * kernelWidth / max(1, strideH * strideW)
         Threads.parallelFor(rows, minimumPerChunk: minimumRows(perRowWork: perRow)) { range in
+          withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * kernelHeight * kernelWidth) { scratch in
+            let tapList = scratch.baseAddress!
             for row in range {
                 let n = row / height, iy = row % height
                 let (ky0, oy0, countY) = gatherTaps(position: iy, pad: padTop, stride: strideH,
@@ -268,33 +270,34 @@ struct DepthwiseGeometry {
                     let gradBase = outputGradient + ((n * outputHeight + oy0) * outputWidth + ox0) * C
                     let kernBase = kernel + (ky0 * kernelWidth + kx0) * C
                     // Moving one tap on means one output row (column) back.
-                    let gradStepY = -outputWidth * C, gradStepX = -C
-                    let kernStepY = strideH * kernelWidth * C, kernStepX = strideW * C
+                    var count = 0
+                    for i in 0..<countY {
+                        for j in 0..<countX {
+                            tapList[2 * count] = -(i * outputWidth + j) * C
+                            tapList[2 * count + 1] = (i * strideH * kernelWidth + j * strideW) * C
+                            count += 1
+                        }
+                    }
                     var c = 0
                     while c + 8 <= C {
                         var acc = SIMD8<Float>()
-                        for i in 0..<countY {
-                            for j in 0..<countX {
-                                acc = madd(acc, load8(gradBase + i * gradStepY + j * gradStepX + c),
-                                           load8(kernBase + i * kernStepY + j * kernStepX + c))
-                            }
+                        for t in 0..<count {
+                            acc = madd(acc, load8(gradBase + tapList[2 * t] + c), load8(kernBase + tapList[2 * t + 1] + c))
                         }
                         store8(acc, out + c)
                         c += 8
                     }
                     while c < C {
                         var acc: Float = 0
-                        for i in 0..<countY {
-                            for j in 0..<countX {
-                                acc = madd(acc, gradBase[i * gradStepY + j * gradStepX + c],
-                                           kernBase[i * kernStepY + j * kernStepX + c])
-                            }
+                        for t in 0..<count {
+                            acc = madd(acc, gradBase[tapList[2 * t] + c], kernBase[tapList[2 * t + 1] + c])
                         }
                         out[c] = acc
                         c += 1
                     }
                 }
             }
+          }
         }
     }
 
@@ -317,111 +320,148 @@ struct DepthwiseGeometry {
 
     // MARK: Backward, kernel
 
+    /// Channels per block of the kernel-gradient loop: as wide as possible
+    /// (longer contiguous reads) while the block's row sums, (taps + 1) floats
+    /// per channel, stay within 20 KB of the 32 KB L1.
+    func kernelBlock(channels count: Int) -> Int {
+        let fit = max(8, (20 * 1024 / 4 / (kernelHeight * kernelWidth + 1)) & ~7)
+        let blocks = (count + fit - 1) / fit
+        return ((count + blocks - 1) / blocks + 7) & ~7
+    }
+
     func backwardKernel(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
                         kernelGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?) {
         let C = channels
         let taps = kernelHeight * kernelWidth
         guard C > 0 else { return }
-        let groups = (C + 7) / 8
-        Threads.parallelFor(groups) { range in
+        Threads.parallelFor((C + 7) / 8) { range in
             let c0 = range.lowerBound * 8, c1 = min(C, range.upperBound * 8)
+            let block = kernelBlock(channels: c1 - c0)
             for t in 0..<taps {
                 (kernelGradient + t * C + c0).update(repeating: 0, count: c1 - c0)
             }
             biasGradient.map { ($0 + c0).update(repeating: 0, count: c1 - c0) }
-            for n in 0..<batch {
-                for oy in 0..<outputHeight {
-                    for group in range {
-                        kernelRow(n: n, oy: oy, c: group * 8, width: min(8, C - group * 8),
-                                  outputGradient: outputGradient, input: input,
-                                  kernelGradient: kernelGradient, biasGradient: biasGradient)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: (taps + 1) * block) { rowSums in
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * taps) { tapList in
+                    var b0 = c0
+                    while b0 < c1 {
+                        let lanes = min(block, c1 - b0)
+                        let sums = rowSums.baseAddress!
+                        for n in 0..<batch {
+                            for oy in 0..<outputHeight {
+                                // Each row is summed on its own, then added: shorter
+                                // Float sums than one running total over the batch.
+                                sums.update(repeating: 0, count: (taps + 1) * lanes)
+                                kernelRow(n: n, oy: oy, c: b0, lanes: lanes, outputGradient: outputGradient,
+                                          input: input, sums: sums, tapList: tapList.baseAddress!)
+                                for t in 0..<taps {
+                                    add(sums + t * lanes, into: kernelGradient + t * C + b0, count: lanes)
+                                }
+                                if let bg = biasGradient {
+                                    add(sums + taps * lanes, into: bg + b0, count: lanes)
+                                }
+                            }
+                        }
+                        b0 += lanes
                     }
                 }
             }
         }
     }
 
-    /// Adds one output row's contribution for channels c..<c+width (width ≤ 8).
     @inline(__always)
-    func kernelRow(n: Int, oy: Int, c: Int, width lanes: Int,
+    func add(_ source: UnsafeMutablePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count { store8(load8(target + i) + load8(source + i), target + i); i += 8 }
+        while i < count { target[i] += source[i]; i += 1 }
+    }
+
+    /// Adds output row (n, oy)'s contribution for channels c..<c+lanes into
+    /// `sums`, laid out [tap][lane] with the bias row last. Pixel-outer and
+    /// channels inner, so the loads stream through contiguous channels.
+    @inline(__always)
+    func kernelRow(n: Int, oy: Int, c: Int, lanes: Int,
                    outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                   kernelGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?) {
+                   sums: UnsafeMutablePointer<Float>, tapList: UnsafeMutablePointer<Int>) {
         let C = channels
+        let taps = kernelHeight * kernelWidth
         let originY = oy * strideH - padTop
         let ys = validTaps(origin: originY, kernel: kernelHeight, size: height)
         let interior = interiorRange(input: width, kernel: kernelWidth, stride: strideW, pad: padLeft,
                                      output: outputWidth)
-        let fast = lanes == 8 && kernelHeight == 3 && kernelWidth == 3 && ys.count == 3 && !interior.isEmpty
-        guard fast else {
-            for ox in 0..<outputWidth {
-                kernelPixel(n: n, oy: oy, ox: ox, c: c, lanes: lanes, outputGradient: outputGradient, input: input,
-                            kernelGradient: kernelGradient, biasGradient: biasGradient)
-            }
-            return
-        }
-        for ox in 0..<interior.lowerBound {
-            kernelPixel(n: n, oy: oy, ox: ox, c: c, lanes: 8, outputGradient: outputGradient, input: input,
-                        kernelGradient: kernelGradient, biasGradient: biasGradient)
-        }
-        for ox in interior.upperBound..<outputWidth {
-            kernelPixel(n: n, oy: oy, ox: ox, c: c, lanes: 8, outputGradient: outputGradient, input: input,
-                        kernelGradient: kernelGradient, biasGradient: biasGradient)
-        }
-        // The row's interior is summed in registers first, then added once.
+        let fast = kernelHeight == 3 && kernelWidth == 3 && ys.count == 3
+        let vectorEnd = lanes & ~7
         let rowStride = width * C
-        let step = strideW * C
-        var p = input + ((n * height + originY) * width - padLeft + interior.lowerBound * strideW) * C + c
-        var d = outputGradient + ((n * outputHeight + oy) * outputWidth + interior.lowerBound) * C + c
-        var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, ab = a0
-        for _ in interior {
-            let q = p + rowStride, r = q + rowStride
-            let g = load8(d)
-            ab += g
-            a0 = madd(a0, g, load8(p)); a1 = madd(a1, g, load8(p + C)); a2 = madd(a2, g, load8(p + 2 * C))
-            a3 = madd(a3, g, load8(q)); a4 = madd(a4, g, load8(q + C)); a5 = madd(a5, g, load8(q + 2 * C))
-            a6 = madd(a6, g, load8(r)); a7 = madd(a7, g, load8(r + C)); a8 = madd(a8, g, load8(r + 2 * C))
-            p += step
-            d += C
+        let biasSums = sums + taps * lanes
+        let s0 = sums, s1 = sums + lanes, s2 = sums + 2 * lanes, s3 = sums + 3 * lanes, s4 = sums + 4 * lanes
+        let s5 = sums + 5 * lanes, s6 = sums + 6 * lanes, s7 = sums + 7 * lanes, s8 = sums + 8 * lanes
+        for ox in 0..<outputWidth {
+            let originX = ox * strideW - padLeft
+            let d = outputGradient + ((n * outputHeight + oy) * outputWidth + ox) * C + c
+            let base = input + ((n * height + originY) * width + originX) * C + c
+            guard fast && interior.contains(ox) else {
+                kernelPixel(originX: originX, ys: ys, gradient: d, base: base, lanes: lanes,
+                            sums: sums, tapList: tapList)
+                continue
+            }
+            let p = base, q = p + rowStride, r = q + rowStride
+            var i = 0
+            while i < vectorEnd {
+                let g = load8(d + i)
+                store8(load8(biasSums + i) + g, biasSums + i)
+                store8(madd(load8(s0 + i), g, load8(p + i)), s0 + i)
+                store8(madd(load8(s1 + i), g, load8(p + C + i)), s1 + i)
+                store8(madd(load8(s2 + i), g, load8(p + 2 * C + i)), s2 + i)
+                store8(madd(load8(s3 + i), g, load8(q + i)), s3 + i)
+                store8(madd(load8(s4 + i), g, load8(q + C + i)), s4 + i)
+                store8(madd(load8(s5 + i), g, load8(q + 2 * C + i)), s5 + i)
+                store8(madd(load8(s6 + i), g, load8(r + i)), s6 + i)
+                store8(madd(load8(s7 + i), g, load8(r + C + i)), s7 + i)
+                store8(madd(load8(s8 + i), g, load8(r + 2 * C + i)), s8 + i)
+                i += 8
+            }
+            if vectorEnd < lanes {
+                kernelPixel(originX: originX, ys: ys, gradient: d, base: base, lanes: lanes, from: vectorEnd,
+                            sums: sums, tapList: tapList)
+            }
         }
-        let k = kernelGradient + c
-        store8(load8(k) + a0, k); store8(load8(k + C) + a1, k + C); store8(load8(k + 2 * C) + a2, k + 2 * C)
-        store8(load8(k + 3 * C) + a3, k + 3 * C); store8(load8(k + 4 * C) + a4, k + 4 * C)
-        store8(load8(k + 5 * C) + a5, k + 5 * C); store8(load8(k + 6 * C) + a6, k + 6 * C)
-        store8(load8(k + 7 * C) + a7, k + 7 * C); store8(load8(k + 8 * C) + a8, k + 8 * C)
-        if let bg = biasGradient { store8(load8(bg + c) + ab, bg + c) }
     }
 
-    /// Adds one output pixel's contribution straight into the gradients (border and general kernels).
+    /// One pixel, any kernel and position, lanes `from..<lanes`: list the valid
+    /// taps once, then add each lane's products in (ky, kx) order.
     @inline(never)
-    func kernelPixel(n: Int, oy: Int, ox: Int, c: Int, lanes: Int,
-                     outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                     kernelGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?) {
+    func kernelPixel(originX: Int, ys: Range<Int>, gradient d: UnsafePointer<Float>, base: UnsafePointer<Float>,
+                     lanes: Int, from: Int = 0, sums: UnsafeMutablePointer<Float>, tapList: UnsafeMutablePointer<Int>) {
         let C = channels
-        let originY = oy * strideH - padTop, originX = ox * strideW - padLeft
-        let ys = validTaps(origin: originY, kernel: kernelHeight, size: height)
+        let taps = kernelHeight * kernelWidth
         let xs = validTaps(origin: originX, kernel: kernelWidth, size: width)
-        let base = input + ((n * height + originY) * width + originX) * C + c
-        let d = outputGradient + ((n * outputHeight + oy) * outputWidth + ox) * C + c
-        if lanes == 8 {
-            let g = load8(d)
-            if let bg = biasGradient { store8(load8(bg + c) + g, bg + c) }
-            for ky in ys {
-                for kx in xs {
-                    let k = kernelGradient + (ky * kernelWidth + kx) * C + c
-                    store8(madd(load8(k), g, load8(base + (ky * width + kx) * C)), k)
-                }
+        var count = 0
+        for ky in ys {
+            for kx in xs {
+                tapList[2 * count] = (ky * width + kx) * C
+                tapList[2 * count + 1] = (ky * kernelWidth + kx) * lanes
+                count += 1
             }
-        } else {
-            for lane in 0..<lanes {
-                let g = d[lane]
-                if let bg = biasGradient { bg[c + lane] += g }
-                for ky in ys {
-                    for kx in xs {
-                        let k = kernelGradient + (ky * kernelWidth + kx) * C + c + lane
-                        k.pointee = madd(k.pointee, g, base[(ky * width + kx) * C + lane])
-                    }
-                }
+        }
+        let biasSums = sums + taps * lanes
+        var i = from
+        while i + 8 <= lanes {
+            let g = load8(d + i)
+            store8(load8(biasSums + i) + g, biasSums + i)
+            for t in 0..<count {
+                let s = sums + tapList[2 * t + 1] + i
+                store8(madd(load8(s), g, load8(base + tapList[2 * t] + i)), s)
             }
+            i += 8
+        }
+        while i < lanes {
+            let g = d[i]
+            biasSums[i] += g
+            for t in 0..<count {
+                let s = sums + tapList[2 * t + 1] + i
+                s.pointee = madd(s.pointee, g, base[tapList[2 * t] + i])
+            }
+            i += 1
         }
     }
 }
