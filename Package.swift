@@ -29,12 +29,13 @@ let package = Package(
         system("CHDF5", pkgConfig: "hdf5-serial", apt: "libhdf5-dev"),
         system("CTurboJPEG", pkgConfig: "libturbojpeg", apt: "libturbojpeg0-dev"),
         system("CPNG", pkgConfig: "libpng", apt: "libpng-dev"),
+        system("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
 
         .target(name: "CriaCore", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
         .target(name: "CriaKernels", dependencies: ["CriaCore", "CBLAS"], swiftSettings: kernelFlags),
         .target(name: "CriaKerasIO", dependencies: ["CriaCore", "CHDF5"], swiftSettings: kernelFlags),
         .target(name: "CriaModel", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO"], swiftSettings: kernelFlags),
-        .target(name: "CriaData", dependencies: ["CriaCore", "CTurboJPEG", "CPNG"], swiftSettings: kernelFlags),
+        .target(name: "CriaData", dependencies: ["CriaCore", "CTurboJPEG", "CPNG", "CZlib"], swiftSettings: kernelFlags),
         .target(name: "CriaWeights", dependencies: ["CriaCore"]),
         .target(name: "Cria", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CriaData", "CriaWeights"]),
         .executableTarget(name: "cria", dependencies: [

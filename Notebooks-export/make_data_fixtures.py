@@ -14,6 +14,7 @@ What it writes, and which Cria behaviour each file pins down:
                           with crop_to_aspect_ratio.
 - alpaca/*                TF-decoded-and-resized 160x160 arrays of a few real photos.
 - augment/*               Keras 3 augmentation layers applied with pinned parameters.
+- fashion_mnist/*         IDX facts and TF-resized RGB sneakers from the Debian IDX files.
 """
 import io
 import json
@@ -303,6 +304,26 @@ def make_augment():
     save_json({"cases": cases, "factor_ranges": ranges}, "augment", "index.json")
 
 
+def make_fashion_mnist():
+    import gzip
+    directory = "/usr/share/datasets/fashion-mnist"
+    if not os.path.isdir(directory):
+        print("Fashion-MNIST not found; skipping its fixtures", file=sys.stderr)
+        return
+    with gzip.open(os.path.join(directory, "train-images-idx3-ubyte.gz")) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)
+    with gzip.open(os.path.join(directory, "train-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    sneakers = np.nonzero(labels == 7)[0][:3]
+    rgb = tf.image.grayscale_to_rgb(tf.constant(images[sneakers]))
+    resized = tf.image.resize(rgb, (32, 32), method="bilinear").numpy().astype(np.float32)
+    np.save(out("fashion_mnist", "sneakers_32.npy"), resized)
+    save_json({"count": int(len(labels)), "first_labels": labels[:20].tolist(),
+               "label_counts": np.bincount(labels, minlength=10).tolist(),
+               "sneaker_indices": sneakers.tolist(), "pixel_sum": int(images.astype(np.int64).sum())},
+              "fashion_mnist", "index.json")
+
+
 if __name__ == "__main__":
     make_numpy_shuffles()
     make_splits()
@@ -310,4 +331,5 @@ if __name__ == "__main__":
     make_resize()
     make_alpaca()
     make_augment()
+    make_fashion_mnist()
     print("fixtures written to", OUT)

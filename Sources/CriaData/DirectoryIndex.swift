@@ -24,7 +24,10 @@ public struct FileIndex: Equatable, Sendable {
     }
 
     public var count: Int { files.count }
-    public func url(_ i: Int) -> URL { directory.appendingPathComponent(files[i]) }
+    /// Absolute paths (possible in a CSV list) are kept; others are under `directory`.
+    public func url(_ i: Int) -> URL {
+        files[i].hasPrefix("/") ? URL(fileURLWithPath: files[i]) : directory.appendingPathComponent(files[i])
+    }
 
     /// Files per class, in class order.
     public var classCounts: [Int] {
@@ -33,7 +36,7 @@ public struct FileIndex: Equatable, Sendable {
         return counts
     }
 
-    func subset(_ range: Range<Int>) -> FileIndex {
+    public func subset(_ range: Range<Int>) -> FileIndex {
         FileIndex(directory: directory, classNames: classNames, files: Array(files[range]), labels: Array(labels[range]))
     }
 }
