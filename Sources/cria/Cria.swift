@@ -10,6 +10,7 @@ struct CriaCommand: ParsableCommand {
         version: CriaVersion.string,
         subcommands: [
             // Each subcommand lives in its own file; keep this list sorted.
+            DataCommand.self,
             InspectCommand.self,
             PredictCommand.self,
             WeightsCommand.self,
