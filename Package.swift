@@ -37,7 +37,8 @@ let package = Package(
         .target(name: "CriaModel", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO"], swiftSettings: kernelFlags),
         .target(name: "CriaData", dependencies: ["CriaCore", "CTurboJPEG", "CPNG", "CZlib"], swiftSettings: kernelFlags),
         .target(name: "CriaWeights", dependencies: ["CriaCore"]),
-        .target(name: "Cria", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CriaData", "CriaWeights"]),
+        .target(name: "CriaTraining", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CLAPACKE"], swiftSettings: kernelFlags),
+        .target(name: "Cria", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CriaData", "CriaWeights", "CriaTraining"]),
         .executableTarget(name: "cria", dependencies: [
             "Cria",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -48,6 +49,7 @@ let package = Package(
         .testTarget(name: "CriaKernelsTests", dependencies: ["CriaKernels", "CriaTestSupport"]),
         .testTarget(name: "CriaKerasIOTests", dependencies: ["CriaKerasIO", "CriaTestSupport"]),
         .testTarget(name: "CriaModelTests", dependencies: ["CriaModel", "CriaData", "CriaTestSupport"]),
+        .testTarget(name: "CriaTrainingTests", dependencies: ["CriaTraining", "CriaTestSupport"]),
         .testTarget(name: "CriaDataTests", dependencies: ["CriaData", "CriaTestSupport"]),
         .testTarget(name: "CriaWeightsTests", dependencies: ["CriaWeights", "CriaTestSupport"]),
         .testTarget(name: "CriaCLITests", dependencies: ["CriaTestSupport"]),

@@ -5,6 +5,7 @@
 @_exported import CriaKerasIO
 @_exported import CriaKernels
 @_exported import CriaModel
+@_exported import CriaTraining
 @_exported import CriaWeights
 
 public enum CriaVersion {

@@ -1,0 +1,162 @@
+import CriaCore
+
+/// BatchNormalization over the last (channel) axis of NHWC buffers, in
+/// Keras's two modes. Inference mode uses the moving statistics; training
+/// mode uses the batch's own (biased) mean and variance, as Keras 3 does.
+///
+/// Sums run per channel in Double over a fixed order, so results do not
+/// depend on the thread count.
+public enum BatchNorm {
+    /// y = (x − mean)·γ/√(var + ε) + β, with given mean and variance (inference mode).
+    public static func forwardInference(input: UnsafePointer<Float>, rows: Int, channels: Int,
+                                        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+                                        mean: UnsafePointer<Float>, variance: UnsafePointer<Float>, epsilon: Float,
+                                        output: UnsafeMutablePointer<Float>) {
+        var scale = [Float](repeating: 0, count: channels)
+        var shift = [Float](repeating: 0, count: channels)
+        for c in 0..<channels {
+            let inverse = 1 / (variance[c] + epsilon).squareRoot()
+            scale[c] = (gamma?[c] ?? 1) * inverse
+            shift[c] = (beta?[c] ?? 0) - mean[c] * scale[c]
+        }
+        affine(input: input, rows: rows, channels: channels, scale: scale, shift: shift, output: output)
+    }
+
+    /// Training mode: normalises with the batch statistics and returns them
+    /// (mean, biased variance) for the backward pass and the moving averages.
+    public static func forwardTraining(input: UnsafePointer<Float>, rows: Int, channels: Int,
+                                       gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, epsilon: Float,
+                                       output: UnsafeMutablePointer<Float>) -> (mean: [Float], variance: [Float]) {
+        let (mean, variance) = moments(input: input, rows: rows, channels: channels)
+        mean.withUnsafeBufferPointer { meanPointer in
+            variance.withUnsafeBufferPointer { variancePointer in
+                forwardInference(input: input, rows: rows, channels: channels, gamma: gamma, beta: beta,
+                                 mean: meanPointer.baseAddress!, variance: variancePointer.baseAddress!, epsilon: epsilon, output: output)
+            }
+        }
+        return (mean, variance)
+    }
+
+    /// Per-channel mean and biased variance, two-pass in Double for accuracy.
+    public static func moments(input: UnsafePointer<Float>, rows: Int, channels: Int) -> (mean: [Float], variance: [Float]) {
+        var sums = [Double](repeating: 0, count: channels)
+        for r in 0..<rows {
+            let line = input + r * channels
+            for c in 0..<channels { sums[c] += Double(line[c]) }
+        }
+        let means = sums.map { $0 / Double(max(rows, 1)) }
+        var squares = [Double](repeating: 0, count: channels)
+        for r in 0..<rows {
+            let line = input + r * channels
+            for c in 0..<channels { let d = Double(line[c]) - means[c]; squares[c] += d * d }
+        }
+        return (means.map { Float($0) }, squares.map { Float($0 / Double(max(rows, 1))) })
+    }
+
+    /// Inference-mode backward: the statistics are constants, so
+    /// dx = dy·γ/√(var + ε), dγ = Σ dy·x̂, dβ = Σ dy. Overwrites all outputs.
+    public static func backwardInference(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                                         rows: Int, channels: Int, gamma: UnsafePointer<Float>?,
+                                         mean: UnsafePointer<Float>, variance: UnsafePointer<Float>, epsilon: Float,
+                                         inputGradient: UnsafeMutablePointer<Float>?,
+                                         gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
+        var inverse = [Float](repeating: 0, count: channels)
+        for c in 0..<channels { inverse[c] = 1 / (variance[c] + epsilon).squareRoot() }
+        var dGamma = [Double](repeating: 0, count: channels)
+        var dBeta = [Double](repeating: 0, count: channels)
+        for r in 0..<rows {
+            let dy = outputGradient + r * channels, x = input + r * channels
+            for c in 0..<channels {
+                dBeta[c] += Double(dy[c])
+                dGamma[c] += Double(dy[c]) * Double((x[c] - mean[c]) * inverse[c])
+            }
+            if let inputGradient {
+                let dx = inputGradient + r * channels
+                for c in 0..<channels { dx[c] = dy[c] * (gamma?[c] ?? 1) * inverse[c] }
+            }
+        }
+        for c in 0..<channels {
+            gammaGradient?[c] = Float(dGamma[c])
+            betaGradient?[c] = Float(dBeta[c])
+        }
+    }
+
+    /// Training-mode backward through the batch statistics:
+    /// dx = γ/(N·σ)·(N·dy − Σdy − x̂·Σ(dy·x̂)), with σ = √(var + ε).
+    public static func backwardTraining(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                                        rows: Int, channels: Int, gamma: UnsafePointer<Float>?,
+                                        mean: UnsafePointer<Float>, variance: UnsafePointer<Float>, epsilon: Float,
+                                        inputGradient: UnsafeMutablePointer<Float>?,
+                                        gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
+        var inverse = [Double](repeating: 0, count: channels)
+        for c in 0..<channels { inverse[c] = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot() }
+        var sumDy = [Double](repeating: 0, count: channels)
+        var sumDyXhat = [Double](repeating: 0, count: channels)
+        for r in 0..<rows {
+            let dy = outputGradient + r * channels, x = input + r * channels
+            for c in 0..<channels {
+                let xhat = (Double(x[c]) - Double(mean[c])) * inverse[c]
+                sumDy[c] += Double(dy[c])
+                sumDyXhat[c] += Double(dy[c]) * xhat
+            }
+        }
+        for c in 0..<channels {
+            gammaGradient?[c] = Float(sumDyXhat[c])
+            betaGradient?[c] = Float(sumDy[c])
+        }
+        guard let inputGradient else { return }
+        let n = Double(rows)
+        for r in 0..<rows {
+            let dy = outputGradient + r * channels, x = input + r * channels, dx = inputGradient + r * channels
+            for c in 0..<channels {
+                let xhat = (Double(x[c]) - Double(mean[c])) * inverse[c]
+                let g = Double(gamma?[c] ?? 1)
+                dx[c] = Float(g * inverse[c] / n * (n * Double(dy[c]) - sumDy[c] - xhat * sumDyXhat[c]))
+            }
+        }
+    }
+
+    /// Keras's moving-average update: moving = moving·momentum + batch·(1 − momentum).
+    public static func updateMovingAverage(_ moving: inout [Float], batch: [Float], momentum: Float) {
+        for c in moving.indices { moving[c] = moving[c] * momentum + batch[c] * (1 - momentum) }
+    }
+
+    /// y = x·scale[c] + shift[c] over rows of `channels` values.
+    public static func affine(input: UnsafePointer<Float>, rows: Int, channels: Int, scale: [Float], shift: [Float],
+                              output: UnsafeMutablePointer<Float>) {
+        scale.withUnsafeBufferPointer { s in
+            shift.withUnsafeBufferPointer { b in
+                Threads.parallelFor(rows, minimumPerChunk: max(1, 16_384 / max(1, channels))) { range in
+                    for r in range {
+                        let x = input + r * channels, y = output + r * channels
+                        for c in 0..<channels { y[c] = x[c] * s[c] + b[c] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keras's ReLU (threshold, negative slope, max value) and its gradient.
+public enum ReLU {
+    public static func forward(input: UnsafePointer<Float>, count: Int, maxValue: Float?, threshold: Float, negativeSlope: Float,
+                               output: UnsafeMutablePointer<Float>) {
+        let cap = maxValue ?? .infinity
+        for i in 0..<count {
+            let x = input[i]
+            output[i] = min(x >= threshold ? x : negativeSlope * (x - threshold), cap)
+        }
+    }
+
+    /// dx = dy where the input lies strictly inside (threshold, max value), as TF's Relu6Grad;
+    /// times the negative slope below the threshold. Overwrites `inputGradient`.
+    public static func backward(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, count: Int,
+                                maxValue: Float?, threshold: Float, negativeSlope: Float,
+                                inputGradient: UnsafeMutablePointer<Float>) {
+        let cap = maxValue ?? .infinity
+        for i in 0..<count {
+            let x = input[i]
+            inputGradient[i] = x > threshold ? (x < cap ? outputGradient[i] : 0) : negativeSlope * outputGradient[i]
+        }
+    }
+}

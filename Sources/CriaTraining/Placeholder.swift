@@ -1,0 +1,1 @@
+// Placeholder while the training engine is written.
