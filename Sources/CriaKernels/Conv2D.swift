@@ -142,15 +142,35 @@ public enum Conv2D {
                 (kernelGradient + r * co + c0).update(repeating: 0, count: c1 - c0)
             }
             biasGradient.map { ($0 + c0).update(repeating: 0, count: c1 - c0) }
-            for n in 0..<batch {
-                for oy in 0..<outputHeight {
-                    for ox in 0..<outputWidth {
-                        for group in range {
-                            g.kernelGradientPixel(n: n, oy: oy, ox: ox, c: group * 8, lanes: min(8, co - group * 8),
-                                                  outputGradient: outputGradient, input: input,
-                                                  kernelGradient: kernelGradient, biasGradient: biasGradient)
+            let block = gradientBlock(channels: c1 - c0, rows: rowsOfKernel + 1)
+            // Each output row is summed into its own partial sums, then added:
+            // shorter Float sums than one running total over the whole batch.
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: (rowsOfKernel + 1) * block) { buffer in
+                let sums = buffer.baseAddress!
+                var b0 = c0
+                while b0 < c1 {
+                    let lanes = min(block, c1 - b0)
+                    let biasSums = sums + rowsOfKernel * lanes
+                    for n in 0..<batch {
+                        for oy in 0..<outputHeight {
+                            sums.update(repeating: 0, count: (rowsOfKernel + 1) * lanes)
+                            for ox in 0..<outputWidth {
+                                var c = b0
+                                while c < b0 + lanes {
+                                    g.kernelGradientPixel(n: n, oy: oy, ox: ox, c: c, lanes: min(8, b0 + lanes - c),
+                                                          outputGradient: outputGradient, input: input,
+                                                          sums: sums + (c - b0), sumStride: lanes,
+                                                          biasSums: biasSums + (c - b0))
+                                    c += 8
+                                }
+                            }
+                            for r in 0..<rowsOfKernel {
+                                accumulate(sums + r * lanes, into: kernelGradient + r * co + b0, count: lanes)
+                            }
+                            if let bg = biasGradient { accumulate(biasSums, into: bg + b0, count: lanes) }
                         }
                     }
+                    b0 += lanes
                 }
             }
         }
@@ -289,11 +309,12 @@ struct ConvGeometry {
         }
     }
 
-    /// Adds pixel (n, oy, ox)'s contribution for output channels c..<c+lanes.
+    /// Adds pixel (n, oy, ox)'s contribution for output channels c..<c+lanes
+    /// into row sums laid out [kernel row][lane] with row stride `sumStride`.
     @inline(__always)
     func kernelGradientPixel(n: Int, oy: Int, ox: Int, c: Int, lanes: Int,
                              outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                             kernelGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?) {
+                             sums: UnsafeMutablePointer<Float>, sumStride: Int, biasSums: UnsafeMutablePointer<Float>) {
         let ci = inputChannels, co = outputChannels
         let originY = oy * strideH - padTop, originX = ox * strideW - padLeft
         let ys = validTaps(origin: originY, kernel: kernelHeight, size: height)
@@ -302,25 +323,25 @@ struct ConvGeometry {
         let d = outputGradient + ((n * outputHeight + oy) * outputWidth + ox) * co + c
         if lanes == 8 {
             let g = load8(d)
-            if let bg = biasGradient { store8(load8(bg + c) + g, bg + c) }
+            store8(load8(biasSums) + g, biasSums)
             for ky in ys {
                 for kx in xs {
                     let x = base + (ky * width + kx) * ci
-                    let k = kernelGradient + (ky * kernelWidth + kx) * ci * co + c
+                    let k = sums + (ky * kernelWidth + kx) * ci * sumStride
                     for i in 0..<ci {
-                        store8(madd(load8(k + i * co), g, SIMD8(repeating: x[i])), k + i * co)
+                        store8(madd(load8(k + i * sumStride), g, SIMD8(repeating: x[i])), k + i * sumStride)
                     }
                 }
             }
         } else {
             for lane in 0..<lanes {
                 let g = d[lane]
-                if let bg = biasGradient { bg[c + lane] += g }
+                biasSums[lane] += g
                 for ky in ys {
                     for kx in xs {
                         let x = base + (ky * width + kx) * ci
-                        let k = kernelGradient + (ky * kernelWidth + kx) * ci * co + c + lane
-                        for i in 0..<ci { k[i * co] = madd(k[i * co], g, x[i]) }
+                        let k = sums + (ky * kernelWidth + kx) * ci * sumStride + lane
+                        for i in 0..<ci { k[i * sumStride] = madd(k[i * sumStride], g, x[i]) }
                     }
                 }
             }

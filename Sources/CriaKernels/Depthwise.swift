@@ -320,15 +320,6 @@ struct DepthwiseGeometry {
 
     // MARK: Backward, kernel
 
-    /// Channels per block of the kernel-gradient loop: as wide as possible
-    /// (longer contiguous reads) while the block's row sums, (taps + 1) floats
-    /// per channel, stay within 20 KB of the 32 KB L1.
-    func kernelBlock(channels count: Int) -> Int {
-        let fit = max(8, (20 * 1024 / 4 / (kernelHeight * kernelWidth + 1)) & ~7)
-        let blocks = (count + fit - 1) / fit
-        return ((count + blocks - 1) / blocks + 7) & ~7
-    }
-
     func backwardKernel(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
                         kernelGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?) {
         let C = channels
@@ -336,7 +327,7 @@ struct DepthwiseGeometry {
         guard C > 0 else { return }
         Threads.parallelFor((C + 7) / 8) { range in
             let c0 = range.lowerBound * 8, c1 = min(C, range.upperBound * 8)
-            let block = kernelBlock(channels: c1 - c0)
+            let block = gradientBlock(channels: c1 - c0, rows: taps + 1)
             for t in 0..<taps {
                 (kernelGradient + t * C + c0).update(repeating: 0, count: c1 - c0)
             }
@@ -355,10 +346,10 @@ struct DepthwiseGeometry {
                                 kernelRow(n: n, oy: oy, c: b0, lanes: lanes, outputGradient: outputGradient,
                                           input: input, sums: sums, tapList: tapList.baseAddress!)
                                 for t in 0..<taps {
-                                    add(sums + t * lanes, into: kernelGradient + t * C + b0, count: lanes)
+                                    accumulate(sums + t * lanes, into: kernelGradient + t * C + b0, count: lanes)
                                 }
                                 if let bg = biasGradient {
-                                    add(sums + taps * lanes, into: bg + b0, count: lanes)
+                                    accumulate(sums + taps * lanes, into: bg + b0, count: lanes)
                                 }
                             }
                         }
@@ -367,13 +358,6 @@ struct DepthwiseGeometry {
                 }
             }
         }
-    }
-
-    @inline(__always)
-    func add(_ source: UnsafeMutablePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int) {
-        var i = 0
-        while i + 8 <= count { store8(load8(target + i) + load8(source + i), target + i); i += 8 }
-        while i < count { target[i] += source[i]; i += 1 }
     }
 
     /// Adds output row (n, oy)'s contribution for channels c..<c+lanes into

@@ -76,3 +76,21 @@ func validTaps(origin: Int, kernel: Int, size: Int) -> Range<Int> {
     let high = max(low, min(kernel, size - origin))
     return low..<high
 }
+
+/// target[i] += source[i], the flush of per-row partial sums into a gradient.
+@inline(__always)
+func accumulate(_ source: UnsafeMutablePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count { store8(load8(target + i) + load8(source + i), target + i); i += 8 }
+    while i < count { target[i] += source[i]; i += 1 }
+}
+
+/// Channels per block for a gradient loop whose row sums need `rows` floats
+/// per channel: as wide as possible (longer contiguous reads) while the sums
+/// stay within 20 KB of the 32 KB L1. A multiple of 8, so SIMD groups never
+/// straddle blocks and no value depends on the blocking.
+func gradientBlock(channels count: Int, rows: Int) -> Int {
+    let fit = max(8, (20 * 1024 / 4 / max(1, rows)) & ~7)
+    let blocks = max(1, (count + fit - 1) / fit)
+    return ((count + blocks - 1) / blocks + 7) & ~7
+}

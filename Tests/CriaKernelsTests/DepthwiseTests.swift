@@ -115,6 +115,8 @@ final class DepthwiseTests: XCTestCase {
                     top: 0, bottom: 1, left: 0, right: 1),
             .same("det s1", batch: 2, height: 13, width: 15, channels: 70, kernel: 3, stride: 1),
             .same("det k5", batch: 2, height: 9, width: 7, channels: 19, kernel: 5, stride: 1),
+            // Wide enough that one thread splits dKernel into two L1 blocks and two threads do not.
+            .same("det C576", batch: 1, height: 4, width: 5, channels: 576, kernel: 3, stride: 1),
         ]
         var random = TestRandom(seed: 5)
         for k in shapes {
