@@ -66,10 +66,11 @@ public struct ModelGraph: Sendable {
     ///
     /// Extra weights in the file are ignored (Keras's `by_name` loading does the
     /// same, which lets a file with a top feed a model without one).
-    public mutating func attachWeights(from file: KerasFile) throws {
+    /// Layers named in `skipping` keep the weights they have (a new head, for instance).
+    public mutating func attachWeights(from file: KerasFile, skipping: Set<String> = []) throws {
         var file = file
         if !file.unnamedWeights.isEmpty { try file.resolveUnnamedWeights(paths: keras3ObjectPaths()) }
-        for index in nodes.indices {
+        for index in nodes.indices where !skipping.contains(nodes[index].name) {
             let node = nodes[index]
             let inputChannels = node.inputs.first.map { nodes[$0].outputShape.last ?? 0 } ?? 0
             let expected = node.kind.expectedWeights(inputChannels: inputChannels)
@@ -235,5 +236,24 @@ private struct Flattener {
             _ = last
             return Array(input.dropLast()) + [units]
         }
+    }
+}
+
+extension ModelGraph {
+    /// The nodes before `boundary` as a graph of their own (outputs read by name),
+    /// so a frozen prefix can run through the fused inference path alone.
+    public func prefix(before boundary: Int) -> ModelGraph {
+        var copy = self
+        copy.nodes = Array(nodes.prefix(boundary))
+        return copy
+    }
+
+    /// Weights are edited in place by training; this sets one layer's variables.
+    public mutating func setWeights(_ weights: LayerWeights, forNode index: Int) {
+        nodes[index].weights = weights
+    }
+
+    public mutating func setTrainable(_ trainable: Bool, forNode index: Int) {
+        nodes[index].trainable = trainable
     }
 }

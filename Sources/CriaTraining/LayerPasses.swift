@@ -1,0 +1,426 @@
+import CriaCore
+import CriaKerasIO
+import CriaKernels
+import CriaModel
+
+/// The per-layer forward and backward passes of the trainable suffix. Every
+/// layer kind of MobileNetV2 and its transfer head is here; the arithmetic
+/// lives in CriaKernels.
+extension TrainingGraph {
+    func forwardNode(_ index: Int, tape: inout Tape, seed: UInt64) -> [Float] {
+        let node = graph.nodes[index]
+        let batch = tape.batch
+        let input = node.inputs.first.map { tape.values[$0]! } ?? []
+        let inputShape = node.inputs.first.map { graph.nodes[$0].outputShape } ?? []
+        let count = batch * node.outputShape.reduce(1, *)
+        var output = [Float](repeating: 0, count: count)
+        switch node.kind {
+        case .input, .identity:
+            return input
+        case .conv2D(let spec), .depthwiseConv2D(let spec):
+            let geometry = ConvGeometryInfo(spec: spec, input: inputShape, output: node.outputShape)
+            let kernel = node.weights["kernel"]!.scalars
+            let bias = node.weights["bias"]?.scalars
+            let clamp = TrainingGraph.clamp(for: spec.activation)
+            input.withUnsafeBufferPointer { x in
+                kernel.withUnsafeBufferPointer { w in
+                    output.withUnsafeMutableBufferPointer { y in
+                        withOptionalPointer(bias) { b in
+                            geometry.forward(depthwise: isDepthwise(node.kind), batch: batch, input: x.baseAddress!, kernel: w.baseAddress!,
+                                             bias: b, clamp: clamp, output: y.baseAddress!)
+                        }
+                    }
+                }
+            }
+        case .batchNormalization(let epsilon, _, _):
+            let channels = inputShape.last!
+            let rows = count / channels
+            let gamma = node.weights["gamma"]?.scalars, beta = node.weights["beta"]?.scalars
+            let useBatchStatistics = tape.training && bnMode == .train && node.trainable
+            input.withUnsafeBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { y in
+                    withOptionalPointer(gamma) { g in
+                        withOptionalPointer(beta) { b in
+                            if useBatchStatistics {
+                                let statistics = BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
+                                                                           epsilon: epsilon, output: y.baseAddress!)
+                                tape.batchStatistics[index] = statistics
+                            } else {
+                                let mean = node.weights["moving_mean"]!.scalars, variance = node.weights["moving_variance"]!.scalars
+                                BatchNorm.forwardInference(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
+                                                           mean: mean, variance: variance, epsilon: epsilon, output: y.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+        case .relu(let maxValue, let threshold, let slope):
+            input.withUnsafeBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { y in
+                    ReLU.forward(input: x.baseAddress!, count: count, maxValue: maxValue, threshold: threshold, negativeSlope: slope,
+                                 output: y.baseAddress!)
+                }
+            }
+        case .activation(let function):
+            output = input
+            TrainingGraph.activate(function, &output, columns: node.outputShape.last ?? 1)
+        case .zeroPadding2D(let top, _, let left, _):
+            let (h, w, c) = (inputShape[0], inputShape[1], inputShape[2])
+            let (oh, ow) = (node.outputShape[0], node.outputShape[1])
+            for n in 0..<batch {
+                for y in 0..<h {
+                    let source = ((n * h + y) * w) * c, target = ((n * oh + y + top) * ow + left) * c
+                    output.replaceSubrange(target ..< target + w * c, with: input[source ..< source + w * c])
+                }
+            }
+        case .add:
+            output = input
+            for other in node.inputs.dropFirst() {
+                let addend = tape.values[other]!
+                for i in output.indices { output[i] += addend[i] }
+            }
+        case .globalAveragePooling2D, .globalMaxPooling2D:
+            let pixels = inputShape[0] * inputShape[1], channels = inputShape[2]
+            input.withUnsafeBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { y in
+                    if case .globalAveragePooling2D = node.kind {
+                        GlobalPooling.averageForward(input: x.baseAddress!, batch: batch, pixels: pixels, channels: channels, output: y.baseAddress!)
+                    } else {
+                        GlobalPooling.maxForward(input: x.baseAddress!, batch: batch, pixels: pixels, channels: channels, output: y.baseAddress!)
+                    }
+                }
+            }
+        case .dropout(let rate):
+            guard tape.training, rate > 0 else { return input }
+            // Inverted dropout: kept units are scaled by 1/(1 − rate), so inference needs no rescaling.
+            var generator = SplitMix64(seed: seed)
+            let scale = 1 / (1 - rate)
+            let mask = (0..<count).map { _ in generator.nextUnitFloat() >= rate ? scale : 0 }
+            for i in output.indices { output[i] = input[i] * mask[i] }
+            tape.dropoutMasks[index] = mask
+        case .dense(let units, let activation, let useBias):
+            let features = inputShape.last!
+            let rows = count / units
+            let kernel = node.weights["kernel"]!.scalars
+            let bias = useBias ? node.weights["bias"]!.scalars : nil
+            input.withUnsafeBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { y in
+                    withOptionalPointer(bias) { b in
+                        Pointwise.forward(input: x.baseAddress!, rows: rows, inputChannels: features, kernel: kernel, outputChannels: units,
+                                          bias: b, clamp: TrainingGraph.clamp(for: activation), output: y.baseAddress!)
+                    }
+                }
+            }
+            if activation == .softmax || activation == .sigmoid { TrainingGraph.activate(activation, &output, columns: units) }
+        case .rescaling(let scale, let offset):
+            output = input.map { $0 * scale + offset }
+        case .normalization:
+            // Normalization sits before the base in the frozen prefix; it is never trained here.
+            return input
+        }
+        return output
+    }
+
+    /// Returns (gradient for each input or nil, gradients of this layer's variables).
+    func backwardNode(_ index: Int, gradient: [Float], tape: Tape, needsInput: [Bool]) -> ([[Float]?], LayerWeights) {
+        let node = graph.nodes[index]
+        let batch = tape.batch
+        let wantsVariables = graph.hasTrainableVariables(index)
+        let input = node.inputs.first.map { tape.values[$0]! } ?? []
+        let inputShape = node.inputs.first.map { graph.nodes[$0].outputShape } ?? []
+        let output = tape.values[index]!
+        switch node.kind {
+        case .input, .identity, .normalization:
+            return ([gradient], [:])
+        case .conv2D(let spec), .depthwiseConv2D(let spec):
+            let geometry = ConvGeometryInfo(spec: spec, input: inputShape, output: node.outputShape)
+            var dy = gradient
+            if spec.activation != .linear { TrainingGraph.maskByOutput(&dy, output: output, activation: spec.activation) }
+            let kernel = node.weights["kernel"]!
+            let (dx, dw, db) = geometry.backward(depthwise: isDepthwise(node.kind), batch: batch, input: input, kernel: kernel.scalars,
+                                                 outputGradient: dy, wantInput: needsInput[0], wantKernel: wantsVariables,
+                                                 wantBias: spec.useBias)
+            var variables: LayerWeights = [:]
+            if let dw { variables["kernel"] = Tensor(shape: kernel.shape, scalars: dw) }
+            if let db { variables["bias"] = Tensor(shape: [db.count], scalars: db) }
+            return ([dx], variables)
+        case .batchNormalization(let epsilon, let center, let scale):
+            let channels = inputShape.last!
+            let rows = input.count / channels
+            var dx: [Float]? = needsInput[0] ? [Float](repeating: 0, count: input.count) : nil
+            var dGamma = [Float](repeating: 0, count: channels), dBeta = [Float](repeating: 0, count: channels)
+            let gamma = node.weights["gamma"]?.scalars
+            let statistics = tape.batchStatistics[index]
+            let mean = statistics?.mean ?? node.weights["moving_mean"]!.scalars
+            let variance = statistics?.variance ?? node.weights["moving_variance"]!.scalars
+            gradient.withUnsafeBufferPointer { dy in
+                input.withUnsafeBufferPointer { x in
+                    withOptionalPointer(gamma) { g in
+                        withOptionalMutablePointer(&dx) { dxPointer in
+                            dGamma.withUnsafeMutableBufferPointer { dg in
+                                dBeta.withUnsafeMutableBufferPointer { dbeta in
+                                    if statistics != nil {
+                                        BatchNorm.backwardTraining(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
+                                                                   gamma: g, mean: mean, variance: variance, epsilon: epsilon,
+                                                                   inputGradient: dxPointer, gammaGradient: dg.baseAddress!, betaGradient: dbeta.baseAddress!)
+                                    } else {
+                                        BatchNorm.backwardInference(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
+                                                                    gamma: g, mean: mean, variance: variance, epsilon: epsilon,
+                                                                    inputGradient: dxPointer, gammaGradient: dg.baseAddress!, betaGradient: dbeta.baseAddress!)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            var variables: LayerWeights = [:]
+            if wantsVariables {
+                if scale { variables["gamma"] = Tensor(shape: [channels], scalars: dGamma) }
+                if center { variables["beta"] = Tensor(shape: [channels], scalars: dBeta) }
+            }
+            return ([dx], variables)
+        case .relu(let maxValue, let threshold, let slope):
+            guard needsInput[0] else { return ([nil], [:]) }
+            var dx = [Float](repeating: 0, count: input.count)
+            gradient.withUnsafeBufferPointer { dy in
+                input.withUnsafeBufferPointer { x in
+                    dx.withUnsafeMutableBufferPointer { d in
+                        ReLU.backward(outputGradient: dy.baseAddress!, input: x.baseAddress!, count: input.count, maxValue: maxValue,
+                                      threshold: threshold, negativeSlope: slope, inputGradient: d.baseAddress!)
+                    }
+                }
+            }
+            return ([dx], [:])
+        case .activation(let function):
+            var dy = gradient
+            TrainingGraph.maskByOutput(&dy, output: output, activation: function)
+            return ([dy], [:])
+        case .zeroPadding2D(let top, _, let left, _):
+            guard needsInput[0] else { return ([nil], [:]) }
+            let (h, w, c) = (inputShape[0], inputShape[1], inputShape[2])
+            let (oh, ow) = (node.outputShape[0], node.outputShape[1])
+            var dx = [Float](repeating: 0, count: input.count)
+            for n in 0..<batch {
+                for y in 0..<h {
+                    let target = ((n * h + y) * w) * c, source = ((n * oh + y + top) * ow + left) * c
+                    dx.replaceSubrange(target ..< target + w * c, with: gradient[source ..< source + w * c])
+                }
+            }
+            return ([dx], [:])
+        case .add:
+            return (node.inputs.indices.map { needsInput[$0] ? gradient : nil }, [:])
+        case .globalAveragePooling2D:
+            guard needsInput[0] else { return ([nil], [:]) }
+            var dx = [Float](repeating: 0, count: input.count)
+            gradient.withUnsafeBufferPointer { dy in
+                dx.withUnsafeMutableBufferPointer { d in
+                    GlobalPooling.averageBackward(outputGradient: dy.baseAddress!, batch: batch, pixels: inputShape[0] * inputShape[1],
+                                                  channels: inputShape[2], inputGradient: d.baseAddress!)
+                }
+            }
+            return ([dx], [:])
+        case .globalMaxPooling2D:
+            guard needsInput[0] else { return ([nil], [:]) }
+            // The gradient goes to the first pixel holding each channel's maximum, as TF's argmax does.
+            let pixels = inputShape[0] * inputShape[1], channels = inputShape[2]
+            var dx = [Float](repeating: 0, count: input.count)
+            for n in 0..<batch {
+                for c in 0..<channels {
+                    let target = output[n * channels + c]
+                    if let p = (0..<pixels).first(where: { input[(n * pixels + $0) * channels + c] == target }) {
+                        dx[(n * pixels + p) * channels + c] = gradient[n * channels + c]
+                    }
+                }
+            }
+            return ([dx], [:])
+        case .dropout:
+            guard let mask = tape.dropoutMasks[index] else { return ([gradient], [:]) }
+            return ([zip(gradient, mask).map { $0 * $1 }], [:])
+        case .dense(let units, let activation, let useBias):
+            var dy = gradient
+            if activation != .linear { TrainingGraph.maskByOutput(&dy, output: output, activation: activation) }
+            let features = inputShape.last!
+            let rows = input.count / features
+            let kernel = node.weights["kernel"]!
+            var dx: [Float]? = needsInput[0] ? [Float](repeating: 0, count: input.count) : nil
+            var variables: LayerWeights = [:]
+            dy.withUnsafeBufferPointer { g in
+                if dx != nil {
+                    dx!.withUnsafeMutableBufferPointer { d in
+                        Pointwise.backwardInput(outputGradient: g.baseAddress!, rows: rows, inputChannels: features, kernel: kernel.scalars,
+                                                outputChannels: units, inputGradient: d.baseAddress!)
+                    }
+                }
+                if wantsVariables {
+                    var dw = [Float](repeating: 0, count: kernel.count)
+                    input.withUnsafeBufferPointer { x in
+                        Pointwise.backwardKernel(outputGradient: g.baseAddress!, input: x.baseAddress!, rows: rows, inputChannels: features,
+                                                 outputChannels: units, accumulate: false, kernelGradient: &dw)
+                    }
+                    variables["kernel"] = Tensor(shape: kernel.shape, scalars: dw)
+                    if useBias { variables["bias"] = Tensor(shape: [units], scalars: TrainingGraph.columnSums(dy, rows: rows, columns: units)) }
+                }
+            }
+            return ([dx], variables)
+        case .rescaling(let scale, _):
+            return ([gradient.map { $0 * scale }], [:])
+        }
+    }
+
+    private func isDepthwise(_ kind: LayerKind) -> Bool {
+        if case .depthwiseConv2D = kind { return true }
+        return false
+    }
+
+    static func clamp(for activation: ActivationFunction) -> Clamp {
+        switch activation {
+        case .relu: return .relu
+        case .relu6: return .relu6
+        default: return .none
+        }
+    }
+
+    static func activate(_ function: ActivationFunction, _ data: inout [Float], columns: Int) {
+        data.withUnsafeMutableBufferPointer { buffer in
+            switch function {
+            case .linear: break
+            case .relu: for i in 0..<buffer.count { buffer[i] = max(buffer[i], 0) }
+            case .relu6: for i in 0..<buffer.count { buffer[i] = min(max(buffer[i], 0), 6) }
+            case .sigmoid: Activations.sigmoid(buffer.baseAddress!, count: buffer.count)
+            case .softmax: Activations.softmax(buffer.baseAddress!, rows: buffer.count / columns, columns: columns)
+            }
+        }
+    }
+
+    /// Multiplies a gradient by the activation's derivative, written in terms of its output.
+    static func maskByOutput(_ gradient: inout [Float], output: [Float], activation: ActivationFunction) {
+        switch activation {
+        case .linear: break
+        case .relu: for i in gradient.indices where output[i] <= 0 { gradient[i] = 0 }
+        case .relu6: for i in gradient.indices where output[i] <= 0 || output[i] >= 6 { gradient[i] = 0 }
+        case .sigmoid: for i in gradient.indices { gradient[i] *= output[i] * (1 - output[i]) }
+        case .softmax:
+            // Rows are unknown here; softmax outputs are handled by the loss (from probabilities), so reaching this is a misuse.
+            preconditionFailure("backward through a softmax layer: compute the loss from its probabilities instead")
+        }
+    }
+
+    static func columnSums(_ values: [Float], rows: Int, columns: Int) -> [Float] {
+        var sums = [Double](repeating: 0, count: columns)
+        for r in 0..<rows { for c in 0..<columns { sums[c] += Double(values[r * columns + c]) } }
+        return sums.map { Float($0) }
+    }
+}
+
+/// Shapes and padding of one convolution, dispatching to the kernels.
+struct ConvGeometryInfo {
+    let spec: ConvSpec
+    let height, width, inputChannels, outputHeight, outputWidth, outputChannels: Int
+    let padTop, padLeft: Int
+
+    init(spec: ConvSpec, input: [Int], output: [Int]) {
+        self.spec = spec
+        (height, width, inputChannels) = (input[0], input[1], input[2])
+        (outputHeight, outputWidth, outputChannels) = (output[0], output[1], output[2])
+        padTop = spec.padding.amounts(input: height, kernel: spec.kernelHeight, stride: spec.strideH).before
+        padLeft = spec.padding.amounts(input: width, kernel: spec.kernelWidth, stride: spec.strideW).before
+    }
+
+    var isPointwise: Bool {
+        spec.kernelHeight == 1 && spec.kernelWidth == 1 && spec.strideH == 1 && spec.strideW == 1 && padTop == 0 && padLeft == 0
+    }
+
+    func forward(depthwise: Bool, batch: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 clamp: Clamp, output: UnsafeMutablePointer<Float>) {
+        if depthwise {
+            DepthwiseConv2D.forward(input: input, batch: batch, height: height, width: width, channels: inputChannels, kernel: kernel,
+                                    kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth, strideH: spec.strideH, strideW: spec.strideW,
+                                    padTop: padTop, padLeft: padLeft, outputHeight: outputHeight, outputWidth: outputWidth,
+                                    bias: bias, clamp: clamp, output: output)
+        } else if isPointwise {
+            Pointwise.forward(input: input, rows: batch * height * width, inputChannels: inputChannels, kernel: kernel,
+                              outputChannels: outputChannels, bias: bias, clamp: clamp, output: output)
+        } else {
+            Conv2D.forward(input: input, batch: batch, height: height, width: width, inputChannels: inputChannels, kernel: kernel,
+                           kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth, outputChannels: outputChannels,
+                           strideH: spec.strideH, strideW: spec.strideW, padTop: padTop, padLeft: padLeft,
+                           outputHeight: outputHeight, outputWidth: outputWidth, bias: bias, clamp: clamp, output: output)
+        }
+    }
+
+    /// Gradients for the input, kernel and bias, each computed only when asked for.
+    func backward(depthwise: Bool, batch: Int, input: [Float], kernel: [Float], outputGradient dy: [Float],
+                  wantInput: Bool, wantKernel: Bool, wantBias: Bool) -> (input: [Float]?, kernel: [Float]?, bias: [Float]?) {
+        var dx: [Float]? = wantInput ? [Float](repeating: 0, count: input.count) : nil
+        var dw: [Float]? = wantKernel ? [Float](repeating: 0, count: kernel.count) : nil
+        var db: [Float]? = wantKernel && wantBias ? [Float](repeating: 0, count: outputChannels) : nil
+        let (kh, kw, sh, sw) = (spec.kernelHeight, spec.kernelWidth, spec.strideH, spec.strideW)
+        let (h, w, ci, oh, ow, co) = (height, width, inputChannels, outputHeight, outputWidth, outputChannels)
+        let pixels = batch * h * w
+        withOptionalMutablePointer(&dx) { inputGradient in
+            guard let inputGradient else { return }
+            if depthwise {
+                DepthwiseConv2D.backwardInput(outputGradient: dy, batch: batch, height: h, width: w, channels: ci, kernel: kernel,
+                                              kernelHeight: kh, kernelWidth: kw, strideH: sh, strideW: sw, padTop: padTop, padLeft: padLeft,
+                                              outputHeight: oh, outputWidth: ow, inputGradient: inputGradient)
+            } else if isPointwise {
+                Pointwise.backwardInput(outputGradient: dy, rows: pixels, inputChannels: ci, kernel: kernel, outputChannels: co,
+                                        inputGradient: inputGradient)
+            } else {
+                Conv2D.backwardInput(outputGradient: dy, batch: batch, height: h, width: w, inputChannels: ci, kernel: kernel,
+                                     kernelHeight: kh, kernelWidth: kw, outputChannels: co, strideH: sh, strideW: sw, padTop: padTop,
+                                     padLeft: padLeft, outputHeight: oh, outputWidth: ow, inputGradient: inputGradient)
+            }
+        }
+        withOptionalMutablePointer(&dw) { kernelGradient in
+            guard let kernelGradient else { return }
+            withOptionalMutablePointer(&db) { biasGradient in
+                if depthwise {
+                    DepthwiseConv2D.backwardKernel(outputGradient: dy, input: input, batch: batch, height: h, width: w, channels: ci,
+                                                   kernelHeight: kh, kernelWidth: kw, strideH: sh, strideW: sw, padTop: padTop, padLeft: padLeft,
+                                                   outputHeight: oh, outputWidth: ow, kernelGradient: kernelGradient, biasGradient: biasGradient)
+                } else if isPointwise {
+                    Pointwise.backwardKernel(outputGradient: dy, input: input, rows: pixels, inputChannels: ci, outputChannels: co,
+                                             accumulate: false, kernelGradient: kernelGradient)
+                    if let biasGradient {
+                        let sums = TrainingGraph.columnSums(dy, rows: pixels, columns: co)
+                        for c in 0..<co { biasGradient[c] = sums[c] }
+                    }
+                } else {
+                    Conv2D.backwardKernel(outputGradient: dy, input: input, batch: batch, height: h, width: w, inputChannels: ci,
+                                          kernelHeight: kh, kernelWidth: kw, outputChannels: co, strideH: sh, strideW: sw, padTop: padTop,
+                                          padLeft: padLeft, outputHeight: oh, outputWidth: ow, kernelGradient: kernelGradient,
+                                          biasGradient: biasGradient)
+                }
+            }
+        }
+        return (dx, dw, db)
+    }
+}
+
+func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
+func withOptionalMutablePointer<R>(_ array: inout [Float]?, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
+    guard array != nil else { return body(nil) }
+    return array!.withUnsafeMutableBufferPointer { body($0.baseAddress) }
+}
+
+/// A tiny, fast, seedable generator (SplitMix64) for dropout masks and shuffles:
+/// the same seed gives the same stream on every machine.
+public struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1) with 24 random bits, exactly representable as Float.
+    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
+}

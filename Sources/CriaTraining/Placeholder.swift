@@ -1,1 +1,0 @@
-// Placeholder while the training engine is written.

@@ -1,0 +1,140 @@
+import CriaCore
+import CriaKerasIO
+import CriaKernels
+import CriaModel
+
+/// Forward and backward passes through a model under one freezing setting.
+///
+/// The model is cut at a boundary: the first layer that has trainable
+/// variables or behaves differently in training (Dropout, BatchNorm in train
+/// mode). Everything before it is the frozen prefix, run through the fused
+/// inference path (BatchNorm folded) with no activations kept and no
+/// gradients computed; its outputs can be cached per image. Everything from
+/// the boundary on is the trainable suffix, run layer by layer with its
+/// activations kept for the backward pass.
+public final class TrainingGraph {
+    public private(set) var graph: ModelGraph
+    public let bnMode: BatchNormMode
+    public let boundary: Int
+    /// Prefix nodes whose outputs the suffix reads.
+    public let prefixOutputs: [Int]
+    private let prefixModel: InferenceModel?
+    private let suffix: [Int]
+    private let consumers: [[Int]]
+
+    /// Values of one forward pass, kept for backward.
+    public struct Tape {
+        var values: [Int: [Float]] = [:]
+        var batchStatistics: [Int: (mean: [Float], variance: [Float])] = [:]
+        var dropoutMasks: [Int: [Float]] = [:]
+        public var batch: Int
+        public var training: Bool
+    }
+
+    public init(graph: ModelGraph, bnMode: BatchNormMode) throws {
+        self.graph = graph
+        self.bnMode = bnMode
+        var consumers = [[Int]](repeating: [], count: graph.nodes.count)
+        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { consumers[input].append(index) } }
+        self.consumers = consumers
+        var boundary = graph.nodes.count
+        for index in graph.nodes.indices where TrainingGraph.startsSuffix(graph, index, bnMode: bnMode) {
+            boundary = index
+            break
+        }
+        boundary = min(boundary, graph.outputNode)
+        self.boundary = boundary
+        suffix = Array(boundary..<graph.nodes.count)
+        var outputs = Set<Int>()
+        for index in suffix { for input in graph.nodes[index].inputs where input < boundary { outputs.insert(input) } }
+        prefixOutputs = outputs.sorted()
+        prefixModel = boundary > 0 && !prefixOutputs.isEmpty
+            ? try InferenceModel(graph: graph.prefix(before: boundary), outputs: prefixOutputs.map { graph.nodes[$0].name })
+            : nil
+    }
+
+    private static func startsSuffix(_ graph: ModelGraph, _ index: Int, bnMode: BatchNormMode) -> Bool {
+        if graph.hasTrainableVariables(index) { return true }
+        switch graph.nodes[index].kind {
+        case .dropout(let rate): return rate > 0
+        case .batchNormalization: return bnMode == .train && graph.nodes[index].trainable
+        default: return false
+        }
+    }
+
+    /// Runs the frozen prefix on raw inputs; the result may be cached per image.
+    public func runPrefix(_ input: Tensor) throws -> [Int: [Float]] {
+        guard let prefixModel else { return [graph.inputNode: input.scalars] }
+        let outputs = try prefixModel.predict(input)
+        var result: [Int: [Float]] = [:]
+        for index in prefixOutputs { result[index] = outputs[graph.nodes[index].name]!.scalars }
+        return result
+    }
+
+    public func prefixShape(_ node: Int) -> [Int] { graph.nodes[node].outputShape }
+
+    /// Runs the suffix. `training` turns on Dropout and (in train mode) batch statistics;
+    /// `dropoutSeed` makes the masks reproducible.
+    public func forward(prefix: [Int: [Float]], batch: Int, training: Bool, dropoutSeed: UInt64) -> (output: [Float], tape: Tape) {
+        var tape = Tape(batch: batch, training: training)
+        for (node, value) in prefix { tape.values[node] = value }
+        for index in suffix {
+            let value = forwardNode(index, tape: &tape, seed: dropoutSeed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+            tape.values[index] = value
+        }
+        return (tape.values[graph.outputNode]!, tape)
+    }
+
+    /// Gradients of every trainable variable, given dLoss/dOutput. Only suffix layers are visited.
+    public func backward(_ outputGradient: [Float], tape: Tape) -> [Int: LayerWeights] {
+        var gradients: [Int: [Float]] = [graph.outputNode: outputGradient]
+        var variableGradients: [Int: LayerWeights] = [:]
+        for index in suffix.reversed() {
+            guard let gradient = gradients.removeValue(forKey: index) else { continue }
+            let node = graph.nodes[index]
+            // Inputs from the frozen prefix (or frozen suffix layers with nothing trainable before them) need no gradient.
+            let needsInput = node.inputs.map { $0 >= boundary && needsGradient($0) }
+            let (inputGradients, variables) = backwardNode(index, gradient: gradient, tape: tape, needsInput: needsInput)
+            if !variables.isEmpty && graph.hasTrainableVariables(index) { variableGradients[index] = variables }
+            for (position, input) in node.inputs.enumerated() where needsInput[position] {
+                guard let incoming = inputGradients[position] else { continue }
+                if var existing = gradients[input] {
+                    for i in existing.indices { existing[i] += incoming[i] }
+                    gradients[input] = existing
+                } else {
+                    gradients[input] = incoming
+                }
+            }
+        }
+        return variableGradients
+    }
+
+    /// Whether anything at or before `node` in the suffix has trainable variables.
+    private lazy var gradientNeeded: [Bool] = {
+        var needed = [Bool](repeating: false, count: graph.nodes.count)
+        for index in graph.nodes.indices {
+            needed[index] = graph.hasTrainableVariables(index) || graph.nodes[index].inputs.contains { needed[$0] }
+        }
+        return needed
+    }()
+
+    private func needsGradient(_ node: Int) -> Bool { gradientNeeded[node] }
+
+    /// Writes updated variables back (after an optimizer step or moving-average update).
+    public func setWeights(_ weights: LayerWeights, forNode index: Int) {
+        graph.setWeights(weights, forNode: index)
+    }
+
+    /// Applies the moving-average updates of train-mode BatchNorm layers recorded on a tape.
+    public func updateMovingStatistics(from tape: Tape) {
+        for (index, statistics) in tape.batchStatistics.sorted(by: { $0.key < $1.key }) {
+            var weights = graph.nodes[index].weights
+            var mean = weights["moving_mean"]!.scalars, variance = weights["moving_variance"]!.scalars
+            BatchNorm.updateMovingAverage(&mean, batch: statistics.mean, momentum: 0.999)
+            BatchNorm.updateMovingAverage(&variance, batch: statistics.variance, momentum: 0.999)
+            weights["moving_mean"] = Tensor(shape: [mean.count], scalars: mean)
+            weights["moving_variance"] = Tensor(shape: [variance.count], scalars: variance)
+            graph.setWeights(weights, forNode: index)
+        }
+    }
+}
