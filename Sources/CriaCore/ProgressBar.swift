@@ -33,7 +33,8 @@ public final class ProgressBar: @unchecked Sendable {
         let now = Date()
         if done < total, now.timeIntervalSince(lastDraw) < 0.1 { return }
         lastDraw = now
-        output("\r" + line(elapsed: now.timeIntervalSince(start)))
+        // ESC[K clears what a longer previous line left behind.
+        output("\r" + line(elapsed: now.timeIntervalSince(start)) + "\u{1B}[K")
     }
 
     /// Writes the final line (elapsed time instead of ETA). Idempotent.
@@ -41,7 +42,8 @@ public final class ProgressBar: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         guard !finished else { return }
         finished = true
-        output((interactive ? "\r" : "") + line(elapsed: Date().timeIntervalSince(start)) + "\n")
+        output(interactive ? "\r" + line(elapsed: Date().timeIntervalSince(start)) + "\u{1B}[K\n"
+                           : line(elapsed: Date().timeIntervalSince(start)) + "\n")
     }
 
     /// The text of the bar for `done` of `total` after `elapsed` seconds.

@@ -102,7 +102,8 @@ public enum DirectoryDataset {
         return ImageDataset(directory: index.directory, classNames: index.classNames, files: loaded.files, labels: loaded.labels,
                             height: options.imageSize.height, width: options.imageSize.width, pixels: loaded.pixels,
                             storage: options.storage, labelMode: options.labelMode, unreadable: loaded.unreadable,
-                            batchSize: options.batchSize, shuffle: shuffle, seed: options.seed ?? 0)
+                            batchSize: options.batchSize, shuffle: shuffle,
+                            seed: options.seed ?? UInt32.random(in: 0..<1_000_000))
     }
 }
 

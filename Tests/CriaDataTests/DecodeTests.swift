@@ -42,6 +42,14 @@ final class DecodeTests: XCTestCase {
         }
     }
 
+    /// TF rejects a JPEG without its EOI marker but ignores bytes after it; so does Cria.
+    func testMissingEOIFailsAndTrailingBytesAreIgnored() throws {
+        let jpeg = try Data(contentsOf: Fixtures.url("data/decode/jpeg_420.jpg"))
+        assertThrows(try ImageDecoder.decode(jpeg.dropLast(2), name: "noeoi.jpg"), contains: ["noeoi.jpg"])
+        let padded = try ImageDecoder.decode(jpeg + Data("garbage".utf8), name: "padded.jpg")
+        XCTAssertEqual(padded, try ImageDecoder.decode(jpeg, name: "plain.jpg"))
+    }
+
     func testTruncatedPNGIsAnError() throws {
         let png = try Data(contentsOf: Fixtures.url("data/decode/png_rgb8.png"))
         for cut in [12, 40, png.count / 2, png.count - 5] {
