@@ -140,10 +140,10 @@ struct DepthwiseGeometry {
                     bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>,
                     taps tapScratch: UnsafeMutablePointer<Int>) {
         let originY = oy * strideH - padTop
-        let taps = validTaps(origin: originY, kernel: kernelHeight, size: height)
+        let ys = validTaps(origin: originY, kernel: kernelHeight, size: height)
         let interior = interiorRange(input: width, kernel: kernelWidth, stride: strideW, pad: padLeft,
                                      output: outputWidth)
-        let fast = kernelHeight == 3 && kernelWidth == 3 && taps.count == 3 && !interior.isEmpty
+        let fast = kernelHeight == 3 && kernelWidth == 3 && ys.count == 3 && !interior.isEmpty
         guard fast else {
             for ox in 0..<outputWidth {
                 forwardPixel(n: n, oy: oy, ox: ox, from: 0, input: input, kernel: kernel, tapStride: tapStride,
