@@ -186,6 +186,11 @@ public enum LayerKind: Equatable, Sendable {
         }
     }
 
+    /// The variables and shapes this layer owns, for initialising or checking weights.
+    public func expectedWeightShapes(inputChannels: Int) -> [(name: String, shape: [Int])] {
+        expectedWeights(inputChannels: inputChannels)
+    }
+
     /// Parameters as Keras's `count_params` reports them for this layer.
     public func expectedParameterCount(inputChannels: Int) -> Int {
         expectedWeights(inputChannels: inputChannels).reduce(0) { $0 + $1.shape.reduce(1, *) }

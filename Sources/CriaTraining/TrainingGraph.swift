@@ -29,6 +29,9 @@ public final class TrainingGraph {
         var dropoutMasks: [Int: [Float]] = [:]
         public var batch: Int
         public var training: Bool
+
+        /// The recorded output of a node, for tests and feature extraction.
+        public func value(of node: Int) -> [Float]? { values[node] }
     }
 
     public init(graph: ModelGraph, bnMode: BatchNormMode) throws {

