@@ -21,6 +21,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // System-library shims: module maps only, resolved through pkg-config.
@@ -38,7 +39,11 @@ let package = Package(
         .target(name: "CriaData", dependencies: ["CriaCore", "CTurboJPEG", "CPNG", "CZlib"], swiftSettings: kernelFlags),
         .target(name: "CriaWeights", dependencies: ["CriaCore"]),
         .target(name: "CriaTraining", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CLAPACKE"], swiftSettings: kernelFlags),
-        .target(name: "Cria", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CriaData", "CriaWeights", "CriaTraining"]),
+        .target(name: "CriaReports", dependencies: ["CriaCore", "CriaTraining"]),
+        .target(name: "CriaExperiments", dependencies: ["CriaCore", "CriaKerasIO", "CriaModel", "CriaData", "CriaTraining", "CriaReports",
+                                                        .product(name: "Yams", package: "Yams")]),
+        .target(name: "Cria", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CriaData", "CriaWeights", "CriaTraining",
+                                             "CriaReports", "CriaExperiments"]),
         .executableTarget(name: "cria", dependencies: [
             "Cria",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -49,6 +54,8 @@ let package = Package(
         .testTarget(name: "CriaKernelsTests", dependencies: ["CriaKernels", "CriaTestSupport"]),
         .testTarget(name: "CriaKerasIOTests", dependencies: ["CriaKerasIO", "CriaTestSupport"]),
         .testTarget(name: "CriaModelTests", dependencies: ["CriaModel", "CriaData", "CriaTestSupport"]),
+        .testTarget(name: "CriaReportsTests", dependencies: ["CriaReports", "CriaTestSupport"]),
+        .testTarget(name: "CriaExperimentsTests", dependencies: ["CriaExperiments", "CriaTestSupport"]),
         .testTarget(name: "CriaTrainingTests", dependencies: ["CriaTraining", "CriaTestSupport"]),
         .testTarget(name: "CriaDataTests", dependencies: ["CriaData", "CriaTestSupport"]),
         .testTarget(name: "CriaWeightsTests", dependencies: ["CriaWeights", "CriaTestSupport"]),

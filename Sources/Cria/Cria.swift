@@ -6,6 +6,8 @@
 @_exported import CriaKernels
 @_exported import CriaModel
 @_exported import CriaTraining
+@_exported import CriaReports
+@_exported import CriaExperiments
 @_exported import CriaWeights
 
 public enum CriaVersion {

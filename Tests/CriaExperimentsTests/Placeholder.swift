@@ -1,0 +1,1 @@
+// Placeholder so the package resolves; real tests replace it.
