@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-debug fixtures clean
+.PHONY: setup build test test-debug fixtures clean bench bench-compare check-keras-roundtrip
 
 setup:
 	@bash scripts/setup.sh
@@ -24,5 +24,24 @@ fixtures:
 	python3 Notebooks-export/make_fixtures.py
 	python3 Notebooks-export/make_data_fixtures.py
 
+# Inference speed on this machine: a table (see Benchmarks/README.md); JSON with ARGS=--json.
+bench: setup
+	$(SWIFT) build -c release --scratch-path .build-bench
+	$$($(SWIFT) build -c release --scratch-path .build-bench --show-bin-path)/cria bench $(ARGS)
+
+# Cria vs ONNX Runtime vs Keras/TF, interleaved rounds, medians and ratios (ROUNDS, THREADS, MODEL).
+bench-compare: setup
+	bash Benchmarks/compare.sh
+
 clean:
 	rm -rf .build
+
+# Cria writes a Keras 3 legacy .h5 and .weights.h5 (SavedModelRoundTripTests with
+# CRIA_WRITE_ROUNDTRIP), Keras 3 loads both and records its predictions
+# (needs: pip install tensorflow-cpu h5py). To refresh the committed fixture:
+#   make check-keras-roundtrip ROUNDTRIP_DIR=Tests/Fixtures/roundtrip
+ROUNDTRIP_DIR ?= .build/keras-roundtrip
+check-keras-roundtrip: setup
+	$(SWIFT) build --build-tests $(RELEASE)
+	CRIA_WRITE_ROUNDTRIP=$(abspath $(ROUNDTRIP_DIR)) $(SWIFT) test --skip-build $(RELEASE) --filter SavedModelRoundTripTests
+	python3 Notebooks-export/check_cria_saves.py $(ROUNDTRIP_DIR)

@@ -184,39 +184,9 @@ public struct KerasModelConfig: Equatable, Sendable {
         }
     }
 
-    /// Serialises back to Keras 3's JSON dialect, which both Keras 3 and Cria read.
+    /// Serialises to the JSON Keras 3 writes as a legacy `.h5` `model_config` (and
+    /// that `keras.models.load_model` rebuilds): see `KerasConfigWriter`.
     public func kerasJSON() -> JSONValue {
-        let layerEntries: [JSONValue] = layers.map { layer in
-            var config = layer.config
-            if let nested = layer.nested, case .object(var fields) = config,
-               case .object(let nestedFields)? = nested.kerasJSON()["config"] {
-                fields.merge(nestedFields) { _, new in new }
-                config = .object(fields)
-            }
-            var entry: [String: JSONValue] = [
-                "class_name": .string(layer.className), "name": .string(layer.name), "config": config,
-                "module": .string(KerasModelConfig.modelClassNames.contains(layer.className) ? "keras" : "keras.layers"),
-                "registered_name": nil,
-            ]
-            if className == "Sequential" {
-                entry["inbound_nodes"] = []
-            } else {
-                let tensors: [JSONValue] = layer.inputs.map { reference in
-                    ["class_name": "__keras_tensor__",
-                     "config": ["keras_history": [.string(reference.layer), .number(Double(reference.node)), .number(Double(reference.tensor))]]]
-                }
-                var kwargs: [String: JSONValue] = [:]
-                if let training = layer.trainingArgument { kwargs["training"] = .bool(training) }
-                entry["inbound_nodes"] = layer.inputs.isEmpty ? [] : [["args": tensors.count == 1 ? .array(tensors) : [.array(tensors)], "kwargs": .object(kwargs)]]
-            }
-            return .object(entry)
-        }
-        let triple: (TensorReference) -> JSONValue = { [.string($0.layer), .number(Double($0.node)), .number(Double($0.tensor))] }
-        var config: [String: JSONValue] = ["name": .string(name), "trainable": true, "layers": .array(layerEntries)]
-        if className != "Sequential" {
-            config["input_layers"] = inputs.count == 1 ? triple(inputs[0]) : .array(inputs.map(triple))
-            config["output_layers"] = outputs.count == 1 ? triple(outputs[0]) : .array(outputs.map(triple))
-        }
-        return ["class_name": .string(className), "config": .object(config), "module": "keras", "registered_name": nil]
+        KerasConfigWriter.modelJSON(self)
     }
 }
