@@ -50,6 +50,12 @@ public final class Trainer {
         self.seed = seed
     }
 
+    /// Sets one layer's variables (the linear probe's head, a restored checkpoint).
+    public func replaceWeights(_ weights: LayerWeights, forLayer name: String) {
+        guard let index = graph.index(of: name) else { return }
+        graph.setWeights(weights, forNode: index)
+    }
+
     private var outputColumns: Int { graph.outputShape.last ?? 1 }
     private var outputsAreProbabilities: Bool {
         guard case .dense(_, let activation, _) = graph.nodes[graph.outputNode].kind else { return false }
