@@ -1,9 +1,151 @@
 import CriaCore
 import Foundation
 
-/// Frozen-only against each fine-tune depth.
+/// "Did unfreezing help, and from which layer?"
+///
+/// Frozen-only trials are set against each fine-tune depth, only among trials
+/// with the same total number of epochs (so fine-tuning never wins merely by
+/// training longer), pooling seeds and repeats into mean ± sample std. The
+/// figure compared is the final validation accuracy: at equal epochs it is
+/// what a user keeps, while the best epoch would reward noise.
 public enum RunComparison {
+    public static let fileName = "comparison.md"
+
+    /// One row of the table: a fine-tune depth at a given number of total epochs.
+    public struct Row {
+        public var depth: String
+        public var trials: [TrialSummary]
+        public var finalValAccuracy: MeanStd?
+        public var bestValAccuracy: MeanStd?
+        public var finalValLoss: MeanStd?
+        public var testAccuracy: MeanStd?
+        /// Final minus the trial's own frozen-phase val accuracy: what its fine-tune phase added.
+        public var gainOverFrozenPhase: MeanStd?
+        /// Mean final val accuracy minus frozen-only's, when there are frozen-only trials.
+        public var differenceVsFrozen: Double?
+    }
+
+    public struct Section {
+        public var totalEpochs: Int
+        public var rows: [Row]
+        /// Parameters other than the fine-tune depth that vary here and are therefore pooled.
+        public var pooled: [String]
+        public var verdict: String
+    }
+
+    /// Compares the finished trials under `directories` (trial, experiment or runs directories), returns the
+    /// markdown, and writes it to `output` (a file, or a directory to hold comparison.md), by default into the first directory.
     public static func compare(_ directories: [URL], output: URL? = nil) throws -> String {
-        throw CriaError("cria compare: not implemented yet")
+        guard let first = directories.first else { throw CriaError("compare: no run directories given") }
+        var trials = [TrialSummary](), seen = Set<String>()
+        for directory in directories {
+            for trial in try TrialSummary.loadAll(under: directory).finished where seen.insert(trial.directory.standardizedFileURL.path).inserted {
+                trials.append(trial)
+            }
+        }
+        guard !trials.isEmpty else {
+            throw CriaError("compare: no finished trials (summary.json with status finished) under \(directories.map(\.path).joined(separator: ", "))")
+        }
+        let markdown = self.markdown(sections(trials), sources: directories)
+        var destination = output ?? first
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: destination.path, isDirectory: &isDirectory), isDirectory.boolValue {
+            destination = destination.appendingPathComponent(fileName)
+        }
+        try AtomicFile.write(markdown, to: destination)
+        return markdown
+    }
+
+    /// The comparison, one section per total-epoch count (most trials first).
+    public static func sections(_ trials: [TrialSummary]) -> [Section] {
+        let byEpochs = Dictionary(grouping: trials, by: \.totalEpochs)
+        return byEpochs.keys.sorted { (byEpochs[$0]!.count, $0) > (byEpochs[$1]!.count, $1) }.map { epochs in
+            let group = byEpochs[epochs]!
+            let frozen = MeanStd(group.filter(\.isFrozenOnly).compactMap(\.finalValAccuracy))
+            let rows = ComparisonFigure.depthOrder(group).map { depth -> Row in
+                let members = group.filter { $0.depthLabel == depth }
+                let final = MeanStd(members.compactMap(\.finalValAccuracy))
+                let gains = members.filter { !$0.isFrozenOnly }.compactMap { t in t.finalValAccuracy.flatMap { f in t.frozenPhaseValAccuracy.map { f - $0 } } }
+                return Row(depth: depth, trials: members, finalValAccuracy: final, bestValAccuracy: MeanStd(members.compactMap(\.bestValAccuracy)),
+                           finalValLoss: MeanStd(members.compactMap(\.finalValLoss)), testAccuracy: MeanStd(members.compactMap { $0.test?.accuracy }),
+                           gainOverFrozenPhase: MeanStd(gains),
+                           differenceVsFrozen: depth == "frozen only" ? nil : frozen.flatMap { f in final.map { $0.mean - f.mean } })
+            }
+            let pooled = ExperimentReport.parameterKeys(group).filter { key in
+                !key.contains("fine_tune_at") && Set(group.map { $0.parameters[key].map(TrialSummary.format) ?? "" }).count > 1
+            }
+            return Section(totalEpochs: epochs, rows: rows, pooled: pooled, verdict: verdict(rows, epochs: epochs))
+        }
+    }
+
+    static func verdict(_ rows: [Row], epochs: Int) -> String {
+        let frozen = rows.first { $0.depth == "frozen only" }?.finalValAccuracy
+        let tuned = rows.filter { $0.depth != "frozen only" && $0.finalValAccuracy != nil }
+        guard let best = tuned.max(by: { $0.finalValAccuracy!.mean < $1.finalValAccuracy!.mean }), let bestStat = best.finalValAccuracy else {
+            return frozen == nil ? "No trials with a validation accuracy at \(epochs) epochs."
+                : "Only frozen-only trials at \(epochs) epochs (\(frozen!.formatted())): nothing to compare against."
+        }
+        guard let frozen else {
+            return "No frozen-only trials at \(epochs) epochs to compare against; the best fine-tune depth is \(best.depth) (\(bestStat.formatted()) final val accuracy)."
+        }
+        let difference = bestStat.mean - frozen.mean
+        let spread = max(frozen.std ?? 0, bestStat.std ?? 0)
+        let noise = spread > 0 && abs(difference) <= spread ? ", within one standard deviation, so not conclusive" : ""
+        let signed = String(format: "%+.4f", difference)
+        if difference > 0 {
+            return "Unfreezing helped: \(best.depth) is the best depth with \(bestStat.formatted()) final val accuracy against \(frozen.formatted()) frozen only (\(signed) at \(epochs) epochs\(noise))."
+        }
+        return "Unfreezing did not help: frozen only reaches \(frozen.formatted()) final val accuracy; the best depth, \(best.depth), reaches \(bestStat.formatted()) (\(signed) at \(epochs) epochs\(noise))."
+    }
+
+    /// The same comparison within each setting of the pooled parameters, since pooling can hide
+    /// an interaction (unfreezing deep layers may only pay off at a low learning rate).
+    static func breakdown(_ section: Section) -> String {
+        let trials = section.rows.flatMap(\.trials)
+        func setting(_ trial: TrialSummary) -> [String] { section.pooled.map { trial.parameters[$0].map(TrialSummary.format) ?? "" } }
+        var settings = [[String]]()
+        for trial in trials where !settings.contains(setting(trial)) { settings.append(setting(trial)) }
+        settings.sort { $0.lexicographicallyPrecedes($1) }
+        var rows = [[String]]()
+        for values in settings {
+            let members = trials.filter { setting($0) == values }
+            let frozen = MeanStd(members.filter(\.isFrozenOnly).compactMap(\.finalValAccuracy))
+            for depth in ComparisonFigure.depthOrder(members) {
+                guard let final = MeanStd(members.filter { $0.depthLabel == depth }.compactMap(\.finalValAccuracy)) else { continue }
+                let difference = depth == "frozen only" ? "—" : frozen.map { String(format: "%+.4f", final.mean - $0.mean) } ?? ""
+                rows.append(values + [depth, String(final.count), final.formatted(), difference])
+            }
+        }
+        return "### By \(section.pooled.map { "`\($0)`" }.joined(separator: ", "))\n\n"
+            + ExperimentReport.table(section.pooled + ["fine-tune depth", "n", "final val acc", "Δ vs frozen"], rows) + "\n"
+    }
+
+    static func markdown(_ sections: [Section], sources: [URL]) -> String {
+        var out = "# Frozen vs fine-tuned\n\n"
+        out += "Runs: " + sources.map { "`\($0.path)`" }.joined(separator: ", ") + "\n\n"
+        out += "Final validation accuracy at equal total epochs, mean ± sample std over seeds and repeats. "
+        out += "Δ vs frozen is the difference of means; \"fine-tune gain\" is what each trial's fine-tune phase added to its own frozen-phase val accuracy.\n\n"
+        if let first = sections.first { out += "**\(first.verdict)**\n\n" }
+        for section in sections {
+            out += "## \(section.totalEpochs) epochs\n\n"
+            if !section.pooled.isEmpty {
+                out += "Pooled over: " + section.pooled.map { "`\($0)`" }.joined(separator: ", ") + ".\n\n"
+            }
+            let hasTest = section.rows.contains { $0.testAccuracy != nil }
+            var header = ["fine-tune depth", "n", "final val acc", "Δ vs frozen", "best val acc", "final val loss", "fine-tune gain"]
+            if hasTest { header.append("test acc") }
+            let rows = section.rows.map { row -> [String] in
+                var cells = [row.depth, String(row.trials.count), ExperimentReport.stat(row.finalValAccuracy),
+                             row.differenceVsFrozen.map { String(format: "%+.4f", $0) } ?? (row.depth == "frozen only" ? "—" : ""),
+                             ExperimentReport.stat(row.bestValAccuracy), ExperimentReport.stat(row.finalValLoss),
+                             ExperimentReport.stat(row.gainOverFrozenPhase)]
+                if hasTest { cells.append(ExperimentReport.stat(row.testAccuracy)) }
+                return cells
+            }
+            out += ExperimentReport.table(header, rows) + "\n"
+            if sections.count > 1 { out += section.verdict + "\n\n" }
+            if !section.pooled.isEmpty { out += breakdown(section) }
+        }
+        return out
     }
 }

@@ -56,14 +56,18 @@ enum SVG {
         let span = range.upperBound - range.lowerBound
         guard span > 0, span.isFinite else { return [range.lowerBound] }
         let raw = span / Double(max(target, 1))
-        let magnitude = pow(10, floor(log10(raw)))
-        var step = [1.0, 2.0, 2.5, 5.0, 10.0].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
-        if integer { step = max(1, step.rounded(.up)) }
+        var exponent = Int(floor(log10(raw)))
+        var mantissa = [1.0, 2.0, 2.5, 5.0, 10.0].first { $0 * pow(10, Double(exponent)) >= raw } ?? 10
+        if integer && exponent < 0 { mantissa = 1; exponent = 0 }
+        if integer && exponent == 0 && mantissa == 2.5 { mantissa = 5 }
+        // k × mantissa scaled by an exact power of ten: 3 × 2 / 10 is 0.6, where 3 × 0.2 is 0.6000000000000001.
+        func tick(_ k: Double) -> Double { exponent < 0 ? k * mantissa / pow(10, Double(-exponent)) : k * mantissa * pow(10, Double(exponent)) }
+        let step = tick(1)
         var values = [Double]()
-        var value = (range.lowerBound / step).rounded(.up) * step
-        while value <= range.upperBound + step * 1e-9 {
-            values.append(abs(value) < step * 1e-9 ? 0 : value)
-            value += step
+        var k = (range.lowerBound / step).rounded(.up)
+        while tick(k) <= range.upperBound + step * 1e-9 {
+            values.append(k == 0 ? 0 : tick(k))
+            k += 1
         }
         return values
     }
