@@ -129,11 +129,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("dir")
     parser.add_argument("--stem", default="cria_transfer")
+    parser.add_argument("--input", help="input .npy (default DIR/input.npy, created if absent)")
+    parser.add_argument("--expected", help="what the model Cria re-saved predicted on --input (checked within 1e-4 of scale)")
+    parser.add_argument("--prefix", default="", help="prefix for the output .npy names")
     args = parser.parse_args()
     d = args.dir
     full_path = os.path.join(d, args.stem + ".h5")
     weights_path = os.path.join(d, args.stem + ".weights.h5")
-    input_path = os.path.join(d, "input.npy")
+    input_path = args.input or os.path.join(d, "input.npy")
     if not os.path.exists(full_path):
         sys.exit(f"{full_path}: missing; run the Swift test with CRIA_WRITE_ROUNDTRIP={d} first")
 
@@ -147,8 +150,15 @@ def main():
         print(f"{input_path}: created {shape}")
     x = np.load(input_path)
     full_output = np.asarray(model.predict(x, verbose=0), dtype=np.float32)
-    np.save(os.path.join(d, "keras_full_output.npy"), full_output)
+    np.save(os.path.join(d, args.prefix + "keras_full_output.npy"), full_output)
     print("keras_full_output:", full_output.reshape(len(x), -1)[:, :4].tolist())
+    if args.expected:
+        expected = np.load(args.expected)
+        difference = float(np.max(np.abs(full_output - expected)))
+        scale = float(np.max(np.abs(expected)))
+        print(f"vs {args.expected}: max|diff| = {difference:g} ({difference / scale:g} of scale {scale:g})")
+        if difference > 1e-4 * scale:
+            fail(f"{full_path}: Keras's predictions differ from {args.expected} by {difference}")
 
     with h5py.File(full_path, "r") as f:
         cria_config = json.loads(f.attrs["model_config"])
@@ -178,7 +188,7 @@ def main():
             before = np.asarray(fresh.predict(x, verbose=0))
             fresh.load_weights(weights_path)
             weights_output = np.asarray(fresh.predict(x, verbose=0), dtype=np.float32)
-            np.save(os.path.join(d, "keras_weights_output.npy"), weights_output)
+            np.save(os.path.join(d, args.prefix + "keras_weights_output.npy"), weights_output)
             difference = float(np.max(np.abs(weights_output - full_output)))
             print(f"{weights_path}: load_weights into a rebuilt model; max|diff| vs load_model = {difference:g} "
                   f"(before loading: {float(np.max(np.abs(before - full_output))):g})")

@@ -35,22 +35,30 @@ public enum KerasWriter {
             // Keras lists `model.layers`: a Sequential's InputLayer is not one of them.
             let listed = plan.modelLayers(config)
             try container.setStringArrayAttribute("layer_names", listed.map(\.name), charset: .ascii)
+            // Keras 3 builds a Sequential's own layers inside its name scope, so their variable
+            // paths (the weight names) read `<sequential>/<layer>/<var>`; Functional layers do not.
+            let scope = config.className == "Sequential" ? config.name + "/" : ""
             for layer in listed {
                 let group = try container.createGroup(layer.name)
                 // Keras's `_legacy_weights`: trainable weights first, then non-trainable.
-                let variables = plan.legacyOrder(layer, parentTrainable: true)
+                let variables = plan.legacyOrder(layer, parentTrainable: true, scope: scope)
                 guard !variables.isEmpty else {
                     try group.setEmptyFloat64ArrayAttribute("weight_names")
                     continue
                 }
-                try group.setStringArrayAttribute("weight_names", variables.map { "\($0.layer)/\($0.variable)" }, charset: .ascii)
-                // Datasets live at `<owner layer>/<variable>` relative to the layer's group: for a plain
-                // layer `/model_weights/dense/dense/kernel`, for a nested model `/model_weights/<model>/Conv1/kernel`.
-                var owners: [String: HDF5Group] = [:]
+                try group.setStringArrayAttribute("weight_names", variables.map(\.path), charset: .ascii)
+                // Datasets live at the weight name relative to the layer's group: for a plain layer
+                // `/model_weights/dense/dense/kernel`, for a nested model `/model_weights/<model>/Conv1/kernel`.
+                var groups: [String: HDF5Group] = [:]
                 for entry in variables {
-                    let owner = try owners[entry.layer] ?? group.createGroup(entry.layer)
-                    owners[entry.layer] = owner
-                    try plan.write(entry, into: owner, name: entry.variable)
+                    var parent = group, prefix = ""
+                    for component in entry.path.split(separator: "/").dropLast() {
+                        prefix += String(component) + "/"
+                        if let existing = groups[prefix] { parent = existing; continue }
+                        parent = try parent.createGroup(String(component))
+                        groups[prefix] = parent
+                    }
+                    try plan.write((entry.layer, entry.variable), into: parent, name: entry.variable)
                 }
             }
             // The model's own (top-level) weights: none for Functional and Sequential models.
@@ -187,20 +195,24 @@ struct WeightPlan {
     /// models: a variable is trainable when its layer and every enclosing model are
     /// (Keras's `base.trainable = False` freezes all of `base`) and it is not a
     /// statistic such as BatchNorm's moving mean and variance.
-    func legacyOrder(_ layer: KerasLayerConfig, parentTrainable: Bool) -> [(layer: String, variable: String)] {
-        collect(layer, parentTrainable: parentTrainable, trainable: true)
-            + collect(layer, parentTrainable: parentTrainable, trainable: false)
+    func legacyOrder(_ layer: KerasLayerConfig, parentTrainable: Bool, scope: String = "")
+        -> [(layer: String, variable: String, path: String)] {
+        collect(layer, parentTrainable: parentTrainable, trainable: true, scope: scope)
+            + collect(layer, parentTrainable: parentTrainable, trainable: false, scope: scope)
     }
 
-    private func collect(_ layer: KerasLayerConfig, parentTrainable: Bool, trainable wanted: Bool) -> [(layer: String, variable: String)] {
+    private func collect(_ layer: KerasLayerConfig, parentTrainable: Bool, trainable wanted: Bool,
+                         scope: String) -> [(layer: String, variable: String, path: String)] {
         let effective = parentTrainable && layer.trainable
         if let nested = layer.nested {
-            return modelLayers(nested).flatMap { collect($0, parentTrainable: effective, trainable: wanted) }
+            // A model builds its layers before it is nested, so the enclosing scope does not apply.
+            let innerScope = nested.className == "Sequential" ? nested.name + "/" : ""
+            return modelLayers(nested).flatMap { collect($0, parentTrainable: effective, trainable: wanted, scope: innerScope) }
         }
         return variables(of: layer).filter { variable in
             let isTrainable = effective && !KerasVariables.isAlwaysNonTrainable(variable, className: layer.className)
             return isTrainable == wanted
-        }.map { (layer.name, $0) }
+        }.map { (layer.name, $0, "\(scope)\(layer.name)/\($0)") }
     }
 
     /// Writes one variable as float32 with its Keras shape, refusing non-finite values:

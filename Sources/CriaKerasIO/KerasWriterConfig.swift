@@ -92,6 +92,11 @@ enum KerasConfigWriter {
         // Sequential's explicit InputLayer carries the shape; Keras 2 also put it on the first layer.
         fields.removeValue(forKey: "batch_input_shape")
         fields.removeValue(forKey: "batch_shape")
+        if layer.className == "DepthwiseConv2D" {
+            // tf-keras writes Conv2D's `groups` into DepthwiseConv2D configs; Keras 3's constructor
+            // rejects it (Keras 3 cannot load tf-keras MobileNetV2 files for this reason alone).
+            fields.removeValue(forKey: "groups")
+        }
         fields["trainable"] = .bool(layer.trainable)
         fields["dtype"] = dtypePolicy(dtypeName(fields["dtype"]))
         return .object(fields)
