@@ -4,18 +4,31 @@ import CriaKernels
 import Foundation
 
 /// A model ready for inference: BatchNorm folded, padding and ReLU6 fused,
-/// every layer computed over contiguous NHWC float32 buffers.
+/// inverted-residual blocks tiled over bands of rows, every layer computed
+/// over contiguous NHWC float32 buffers.
+///
+/// Activations live in arenas planned once per model (`ArenaPlan`) and sized
+/// on the first batch of a given size: steady-state inference allocates no
+/// activation memory. A model runs one batch at a time (calls from several
+/// threads take turns on a lock, since they share the arenas).
 public final class InferenceModel {
     public let graph: ModelGraph
+    public let options: InferenceOptions
     private let steps: [(node: Int, step: InferenceStep)]
     private let requested: [Int]
-    /// For each step, the node buffers that can be released after it runs.
-    private let releases: [[Int]]
+    let executor: InferenceExecutor
+    private let lock = NSLock()
 
     /// - Parameter outputs: layer names to read (Keras's `Model(inputs, layer.output)`);
     ///   by default the model's own output.
-    public init(graph: ModelGraph, outputs: [String]? = nil) throws {
+    public convenience init(graph: ModelGraph, outputs: [String]? = nil) throws {
+        try self.init(graph: graph, outputs: outputs, options: .default)
+    }
+
+    /// As `init(graph:outputs:)`, with executor options (tiling, fusion) for benchmarks and tests.
+    public init(graph: ModelGraph, outputs: [String]?, options: InferenceOptions) throws {
         self.graph = graph
+        self.options = options
         let requested = try (outputs ?? [graph.nodes[graph.outputNode].name]).map { name -> Int in
             guard let index = graph.index(of: name) else {
                 throw CriaError("model \(graph.name) has no layer named \(name)")
@@ -24,11 +37,8 @@ public final class InferenceModel {
         }
         self.requested = requested
         steps = try InferencePlanner(graph: graph, keep: Set(requested)).plan()
-        var lastUse = [Int: Int]()
-        for (position, entry) in steps.enumerated() { for input in entry.step.inputs { lastUse[input] = position } }
-        var releases = [[Int]](repeating: [], count: steps.count)
-        for (node, position) in lastUse where !requested.contains(node) { releases[position].append(node) }
-        self.releases = releases
+        let program = InferenceProgram(graph: graph, steps: steps, keep: Set(requested), options: options)
+        executor = InferenceExecutor(program: program, plan: ArenaPlan.plan(graph: graph, program: program, requested: requested))
     }
 
     /// Loads a Keras file: full models build their own graph; weights-only files
@@ -47,18 +57,22 @@ public final class InferenceModel {
             throw CriaError("input shape \(describeShape(input.shape)) does not match the model's (N, \(expected.map(String.init).joined(separator: ", ")))")
         }
         let batch = input.shape[0]
-        var values = [[Float]?](repeating: nil, count: graph.nodes.count)
-        values[graph.inputNode] = input.scalars
-        for (position, entry) in steps.enumerated() {
-            values[entry.node] = run(entry.step, node: entry.node, batch: batch, values: values)
-            for node in releases[position] { values[node] = nil }
+        guard batch > 0, let _ = input.scalars.first else {
+            return Dictionary(uniqueKeysWithValues: requested.map { (graph.nodes[$0].name, Tensor(zeros: [0] + graph.nodes[$0].outputShape)) })
         }
-        var result: [String: Tensor] = [:]
-        for index in requested {
-            let node = graph.nodes[index]
-            result[node.name] = Tensor(shape: [batch] + node.outputShape, scalars: values[index] ?? input.scalars)
+        lock.lock(); defer { lock.unlock() }
+        return input.scalars.withUnsafeBufferPointer { buffer -> [String: Tensor] in
+            let pointer = buffer.baseAddress!
+            executor.run(input: pointer, batch: batch)
+            var result: [String: Tensor] = [:]
+            for index in requested {
+                let node = graph.nodes[index]
+                let source = executor.address(of: index, input: pointer, batch: batch)
+                result[node.name] = Tensor(shape: [batch] + node.outputShape,
+                                           scalars: Array(UnsafeBufferPointer(start: source, count: batch * node.outputShape.reduce(1, *))))
+            }
+            return result
         }
-        return result
     }
 
     /// The model output only.
@@ -66,135 +80,59 @@ public final class InferenceModel {
         try predict(input)[graph.nodes[requested[0]].name]!
     }
 
-    private func run(_ step: InferenceStep, node: Int, batch: Int, values: [[Float]?]) -> [Float] {
-        let shape = graph.nodes[node].outputShape
-        let count = batch * shape.reduce(1, *)
-        switch step {
-        case .alias(let input):
-            return values[input]!
-        case .convolution(let conv):
-            return convolve(conv, batch: batch, input: values[conv.input]!)
-        case .batchNorm(let input, let scale, let shift), .affine(let input, let scale, let shift):
-            var output = values[input]!
-            let channels = scale.count
-            output.withUnsafeMutableBufferPointer { buffer in
-                for i in 0..<buffer.count { buffer[i] = buffer[i] * scale[i % channels] + shift[i % channels] }
-            }
-            return output
-        case .relu(let input, let maxValue, let threshold, let slope):
-            var output = values[input]!
-            // Keras's ReLU: x >= threshold keeps x (capped at max_value), else slope·(x − threshold).
-            for i in output.indices {
-                let x = output[i]
-                var y = x >= threshold ? x : slope * (x - threshold)
-                if let maxValue { y = min(y, maxValue) }
-                output[i] = y
-            }
-            return output
-        case .activation(let input, let function):
-            var output = values[input]!
-            apply(function, to: &output, columns: shape.last ?? 1)
-            return output
-        case .pad(let input, let top, let bottom, let left, let right):
-            let inputShape = graph.nodes[graph.nodes[node].inputs[0]].outputShape
-            return pad(values[input]!, batch: batch, shape: inputShape, top: top, bottom: bottom, left: left, right: right)
-        case .add(let inputs):
-            var output = values[inputs[0]]!
-            for other in inputs.dropFirst() {
-                let addend = values[other]!
-                for i in output.indices { output[i] += addend[i] }
-            }
-            return output
-        case .averagePool(let input), .maxPool(let input):
-            let inputShape = graph.nodes[graph.nodes[node].inputs[0]].outputShape
-            var output = [Float](repeating: 0, count: count)
-            let pixels = inputShape[0] * inputShape[1], channels = inputShape[2]
-            values[input]!.withUnsafeBufferPointer { source in
-                output.withUnsafeMutableBufferPointer { target in
-                    if case .averagePool = step {
-                        GlobalPooling.averageForward(input: source.baseAddress!, batch: batch, pixels: pixels, channels: channels, output: target.baseAddress!)
-                    } else {
-                        GlobalPooling.maxForward(input: source.baseAddress!, batch: batch, pixels: pixels, channels: channels, output: target.baseAddress!)
-                    }
-                }
-            }
-            return output
-        case .dense(let input, let kernel, let bias, let units, let activation):
-            let inputShape = graph.nodes[graph.nodes[node].inputs[0]].outputShape
-            let features = inputShape.last!
-            let rows = batch * inputShape.dropLast().reduce(1, *)
-            var output = [Float](repeating: 0, count: rows * units)
-            let clamp: Clamp = activation == .relu ? .relu : activation == .relu6 ? .relu6 : .none
-            values[input]!.withUnsafeBufferPointer { source in
-                output.withUnsafeMutableBufferPointer { target in
-                    Pointwise.forward(input: source.baseAddress!, rows: rows, inputChannels: features, kernel: kernel,
-                                      outputChannels: units, bias: bias, clamp: clamp, output: target.baseAddress!)
-                }
-            }
-            if activation == .softmax || activation == .sigmoid { apply(activation, to: &output, columns: units) }
-            return output
-        }
+    /// Scalars per image of the first requested output.
+    public var outputCountPerImage: Int { graph.nodes[requested[0]].outputShape.reduce(1, *) }
+
+    /// Runs `batch` images from `input` (N·H·W·C scalars) and writes the first
+    /// requested output to `output` (N · `outputCountPerImage` scalars).
+    /// Allocates nothing once a batch of this size has run: the path that
+    /// serving loops and `cria bench` use.
+    public func predict(input: UnsafePointer<Float>, batch: Int, output: UnsafeMutablePointer<Float>) {
+        guard batch > 0 else { return }
+        lock.lock(); defer { lock.unlock() }
+        executor.run(input: input, batch: batch)
+        output.update(from: executor.address(of: requested[0], input: input, batch: batch), count: batch * outputCountPerImage)
     }
 
-    private func apply(_ function: ActivationFunction, to data: inout [Float], columns: Int) {
-        data.withUnsafeMutableBufferPointer { buffer in
-            switch function {
-            case .linear: break
-            case .relu: for i in 0..<buffer.count { buffer[i] = max(buffer[i], 0) }
-            case .relu6: for i in 0..<buffer.count { buffer[i] = min(max(buffer[i], 0), 6) }
-            case .sigmoid: Activations.sigmoid(buffer.baseAddress!, count: buffer.count)
-            case .softmax: Activations.softmax(buffer.baseAddress!, rows: buffer.count / columns, columns: columns)
-            }
-        }
+    /// Arena (re)allocations so far: it stops growing once every batch size in use has run.
+    public var arenaAllocations: Int { executor.arenaAllocations }
+
+    /// Bytes held by the activation, scratch and batch arenas.
+    public var arenaBytes: Int { executor.arenaBytes }
+
+    /// Turns on per-kernel timing (a clock read per kernel call; off by default).
+    public var profiling: Bool {
+        get { executor.profiling }
+        set { executor.profiling = newValue }
     }
 
-    private func convolve(_ conv: ConvolutionStep, batch: Int, input: [Float]) -> [Float] {
-        let (h, w, cin) = (conv.inputShape[0], conv.inputShape[1], conv.inputShape[2])
-        let (oh, ow, cout) = (conv.outputShape[0], conv.outputShape[1], conv.outputShape[2])
-        var output = [Float](repeating: 0, count: batch * oh * ow * cout)
-        input.withUnsafeBufferPointer { source in
-            conv.kernel.withUnsafeBufferPointer { kernel in
-                output.withUnsafeMutableBufferPointer { target in
-                    withOptionalBuffer(conv.bias) { biasPointer in
-                        switch conv.kernelKind {
-                        case .pointwise:
-                            Pointwise.forward(input: source.baseAddress!, rows: batch * h * w, inputChannels: cin,
-                                              kernel: kernel.baseAddress!, outputChannels: cout, bias: biasPointer,
-                                              clamp: conv.clamp, output: target.baseAddress!)
-                        case .general:
-                            Conv2D.forward(input: source.baseAddress!, batch: batch, height: h, width: w, inputChannels: cin,
-                                           kernel: kernel.baseAddress!, kernelHeight: conv.kernelHeight, kernelWidth: conv.kernelWidth,
-                                           outputChannels: cout, strideH: conv.strideH, strideW: conv.strideW,
-                                           padTop: conv.padTop, padLeft: conv.padLeft, outputHeight: oh, outputWidth: ow,
-                                           bias: biasPointer, clamp: conv.clamp, output: target.baseAddress!)
-                        case .depthwise:
-                            DepthwiseConv2D.forward(input: source.baseAddress!, batch: batch, height: h, width: w, channels: cin,
-                                                    kernel: kernel.baseAddress!, kernelHeight: conv.kernelHeight,
-                                                    kernelWidth: conv.kernelWidth, strideH: conv.strideH, strideW: conv.strideW,
-                                                    padTop: conv.padTop, padLeft: conv.padLeft, outputHeight: oh,
-                                                    outputWidth: ow, bias: biasPointer, clamp: conv.clamp,
-                                                    output: target.baseAddress!)
-                        }
-                    }
-                }
-            }
-        }
-        if let activation = conv.postActivation { apply(activation, to: &output, columns: cout) }
-        return output
+    /// Seconds spent per kernel category since the last `resetProfile()`, summed over threads.
+    public func profileSeconds() -> [KernelCategory: Double] {
+        Dictionary(uniqueKeysWithValues: KernelCategory.allCases.map { ($0, executor.seconds($0)) })
     }
 
-    private func pad(_ input: [Float], batch: Int, shape: [Int], top: Int, bottom: Int, left: Int, right: Int) -> [Float] {
-        let (h, w, c) = (shape[0], shape[1], shape[2])
-        let (oh, ow) = (h + top + bottom, w + left + right)
-        var output = [Float](repeating: 0, count: batch * oh * ow * c)
-        for n in 0..<batch {
-            for y in 0..<h {
-                let sourceStart = ((n * h + y) * w) * c
-                let targetStart = ((n * oh + y + top) * ow + left) * c
-                output.replaceSubrange(targetStart ..< targetStart + w * c, with: input[sourceStart ..< sourceStart + w * c])
+    public func resetProfile() { executor.resetTimings() }
+
+    /// Multiply-adds per image by kernel category (what GFLOP/s figures divide by).
+    public var multiplyAddsPerImage: [KernelCategory: Int] {
+        var result: [KernelCategory: Int] = [:]
+        for step in executor.program.spatialSteps {
+            switch step.op {
+            case .pointwise(let conv): result[.pointwise, default: 0] += conv.multiplyAdds
+            case .depthwise(let conv): result[.depthwise, default: 0] += conv.multiplyAdds
+            case .convolution(let conv, _): result[.firstConvolution, default: 0] += conv.multiplyAdds
+            case .block(let block):
+                result[.pointwise, default: 0] += (block.expand?.multiplyAdds ?? 0) + block.project.multiplyAdds
+                result[.depthwise, default: 0] += block.depthwise.multiplyAdds
+            default: break
             }
         }
-        return output
+        for (_, step) in executor.program.vectorSteps {
+            if case .dense(let input, _, _, let units, _) = step {
+                result[.other, default: 0] += graph.nodes[input].outputShape.reduce(1, *) * units
+            }
+        }
+        return result
     }
 }
 
@@ -236,7 +174,8 @@ extension InferenceModel {
                 other += 1
             }
         }
+        let blocks = executor.program.spatialSteps.filter { if case .block = $0.op { return true }; return false }.count
         return "\(steps.count) steps: \(pointwise) pointwise GEMM, \(depthwise) depthwise, \(general) direct conv "
-            + "(BatchNorm folded into \(folded)), \(other) other"
+            + "(BatchNorm folded into \(folded)), \(other) other; \(blocks) inverted-residual blocks run in row bands"
     }
 }

@@ -10,6 +10,7 @@ struct CriaCommand: ParsableCommand {
         version: CriaVersion.string,
         subcommands: [
             // Each subcommand lives in its own file; keep this list sorted.
+            BenchCommand.self,
             DataCommand.self,
             InspectCommand.self,
             PredictCommand.self,

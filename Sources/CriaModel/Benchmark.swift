@@ -1,0 +1,256 @@
+import CBLAS
+import CriaCore
+import CriaKernels
+import Dispatch
+import Foundation
+
+/// What `cria bench` measures, as a library so that tests and scripts can run it.
+///
+/// Only ratios measured in one run mean much on a shared machine, so the
+/// report carries its own sgemm reference, measured minutes apart from the
+/// model, and the time split by kernel kind.
+public enum Benchmark {
+    public struct Configuration: Sendable {
+        public var batch = 32
+        public var threads = Threads.count
+        /// Timed batches (after warm-up) for the throughput figure; the median is reported.
+        public var repetitions = 10
+        /// Timed single-image runs for the latency figure.
+        public var latencyRepetitions = 30
+        /// Batches of the steady-state allocation check.
+        public var steadyStateBatches = 100
+        public var options = InferenceOptions.default
+        public init() {}
+    }
+
+    /// One named figure: `key` for JSON, `label` for the table, nil when not measured.
+    public struct Metric: Sendable {
+        public var key: String
+        public var label: String
+        public var value: Double?
+        public var unit: String
+        public init(key: String, label: String, value: Double?, unit: String) {
+            self.key = key; self.label = label; self.value = value; self.unit = unit
+        }
+    }
+
+    public struct Report: Sendable {
+        public var model: String
+        public var metrics: [Metric] = []
+
+        public subscript(key: String) -> Double? { metrics.first { $0.key == key }?.value }
+
+        public mutating func set(_ key: String, _ label: String, _ value: Double?, unit: String = "") {
+            if let index = metrics.firstIndex(where: { $0.key == key }) {
+                metrics[index].value = value
+            } else {
+                metrics.append(Metric(key: key, label: label, value: value, unit: unit))
+            }
+        }
+
+        /// One JSON object: every metric key with its value (null when not measured).
+        public var json: JSONValue {
+            var object: [String: JSONValue] = ["model": .string(model)]
+            for metric in metrics { object[metric.key] = metric.value.map { .number($0) } ?? .null }
+            return .object(object)
+        }
+
+        public var table: String {
+            let width = metrics.map(\.label.count).max() ?? 10
+            var lines = ["model: \(model)"]
+            for metric in metrics {
+                let value = metric.value.map { String(format: "%.3f", $0) } ?? "(not measured)"
+                lines.append(metric.label.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value
+                             + (metric.unit.isEmpty || metric.value == nil ? "" : " " + metric.unit))
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// Keys the training issue fills in; listed now so that scripts can rely on them.
+    /// A training benchmark calls `report.set(key, label, value, unit: "img/s")` with these keys.
+    public static let trainingKeys: [(key: String, label: String)] = [
+        ("train_frozen_b32_img_s", "training, frozen base, batch 32"),
+        ("train_finetune120_b32_img_s", "training, fine_tune_at=120, batch 32"),
+    ]
+
+    /// Runs the whole inference benchmark on `graph`.
+    public static func run(graph: ModelGraph, name: String, configuration: Configuration,
+                           log: (String) -> Void = { _ in }) throws -> Report {
+        Threads.set(configuration.threads)
+        var report = Report(model: name)
+        report.set("threads", "threads (OpenBLAS and Cria)", Double(Threads.count))
+
+        log("sgemm reference...")
+        let gemm = sgemmGigaflops()
+        report.set("gemm_gflops", "sgemm 1024^3 (same run)", gemm, unit: "GFLOP/s")
+
+        let model = try InferenceModel(graph: graph, outputs: nil, options: configuration.options)
+        let batch = max(1, configuration.batch)
+        let perImage = graph.inputShape.reduce(1, *)
+        let input = randomImages(count: batch * perImage, seed: 7)
+        let output = UnsafeMutablePointer<Float>.allocate(capacity: batch * model.outputCountPerImage)
+        defer { output.deallocate() }
+
+        log("batch \(batch)...")
+        let batchSeconds = input.withUnsafeBufferPointer { images -> Double in
+            median(timings(warmup: 2, count: configuration.repetitions) {
+                model.predict(input: images.baseAddress!, batch: batch, output: output)
+            })
+        }
+        let throughput = Double(batch) / batchSeconds
+        report.set("inference_b\(batch)_img_s", "inference, batch \(batch)", throughput, unit: "img/s")
+        if batch != 32 { report.set("inference_b32_img_s", "inference, batch 32", nil) }
+
+        log("batch 1...")
+        let latency = input.withUnsafeBufferPointer { images -> Double in
+            median(timings(warmup: 3, count: configuration.latencyRepetitions) {
+                model.predict(input: images.baseAddress!, batch: 1, output: output)
+            })
+        }
+        report.set("inference_b1_ms", "inference, batch 1, latency", latency * 1000, unit: "ms")
+        report.set("inference_b1_img_s", "inference, batch 1", 1 / latency, unit: "img/s")
+
+        // Where the time goes: one profiled pass of a few batches (clock reads add ~1%).
+        log("profile...")
+        model.profiling = true
+        model.resetProfile()
+        let profiledBatches = 3
+        input.withUnsafeBufferPointer { images in
+            for _ in 0..<profiledBatches { model.predict(input: images.baseAddress!, batch: batch, output: output) }
+        }
+        model.profiling = false
+        let seconds = model.profileSeconds()
+        let total = seconds.values.reduce(0, +)
+        let flops = model.multiplyAddsPerImage
+        let totalMultiplyAdds = flops.values.reduce(0, +)
+        report.set("multiply_adds_per_image_m", "multiply-adds per image", Double(totalMultiplyAdds) / 1e6, unit: "M")
+        for category in KernelCategory.allCases {
+            let key = "time_fraction_" + ["pointwise", "depthwise", "first_conv", "other"][category.rawValue]
+            report.set(key, "time share: \(category.label)", total > 0 ? (seconds[category] ?? 0) / total : nil)
+            // Per-kernel GFLOP/s on thread-seconds, times the thread count: what all cores achieve.
+            if let macs = flops[category], macs > 0, let time = seconds[category], time > 0 {
+                let rate = 2 * Double(macs * batch * profiledBatches) / time * Double(Threads.count) / 1e9
+                report.set(key.replacingOccurrences(of: "time_fraction", with: "gflops"),
+                           "GFLOP/s: \(category.label)", rate, unit: "GFLOP/s")
+            }
+        }
+        let achieved = 2 * Double(totalMultiplyAdds) * throughput / 1e9
+        report.set("achieved_gflops", "achieved, batch \(batch)", achieved, unit: "GFLOP/s")
+        report.set("fraction_of_sgemm", "achieved / sgemm", gemm > 0 ? achieved / gemm : nil)
+
+        if configuration.steadyStateBatches > 0 {
+        log("steady state...")
+        let steady = input.withUnsafeBufferPointer { images in
+            steadyState(model: model, batches: configuration.steadyStateBatches) {
+                model.predict(input: images.baseAddress!, batch: batch, output: output)
+            }
+        }
+        report.set("steady_batches", "steady-state check: batches", Double(configuration.steadyStateBatches))
+        report.set("steady_malloc_in_use_delta_bytes", "  malloc in-use bytes, after - before", steady.mallocDelta, unit: "B")
+        report.set("steady_minor_faults_delta", "  minor page faults during the batches", steady.faults)
+        report.set("steady_rss_delta_mb", "  RSS, after - before", steady.rssDelta, unit: "MB")
+        report.set("steady_arena_allocations_delta", "  arena allocations during the batches", steady.arenaDelta)
+        }
+        report.set("arena_mb", "activation arenas", Double(model.arenaBytes) / 1_048_576, unit: "MB")
+        report.set("peak_rss_mb", "peak RSS", peakResidentMegabytes(), unit: "MB")
+        for (key, label) in trainingKeys { report.set(key, label, nil, unit: "img/s") }
+        return report
+    }
+
+    // MARK: Measurements
+
+    /// GFLOP/s of one OpenBLAS sgemm (1024³) at the current thread count, best of several.
+    public static func sgemmGigaflops(size: Int = 1024, repetitions: Int = 8) -> Double {
+        let a = randomImages(count: size * size, seed: 1), b = randomImages(count: size * size, seed: 2)
+        var c = [Float](repeating: 0, count: size * size)
+        let n = Int32(size)
+        let times = timings(warmup: 1, count: repetitions) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, &c, n)
+        }
+        return 2 * pow(Double(size), 3) / median(times) / 1e9
+    }
+
+    /// Wall-clock seconds of `count` calls after `warmup` untimed ones.
+    public static func timings(warmup: Int, count: Int, _ body: () -> Void) -> [Double] {
+        for _ in 0..<warmup { body() }
+        return (0..<max(1, count)).map { _ in
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        }
+    }
+
+    public static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    public struct SteadyState: Sendable {
+        public var mallocDelta: Double
+        public var faults: Double
+        public var rssDelta: Double
+        public var arenaDelta: Double
+    }
+
+    /// Runs `body` `batches` times after one warm-up and reports what grew:
+    /// malloc's in-use bytes (glibc `mallinfo2`), minor page faults (every
+    /// fresh page an allocation touches costs one) and the resident set.
+    public static func steadyState(model: InferenceModel, batches: Int, _ body: () -> Void) -> SteadyState {
+        body()
+        let arenas = model.arenaAllocations
+        let malloc = mallocInUse(), faults = minorFaults(), rss = residentMegabytes()
+        for _ in 0..<batches { body() }
+        return SteadyState(mallocDelta: mallocInUse() - malloc, faults: minorFaults() - faults,
+                           rssDelta: residentMegabytes() - rss, arenaDelta: Double(model.arenaAllocations - arenas))
+    }
+
+    /// Seeded uniform values in [-1, 1): the scale of `preprocess_input` images.
+    public static func randomImages(count: Int, seed: UInt64) -> [Float] {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<count).map { _ in
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Float(state >> 40) / Float(1 << 23) - 1
+        }
+    }
+
+    public static func peakResidentMegabytes() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
+    }
+
+    static func minorFaults() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_minflt)
+    }
+
+    static func residentMegabytes() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+              let pages = text.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return .nan }
+        return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
+    }
+
+    /// glibc's `mallinfo2().uordblks + hblkhd` (bytes in use, heap and mmap).
+    ///
+    /// Swift's Glibc module map does not include malloc.h, so the function is
+    /// looked up at run time. `struct mallinfo2` is ten size_t fields, returned
+    /// through a caller-provided buffer whose address goes in the first
+    /// argument register on x86-64 System V; elsewhere this reports NaN.
+    static func mallocInUse() -> Double {
+        #if arch(x86_64) && os(Linux)
+        typealias ReturnsThroughBuffer = @convention(c) (UnsafeMutableRawPointer) -> UnsafeMutableRawPointer?
+        guard let library = dlopen(nil, RTLD_NOW), let symbol = dlsym(library, "mallinfo2") else { return .nan }
+        var fields = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &fields) { buffer -> Double in
+            _ = unsafeBitCast(symbol, to: ReturnsThroughBuffer.self)(buffer.baseAddress!)
+            let values = buffer.bindMemory(to: Int.self)
+            return Double(values[7] + values[4])  // uordblks + hblkhd
+        }
+        #else
+        return .nan
+        #endif
+    }
+}

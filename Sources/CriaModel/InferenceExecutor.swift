@@ -1,0 +1,359 @@
+import CBLAS
+import CriaCore
+import CriaKernels
+import Dispatch
+import Foundation
+
+/// Where inference time goes, by kind of kernel (`cria bench` prints it).
+public enum KernelCategory: Int, CaseIterable, Sendable {
+    case pointwise, depthwise, firstConvolution, other
+
+    public var label: String {
+        switch self {
+        case .pointwise: return "pointwise (1x1 GEMM)"
+        case .depthwise: return "depthwise"
+        case .firstConvolution: return "first conv (im2col GEMM)"
+        case .other: return "other"
+        }
+    }
+}
+
+/// Runs an `InferenceProgram` over arenas planned once and reused.
+///
+/// Threading: with at least as many images as threads, each thread runs whole
+/// images through every spatial layer (no barrier until the tail); with fewer
+/// (batch 1), every layer's output rows are split across the threads, one
+/// barrier per layer. Either way each thread calls OpenBLAS with OpenBLAS set
+/// to one thread, so GEMMs and Cria's loops never oversubscribe the cores,
+/// and the partition depends only on (batch, thread count): results are
+/// bit-identical run to run for a fixed thread count.
+final class InferenceExecutor {
+    let program: InferenceProgram
+    let plan: ArenaPlan
+    private var activationArenas: [FloatArena] = []
+    private var scratchArenas: [FloatArena] = []
+    private let batchArena = FloatArena()
+    /// Arena (re)allocations so far: constant in steady state, which the tests check.
+    private(set) var arenaAllocations = 0
+    var profiling = false
+    /// Seconds per (thread, category), summed across threads when read.
+    private let timings = UnsafeMutablePointer<Double>.allocate(capacity: 256 * KernelCategory.allCases.count)
+
+    init(program: InferenceProgram, plan: ArenaPlan) {
+        self.program = program
+        self.plan = plan
+        timings.initialize(repeating: 0, count: 256 * KernelCategory.allCases.count)
+    }
+
+    deinit { timings.deallocate() }
+
+    /// Bytes held by the arenas (activations, scratch, batch buffers).
+    var arenaBytes: Int {
+        4 * (activationArenas.reduce(0) { $0 + $1.capacity } + scratchArenas.reduce(0) { $0 + $1.capacity } + batchArena.capacity)
+    }
+
+    func resetTimings() { timings.update(repeating: 0, count: 256 * KernelCategory.allCases.count) }
+
+    func seconds(_ category: KernelCategory) -> Double {
+        (0..<256).reduce(0) { $0 + timings[$1 * KernelCategory.allCases.count + category.rawValue] }
+    }
+
+    /// Makes sure the arenas fit (batch, threads); allocates only when either grows.
+    private func prepare(batch: Int, threads: Int) {
+        while activationArenas.count < threads {
+            activationArenas.append(FloatArena(capacity: plan.threadCount))
+            scratchArenas.append(FloatArena(capacity: plan.scratchCount))
+            arenaAllocations += 1
+        }
+        if batchArena.reserve(plan.batchPerImage * max(1, batch)) { arenaAllocations += 1 }
+    }
+
+    /// Runs the program; afterwards `address(of:)` gives each requested output.
+    func run(input: UnsafePointer<Float>, batch: Int) {
+        let threads = min(max(1, Threads.count), 256)
+        prepare(batch: batch, threads: threads)
+        let batchBase = batchArena.base
+        if threads > 1 { openblas_set_num_threads(1) }
+        if batch >= threads {
+            // Whole images per thread: contiguous ranges fixed by (batch, threads).
+            DispatchQueue.concurrentPerform(iterations: threads) { thread in
+                let context = Context(input: input, batch: batch, batchBase: batchBase,
+                                      activations: activationArenas[thread].base, scratch: scratchArenas[thread].base,
+                                      thread: thread)
+                for image in batch * thread / threads ..< batch * (thread + 1) / threads {
+                    for step in program.spatialSteps { runSpatial(step, image: image, rows: 0..<step.rows, context) }
+                }
+            }
+        } else {
+            for image in 0..<batch {
+                for step in program.spatialSteps {
+                    if step.op.splitsRows && step.rows > 1 {
+                        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+                            let context = Context(input: input, batch: batch, batchBase: batchBase,
+                                                  activations: activationArenas[0].base,
+                                                  scratch: scratchArenas[thread].base, thread: thread)
+                            runSpatial(step, image: image, rows: step.rows * thread / threads ..< step.rows * (thread + 1) / threads, context)
+                        }
+                    } else {
+                        let context = Context(input: input, batch: batch, batchBase: batchBase,
+                                              activations: activationArenas[0].base, scratch: scratchArenas[0].base, thread: 0)
+                        runSpatial(step, image: image, rows: 0..<step.rows, context)
+                    }
+                }
+            }
+        }
+        if threads > 1 { openblas_set_num_threads(Int32(threads)) }
+        let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+        for (node, step) in program.vectorSteps { runVector(step, node: node, input: input, batch: batch) }
+        if profiling { record(.other, since: start, thread: 0) }
+    }
+
+    /// The whole-batch buffer of a node (valid after `run` for requested and tail nodes).
+    func address(of node: Int, input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        switch plan.storage[node]! {
+        case .input: return input
+        case .batch(let offset): return UnsafePointer(batchArena.base + offset * batch)
+        case .thread: preconditionFailure("node \(node) is not kept for the whole batch")
+        }
+    }
+
+    struct Context {
+        let input: UnsafePointer<Float>
+        let batch: Int
+        let batchBase: UnsafeMutablePointer<Float>
+        let activations: UnsafeMutablePointer<Float>
+        let scratch: UnsafeMutablePointer<Float>
+        let thread: Int
+    }
+
+    @inline(__always)
+    private func address(_ node: Int, image: Int, _ context: Context) -> UnsafeMutablePointer<Float> {
+        switch plan.storage[node]! {
+        case .input: return UnsafeMutablePointer(mutating: context.input) + image * plan.perImage[node]
+        case .thread(let offset): return context.activations + offset
+        case .batch(let offset): return context.batchBase + offset * context.batch + image * plan.perImage[node]
+        }
+    }
+
+    @inline(__always)
+    private func record(_ category: KernelCategory, since start: UInt64, thread: Int) {
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        timings[thread * KernelCategory.allCases.count + category.rawValue] += elapsed
+    }
+
+    private func runSpatial(_ step: SpatialStep, image: Int, rows: Range<Int>, _ context: Context) {
+        guard !rows.isEmpty else { return }
+        let output = address(step.node, image: image, context)
+        let input = address(step.inputs[0], image: image, context)
+        let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+        var category = KernelCategory.other
+        switch step.op {
+        case .pointwise(let conv):
+            category = .pointwise
+            let first = rows.lowerBound * conv.outputWidth
+            BandKernels.gemm(input: input + first * conv.inputChannels, rows: rows.count * conv.outputWidth,
+                             inputChannels: conv.inputChannels, kernel: conv.kernel, outputChannels: conv.outputChannels,
+                             bias: conv.bias, clamp: conv.clamp, residual: nil, output: output + first * conv.outputChannels)
+            if let post = conv.postActivation {
+                applyActivation(post, output + first * conv.outputChannels, rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
+            }
+        case .convolution(let conv, let bandRows):
+            category = .firstConvolution
+            let depth = conv.kernelHeight * conv.kernelWidth * conv.inputChannels
+            var row = rows.lowerBound
+            while row < rows.upperBound {
+                let end = min(row + bandRows, rows.upperBound)
+                BandKernels.im2colRows(input: input, height: conv.inputHeight, width: conv.inputWidth,
+                                       inputChannels: conv.inputChannels, kernelHeight: conv.kernelHeight,
+                                       kernelWidth: conv.kernelWidth, strideH: conv.strideH, strideW: conv.strideW,
+                                       padTop: conv.padTop, padLeft: conv.padLeft, rows: row..<end,
+                                       outputWidth: conv.outputWidth, columns: context.scratch)
+                BandKernels.gemm(input: context.scratch, rows: (end - row) * conv.outputWidth, inputChannels: depth,
+                                 kernel: conv.kernel, outputChannels: conv.outputChannels, bias: conv.bias,
+                                 clamp: conv.clamp, residual: nil,
+                                 output: output + row * conv.outputWidth * conv.outputChannels)
+                row = end
+            }
+            if let post = conv.postActivation {
+                applyActivation(post, output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
+                                rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
+            }
+        case .depthwise(let conv):
+            category = .depthwise
+            depthwise(conv, band: input, bandStart: 0, bandRows: conv.inputHeight, rows: rows,
+                      output: output + rows.lowerBound * conv.outputWidth * conv.outputChannels)
+        case .block(let block):
+            let residual = block.residual.map { address($0, image: image, context) }
+            runBlock(block, input: input, residual: residual, output: output, rows: rows, context)
+            return
+        case .scaleShift(let scale, let shift, let channels):
+            let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
+            for pixel in 0 ..< count / channels {
+                let source = input + first + pixel * channels, target = output + first + pixel * channels
+                for c in 0..<channels { target[c] = source[c] * scale[c] + shift[c] }
+            }
+        case .relu(let maxValue, let threshold, let slope):
+            let first = rows.lowerBound * step.rowScalars
+            for i in first ..< first + rows.count * step.rowScalars {
+                let x = input[i]
+                var y = x >= threshold ? x : slope * (x - threshold)
+                if let maxValue { y = min(y, maxValue) }
+                output[i] = y
+            }
+        case .activation(let function, let channels):
+            let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
+            (output + first).update(from: input + first, count: count)
+            applyActivation(function, output + first, rows: count / channels, columns: channels)
+        case .pad(let top, let left, let inputHeight, let inputWidth, let channels):
+            let rowLength = step.rowScalars, copy = inputWidth * channels
+            for oy in rows {
+                let target = output + oy * rowLength, iy = oy - top
+                if iy >= 0 && iy < inputHeight {
+                    target.update(repeating: 0, count: left * channels)
+                    (target + left * channels).update(from: input + iy * copy, count: copy)
+                    let tail = rowLength - left * channels - copy
+                    (target + left * channels + copy).update(repeating: 0, count: tail)
+                } else {
+                    target.update(repeating: 0, count: rowLength)
+                }
+            }
+        case .add:
+            let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
+            (output + first).update(from: input + first, count: count)
+            for other in step.inputs.dropFirst() {
+                let addend = address(other, image: image, context) + first
+                for i in 0..<count { output[first + i] += addend[i] }
+            }
+        case .averagePool(let pixels, let channels):
+            // Summed in Double in pixel order, as GlobalPooling does; the sums use the scratch arena.
+            let sums = UnsafeMutableRawPointer(context.scratch).bindMemory(to: Double.self, capacity: channels)
+            sums.update(repeating: 0, count: channels)
+            for p in 0..<pixels {
+                let pixel = input + p * channels
+                for c in 0..<channels { sums[c] += Double(pixel[c]) }
+            }
+            for c in 0..<channels { output[c] = Float(sums[c] / Double(pixels)) }
+            UnsafeMutableRawPointer(sums).bindMemory(to: Float.self, capacity: 2 * channels)
+        case .maxPool(let pixels, let channels):
+            for c in 0..<channels { output[c] = -.infinity }
+            for p in 0..<pixels {
+                for c in 0..<channels { output[c] = max(output[c], input[p * channels + c]) }
+            }
+        case .alias:
+            break
+        }
+        if profiling { record(category, since: start, thread: context.thread) }
+    }
+
+    private func depthwise(_ conv: ConvOp, band: UnsafePointer<Float>, bandStart: Int, bandRows: Int,
+                           rows: Range<Int>, output: UnsafeMutablePointer<Float>) {
+        BandKernels.depthwiseRows(band: band, bandStart: bandStart, bandRows: bandRows, height: conv.inputHeight,
+                                  width: conv.inputWidth, channels: conv.inputChannels, kernel: conv.kernel,
+                                  kernelHeight: conv.kernelHeight, kernelWidth: conv.kernelWidth,
+                                  strideH: conv.strideH, strideW: conv.strideW, padTop: conv.padTop,
+                                  padLeft: conv.padLeft, rows: rows, outputWidth: conv.outputWidth,
+                                  bias: conv.bias, clamp: conv.clamp, output: output)
+    }
+
+    /// One inverted-residual block over output rows `rows`, band by band.
+    ///
+    /// The expanded rows of a band live in scratch; rows that the next band
+    /// needs again (the 3×3 window's overlap) are moved to the front rather
+    /// than recomputed, so the expand GEMM computes every row once per thread.
+    private func runBlock(_ block: BlockOp, input: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>?,
+                          output: UnsafeMutablePointer<Float>, rows: Range<Int>, _ context: Context) {
+        let dw = block.depthwise, project = block.project
+        let width = dw.inputWidth, channels = dw.inputChannels, rowScalars = width * channels
+        let expanded = context.scratch
+        let depthwiseOut = context.scratch + (block.expand == nil ? 0
+            : ArenaPlan.aligned(block.expandedRowsPerBand * rowScalars))
+        var start = 0, end = 0
+        var first = rows.lowerBound
+        while first < rows.upperBound {
+            let last = min(first + block.bandRows, rows.upperBound)
+            let low = max(0, first * dw.strideH - dw.padTop)
+            let high = min(dw.inputHeight, (last - 1) * dw.strideH - dw.padTop + dw.kernelHeight)
+            var band = UnsafePointer(input), bandStart = 0, bandRows = dw.inputHeight
+            if let expand = block.expand {
+                var time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+                if low >= start && low < end {
+                    if low > start { memmove(expanded, expanded + (low - start) * rowScalars, (end - low) * rowScalars * 4) }
+                    start = low
+                } else {
+                    start = low; end = low
+                }
+                if high > end {
+                    BandKernels.gemm(input: input + end * width * expand.inputChannels, rows: (high - end) * width,
+                                     inputChannels: expand.inputChannels, kernel: expand.kernel,
+                                     outputChannels: channels, bias: expand.bias, clamp: expand.clamp, residual: nil,
+                                     output: expanded + (end - start) * rowScalars)
+                    end = high
+                }
+                band = UnsafePointer(expanded); bandStart = start; bandRows = end - start
+                if profiling { record(.pointwise, since: time, thread: context.thread); time = DispatchTime.now().uptimeNanoseconds }
+            }
+            var time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+            depthwise(dw, band: band, bandStart: bandStart, bandRows: bandRows, rows: first..<last, output: depthwiseOut)
+            if profiling { record(.depthwise, since: time, thread: context.thread); time = DispatchTime.now().uptimeNanoseconds }
+            let offset = first * project.outputWidth * project.outputChannels
+            BandKernels.gemm(input: depthwiseOut, rows: (last - first) * dw.outputWidth, inputChannels: channels,
+                             kernel: project.kernel, outputChannels: project.outputChannels, bias: project.bias,
+                             clamp: project.clamp, residual: residual.map { UnsafePointer($0 + offset) },
+                             output: output + offset)
+            if profiling { record(.pointwise, since: time, thread: context.thread) }
+            first = last
+        }
+    }
+
+    private func applyActivation(_ function: ActivationFunction, _ data: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        switch function {
+        case .linear: break
+        case .relu: for i in 0 ..< rows * columns { data[i] = max(data[i], 0) }
+        case .relu6: for i in 0 ..< rows * columns { data[i] = min(max(data[i], 0), 6) }
+        case .sigmoid: Activations.sigmoid(data, count: rows * columns)
+        case .softmax: Activations.softmax(data, rows: rows, columns: columns)
+        }
+    }
+
+    /// The tail after pooling (Dense, its activation, vector BatchNorm...), on the whole batch.
+    private func runVector(_ step: InferenceStep, node: Int, input: UnsafePointer<Float>, batch: Int) {
+        let count = batch * plan.perImage[node]
+        let output = UnsafeMutablePointer(mutating: address(of: node, input: input, batch: batch))
+        func source(_ index: Int) -> UnsafePointer<Float> { address(of: index, input: input, batch: batch) }
+        switch step {
+        case .alias:
+            break
+        case .batchNorm(let from, let scale, let shift), .affine(let from, let scale, let shift):
+            let values = source(from), channels = scale.count
+            for i in 0..<count { output[i] = values[i] * scale[i % channels] + shift[i % channels] }
+        case .relu(let from, let maxValue, let threshold, let slope):
+            let values = source(from)
+            for i in 0..<count {
+                let x = values[i]
+                var y = x >= threshold ? x : slope * (x - threshold)
+                if let maxValue { y = min(y, maxValue) }
+                output[i] = y
+            }
+        case .activation(let from, let function):
+            output.update(from: source(from), count: count)
+            let columns = plan.perImage[node]
+            applyActivation(function, output, rows: count / max(1, columns), columns: columns)
+        case .add(let inputs):
+            output.update(from: source(inputs[0]), count: count)
+            for other in inputs.dropFirst() {
+                let values = source(other)
+                for i in 0..<count { output[i] += values[i] }
+            }
+        case .dense(let from, let kernel, let bias, let units, let activation):
+            let features = plan.perImage[from]
+            let clamp: Clamp = activation == .relu ? .relu : activation == .relu6 ? .relu6 : .none
+            withOptionalBuffer(bias) { biasPointer in
+                Pointwise.forward(input: source(from), rows: batch, inputChannels: features, kernel: kernel,
+                                  outputChannels: units, bias: biasPointer, clamp: clamp, output: output)
+            }
+            if activation == .softmax || activation == .sigmoid { applyActivation(activation, output, rows: batch, columns: units) }
+        case .convolution, .pad, .averagePool, .maxPool:
+            preconditionFailure("spatial step \(node) planned into the vector tail")
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Cria
+import Foundation
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure inference speed (batch 32 and batch 1), time by kernel kind, sgemm reference, memory.",
+        discussion: """
+            Without --model, runs MobileNetV2 (--alpha, --size, average pooling, no top) with seeded random weights:
+            speed depends on the shapes only. Only ratios measured in the same run are comparable on a shared machine.
+            """)
+
+    @Option(help: "A Keras .h5, .weights.h5 or .keras file (default: random-weight MobileNetV2).")
+    var model: String?
+
+    @Option(help: "Batch size of the throughput run.")
+    var batch: Int = 32
+
+    @Option(help: "Timed batches (median reported).")
+    var repetitions: Int = 10
+
+    @Option(help: "Batches of the steady-state allocation check (0 skips it).")
+    var steadyBatches: Int = 100
+
+    @Option(help: "Threads for OpenBLAS and Cria's loops (default: all cores or CRIA_THREADS).")
+    var threads: Int?
+
+    @Option(help: "Bytes of expanded activations per band of an inverted-residual block, in KiB (0: whole images).")
+    var bandKib: Int?
+
+    @Flag(help: "Run expand, depthwise and project as separate steps (no block fusion).")
+    var noFusion = false
+
+    @Flag(help: "Print one JSON object instead of the table.")
+    var json = false
+
+    @Option(help: "Width multiplier of the random-weight model (or of a weights-only file).")
+    var alpha: Double = 1.0
+
+    @Option(help: "Input size H or HxW.")
+    var size: String = "160"
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let architecture = try ArchitectureOptions.parse(["--alpha", "\(alpha)", "--size", size, "--pooling", "avg"])
+            let (height, width) = try architecture.inputSize() ?? (160, 160)
+            let graph: ModelGraph
+            let name: String
+            if let model {
+                graph = try architecture.loadGraph(model).1
+                name = "\(URL(fileURLWithPath: model).lastPathComponent) at \(height)x\(width)"
+            } else {
+                graph = try ModelGraph.randomMobileNetV2(alpha: alpha, inputHeight: height, inputWidth: width)
+                name = "MobileNetV2 \(alpha)/\(height)x\(width), random weights, avg pooling"
+            }
+            var configuration = Benchmark.Configuration()
+            configuration.batch = batch
+            configuration.repetitions = repetitions
+            configuration.steadyStateBatches = steadyBatches
+            if let threads { configuration.threads = threads }
+            if let bandKib { configuration.options.blockBandBytes = bandKib * 1024 }
+            configuration.options.fuseBlocks = !noFusion
+            let log: (String) -> Void = { line in
+                if !json { FileHandle.standardError.write(Data("  \(line)\n".utf8)) }
+            }
+            let report = try Benchmark.run(graph: graph, name: name, configuration: configuration, log: log)
+            print(json ? report.json.serialized(pretty: false) : report.table)
+        }
+    }
+}
