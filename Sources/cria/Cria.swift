@@ -12,8 +12,12 @@ struct CriaCommand: ParsableCommand {
             // Each subcommand lives in its own file; keep this list sorted.
             BenchCommand.self,
             DataCommand.self,
+            EvaluateCommand.self,
             InspectCommand.self,
             PredictCommand.self,
+            RunCommand.self,
+            SweepCommand.self,
+            ValidateCommand.self,
             WeightsCommand.self,
         ]
     )

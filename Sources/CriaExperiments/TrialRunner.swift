@@ -1,0 +1,225 @@
+import CriaCore
+import CriaData
+import CriaKerasIO
+import CriaModel
+import CriaReports
+import CriaTraining
+import Foundation
+
+/// Runs one trial into its directory. Files appear in this order, each written
+/// atomically: config.resolved.yaml, the metrics logs (every epoch), curves.svg,
+/// model.h5, and summary.json last, so a summary means the trial finished.
+public final class TrialRunner {
+    public var criaVersion: String
+    /// Prints dataset messages and per-epoch progress on stderr.
+    public var verbose: Bool
+    /// Draws per-epoch progress (the lead's Keras-style ConsoleReporter by default).
+    public var progress: TrainingObserver?
+
+    private var cachedData: (spec: DataSpec, seed: Int, data: TrialData)?
+    private var cachedWeights: (path: String, file: KerasFile)?
+
+    public init(criaVersion: String, verbose: Bool = true, progress: TrainingObserver? = nil) {
+        self.criaVersion = criaVersion
+        self.verbose = verbose
+        self.progress = progress ?? (verbose ? ConsoleReporter() : nil)
+    }
+
+    /// The data of a config, decoded once per distinct `data` section.
+    public func data(for config: ExperimentConfig) throws -> TrialData {
+        let splitSeed = config.data.seed ?? config.seed
+        if let cached = cachedData, cached.spec == config.data, cached.seed == splitSeed { return cached.data }
+        let data = try TrialData.load(config.data, seed: splitSeed, verbose: verbose)
+        cachedData = (config.data, splitSeed, data)
+        return data
+    }
+
+    func weights(_ path: String) throws -> KerasFile {
+        if let cached = cachedWeights, cached.path == path { return cached.file }
+        let url = TrialData.resolvePath(path)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw CriaError("model.weights: \(url.path) does not exist (run `make setup` or `cria weights fetch`, or set model.weights)")
+        }
+        let file = try KerasFile.open(url)
+        cachedWeights = (path, file)
+        return file
+    }
+
+    @discardableResult
+    public func run(_ plan: TrialPlan, directory: URL) throws -> JSONValue {
+        let started = Date()
+        let config = plan.config
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let resolved = config.resolvedTree(criaVersion: criaVersion, gitCommit: RunInfo.gitCommit)
+        try AtomicFile.write("# \(config.name) / \(plan.id): every default filled in; `cria run` accepts this file.\n"
+                             + ConfigEmitter.yaml(resolved), to: directory.appendingPathComponent("config.resolved.yaml"))
+        if let threads = config.threads { Threads.set(threads) }
+
+        let data = try self.data(for: config)
+        let classes = data.classNames.count
+        if config.model.classes == 1 && classes != 2 {
+            throw CriaError("model.head.classes: 1 (one logit) needs exactly 2 classes, the data has \(classes): \(data.classNames); set model.head.classes: \(classes)")
+        }
+        if config.model.classes > 1 && config.model.classes != classes {
+            throw CriaError("model.head.classes: \(config.model.classes), but the data has \(classes) classes: \(data.classNames)")
+        }
+        let input = config.model.inputSize ?? config.augment.crop ?? config.data.imageSize
+        let file = try weights(config.model.weights)
+        let graph = try TransferModel.graph(file: file, alpha: config.model.alpha, inputHeight: input[0], inputWidth: input[1],
+                                            head: .init(dropout: config.model.dropout, units: config.model.classes), seed: UInt64(plan.seed))
+        let trainer = Trainer(graph: graph, loss: config.model.classes == 1 ? .binaryCrossentropyFromLogits : .sparseCategoricalCrossentropyFromLogits,
+                              seed: UInt64(plan.seed))
+        let metadata = modelMetadata(plan, classNames: data.classNames)
+        trainer.checkpointWriter = { graph, path in
+            try Self.save(graph, metadata: metadata, to: directory.appendingPathComponent(path))
+        }
+        let log = try MetricsLog(directory: directory)
+        let observer = LoggingObserver(log: log, forward: progress)
+        trainer.observer = observer
+
+        let layers = config.augment.layers
+        let pipeline = layers.isEmpty ? nil : AugmentationPipeline(layers, seed: UInt64(plan.seed))
+        try pipeline?.validate()
+        let train = data.trainSource(augmentation: pipeline)
+        let validation = data.validationSource()
+
+        var epoch = 0
+        var phases: [JSONValue] = []
+        var fineTuneStart: Int?
+        var probeAccuracy: Double?
+        for phase in config.phases {
+            if verbose { FileHandle.standardError.write(Data("phase \(phase.name): \(phase.type.rawValue), \(phase.freezing.description)\n".utf8)) }
+            let first = epoch
+            switch phase.type {
+            case .train:
+                if fineTuneStart == nil && phase.freezing != .baseFrozen && phase.epochs > 0 { fineTuneStart = epoch }
+                let records = try trainer.fit(phase.phaseConfig(defaultBatchSize: config.data.batchSize), train: train,
+                                              validation: validation, initialEpoch: epoch)
+                if let error = observer.error { throw error }
+                epoch += records.count
+            case .linearProbe:
+                let result = try LinearProbe.fit(trainer, train: data.trainSource(augmentation: nil), validation: validation,
+                                                 lambda: phase.lambda, batchSize: phase.batchSize ?? config.data.batchSize)
+                probeAccuracy = result.validationAccuracy
+                if verbose {
+                    FileHandle.standardError.write(Data(String(format: "linear probe: train accuracy %.4f, val accuracy %.4f (λ = %g)\n",
+                                                               result.trainAccuracy, result.validationAccuracy ?? .nan, result.lambda).utf8))
+                }
+            }
+            phases.append(.object(["name": .string(phase.name), "type": .string(phase.type.rawValue), "epochs": .number(Double(phase.epochs)),
+                                   "epochs_run": .number(Double(epoch - first)), "first_epoch": .number(Double(first)),
+                                   "freezing": .string(phase.freezing.description), "optimizer": .string(phase.optimizer.kind.rawValue),
+                                   "lr": .number(phase.optimizer.learningRate), "bn_mode": .string(phase.bnMode.rawValue)]))
+        }
+        let records = log.records
+        try AtomicFile.write(CurvesFigure.svg(records: records, fineTuneStartEpoch: fineTuneStart, title: "\(config.name): \(plan.id)"),
+                             to: directory.appendingPathComponent("curves.svg"))
+        var testJSON = JSONValue.null
+        if let test = data.testSource() {
+            let evaluation = try trainer.evaluate(test, batchSize: config.data.batchSize)
+            testJSON = ClassificationMetrics(evaluation, labels: test.labels, classNames: data.classNames).json
+        }
+        try Self.save(trainer.graph, metadata: metadata, to: directory.appendingPathComponent("model.h5"))
+
+        var summary = Summary.metrics(records, fineTuneStart: fineTuneStart, phases: config.phases)
+        summary["trial_id"] = .string(plan.id)
+        summary["experiment"] = .string(config.name)
+        summary["seed"] = .number(Double(plan.seed))
+        summary["repeat"] = .number(Double(plan.repeatIndex))
+        summary["parameters"] = .object(Dictionary(plan.parameters.map { ($0.path, Summary.json($0.value)) }, uniquingKeysWith: { $1 }))
+        summary["status"] = "finished"
+        summary["phases"] = .array(phases)
+        summary["fine_tune_start_epoch"] = fineTuneStart.map { .number(Double($0)) } ?? .null
+        summary["test"] = testJSON
+        summary["linear_probe"] = probeAccuracy.map { .object(["val_accuracy": .number($0)]) } ?? .null
+        summary["wall_seconds"] = .number(Date().timeIntervalSince(started))
+        summary["peak_rss_mb"] = .number(RunInfo.peakRSSMegabytes)
+        summary["cria_version"] = .string(criaVersion)
+        summary["git_commit"] = .string(RunInfo.gitCommit)
+        summary["class_names"] = .array(data.classNames.map(JSONValue.string))
+        summary["dataset"] = .object([
+            "directory": .string(data.origin), "train_count": .number(Double(data.trainCount)), "val_count": .number(Double(data.validationCount)),
+            "test_count": data.testCount.map { .number(Double($0)) } ?? .null,
+            "class_counts_train": .object(data.classCounts(data.trainLabels).mapValues { .number(Double($0)) }),
+            "class_counts_val": .object(data.classCounts(data.validationLabels).mapValues { .number(Double($0)) }),
+        ])
+        let json = Summary.finite(.object(summary))
+        try AtomicFile.write(json.serialized(pretty: true) + "\n", to: directory.appendingPathComponent("summary.json"))
+        return json
+    }
+
+    func modelMetadata(_ plan: TrialPlan, classNames: [String]) -> JSONValue {
+        .object(["class_names": .array(classNames.map(JSONValue.string)), "cria_version": .string(criaVersion),
+                 "git_commit": .string(RunInfo.gitCommit), "experiment": .string(plan.config.name), "trial_id": .string(plan.id),
+                 "seed": .number(Double(plan.seed))])
+    }
+
+    /// A Keras 3 legacy `.h5` full model that `keras.models.load_model` and `cria` both read.
+    static func save(_ graph: ModelGraph, metadata: JSONValue, to url: URL) throws {
+        var weights: [String: LayerWeights] = [:]
+        for node in graph.nodes where !node.weights.isEmpty { weights[node.name] = node.weights }
+        try KerasWriter.writeFullModel(graph.config, weights: weights, metadata: metadata, to: url)
+    }
+}
+
+/// Appends each finished epoch to the metrics logs, then forwards to the progress display.
+final class LoggingObserver: TrainingObserver {
+    let log: MetricsLog
+    let forward: TrainingObserver?
+    private(set) var error: Error?
+
+    init(log: MetricsLog, forward: TrainingObserver?) {
+        self.log = log
+        self.forward = forward
+    }
+
+    func epochStarted(epoch: Int, of totalEpochs: Int, batches: Int) { forward?.epochStarted(epoch: epoch, of: totalEpochs, batches: batches) }
+    func batchFinished(batch: Int, loss: Double, accuracy: Double) { forward?.batchFinished(batch: batch, loss: loss, accuracy: accuracy) }
+    func epochFinished(_ record: EpochRecord) {
+        do { try log.append(record) } catch { self.error = self.error ?? error }
+        forward?.epochFinished(record)
+    }
+}
+
+/// The metric fields of summary.json, from the epoch records.
+enum Summary {
+    static func metrics(_ records: [EpochRecord], fineTuneStart: Int?, phases: [PhaseSpec]) -> [String: JSONValue] {
+        func number(_ value: Double?) -> JSONValue { value.map(JSONValue.number) ?? .null }
+        var result: [String: JSONValue] = [:]
+        // Ties go to the earliest epoch, as Keras's EarlyStopping keeps the first best.
+        let best = records.filter { $0.valAccuracy != nil }.max { a, b in a.valAccuracy! < b.valAccuracy! || (a.valAccuracy! == b.valAccuracy! && a.epoch > b.epoch) }
+        result["best_val_accuracy"] = number(best?.valAccuracy)
+        result["best_epoch"] = best.map { .number(Double($0.epoch)) } ?? .null
+        result["final_val_accuracy"] = number(records.last?.valAccuracy)
+        result["final_val_loss"] = number(records.last?.valLoss)
+        result["final_accuracy"] = number(records.last?.accuracy)
+        result["final_loss"] = number(records.last?.loss)
+        result["epochs"] = .number(Double(records.count))
+        let frozenNames = Set(phases.filter { $0.type == .train && $0.freezing == .baseFrozen }.map(\.name))
+        let frozen = records.last { frozenNames.contains($0.phase) && $0.epoch < (fineTuneStart ?? .max) }
+        result["frozen_phase_val_accuracy"] = number(frozen?.valAccuracy)
+        return result
+    }
+
+    static func json(_ node: ConfigNode) -> JSONValue {
+        switch node.kind {
+        case .scalar(let text, let quoted):
+            if node.isNull { return .null }
+            if !quoted, let number = ConfigReader.number(text) { return .number(number) }
+            if !quoted, text == "true" || text == "false" { return .bool(text == "true") }
+            return .string(text)
+        case .list(let items): return .array(items.map(json))
+        case .map(let entries): return .object(Dictionary(entries.map { ($0.key, json($0.value)) }, uniquingKeysWith: { $1 }))
+        }
+    }
+
+    /// JSON has no NaN or infinity: a diverged metric becomes null rather than an unreadable file.
+    static func finite(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .number(let x): return x.isFinite ? value : .null
+        case .array(let items): return .array(items.map(finite))
+        case .object(let fields): return .object(fields.mapValues(finite))
+        default: return value
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// Placeholder so the package resolves; real tests replace it.
