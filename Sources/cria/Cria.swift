@@ -11,10 +11,13 @@ struct CriaCommand: ParsableCommand {
         subcommands: [
             // Each subcommand lives in its own file; keep this list sorted.
             BenchCommand.self,
+            CompareCommand.self,
             DataCommand.self,
             EvaluateCommand.self,
+            ExportNotebookCommand.self,
             InspectCommand.self,
             PredictCommand.self,
+            ReportCommand.self,
             RunCommand.self,
             SweepCommand.self,
             ValidateCommand.self,
