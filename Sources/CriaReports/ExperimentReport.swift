@@ -17,6 +17,8 @@ public enum ExperimentReport {
         public var metric = "val_accuracy"
         public var direction = RankDirection.max
         public var total: Int?
+        /// The sweep's key paths in the config's order, for table columns.
+        public var parameterKeys: [String] = []
 
         public init(experimentDirectory: URL) throws {
             let url = experimentDirectory.appendingPathComponent("sweep.json")
@@ -30,6 +32,7 @@ public enum ExperimentReport {
                 self.direction = parsed
             }
             total = json["total"]?.int ?? json["count"]?.int ?? json["trials"]?.array?.count
+            parameterKeys = (json["parameter_keys"]?.array ?? []).compactMap(\.string)
         }
 
         public init(metric: String = "val_accuracy", direction: RankDirection = .max, total: Int? = nil) {
@@ -51,7 +54,7 @@ public enum ExperimentReport {
         let (trials, unfinished) = try TrialSummary.loadAll(under: directory, depth: 2)
         let ranked = rank(trials, metric: sweep.metric, direction: sweep.direction)
         let markdown = self.markdown(ranked, unfinished: unfinished, sweep: sweep, directory: directory)
-        try AtomicFile.write(csv(ranked), to: directory.appendingPathComponent(csvFileName))
+        try AtomicFile.write(csv(ranked, parameterOrder: sweep.parameterKeys), to: directory.appendingPathComponent(csvFileName))
         try AtomicFile.write(markdown, to: directory.appendingPathComponent(markdownFileName))
         try AtomicFile.write(ComparisonFigure.svg(trials: ranked, title: directory.lastPathComponent),
                              to: directory.appendingPathComponent(figureFileName))
@@ -71,8 +74,10 @@ public enum ExperimentReport {
         }
     }
 
-    static func parameterKeys(_ trials: [TrialSummary]) -> [String] {
-        Array(Set(trials.flatMap { $0.parameters.keys })).sorted()
+    /// Every parameter key of `trials`: those named in `order` first, in that order, then the rest alphabetically.
+    static func parameterKeys(_ trials: [TrialSummary], order: [String] = []) -> [String] {
+        let keys = Set(trials.flatMap { $0.parameters.keys })
+        return order.filter(keys.contains) + keys.subtracting(order).sorted()
     }
 
     // MARK: summary.csv
@@ -85,8 +90,8 @@ public enum ExperimentReport {
 
     /// One row per finished trial, ranked. Numbers are Python `repr`s and a missing value is an empty field,
     /// which pandas reads as NaN.
-    public static func csv(_ ranked: [TrialSummary]) -> String {
-        let keys = parameterKeys(ranked)
+    public static func csv(_ ranked: [TrialSummary], parameterOrder: [String] = []) -> String {
+        let keys = parameterKeys(ranked, order: parameterOrder)
         var lines = [(["rank", "trial_id", "repeat", "seed"] + keys + csvMetricColumns).map(MetricsLog.csvQuoted).joined(separator: ",")]
         func number(_ value: Double?) -> String { value.map(PythonFloat.repr) ?? "" }
         func integer(_ value: Int?) -> String { value.map(String.init) ?? "" }
@@ -96,7 +101,7 @@ public enum ExperimentReport {
             fields += [
                 number(trial.bestValAccuracy), integer(trial.bestEpoch), integer(trial.bestEpoch.map { $0 + 1 }),
                 number(trial.bestValLoss), number(trial.finalValAccuracy), number(trial.finalValLoss), number(trial.finalAccuracy),
-                number(trial.frozenPhaseValAccuracy), integer(trial.fineTuneStartEpoch), String(trial.totalEpochs),
+                number(trial.frozenPhaseValAccuracy), integer(trial.fineTuneStartEpoch), String(trial.epochsRun),
                 number(trial.test?.loss), number(trial.test?.accuracy), number(trial.linearProbeValAccuracy),
                 number(trial.wallSeconds), number(trial.peakRSSMB),
             ]
@@ -137,7 +142,7 @@ public enum ExperimentReport {
     }
 
     static func markdown(_ ranked: [TrialSummary], unfinished: [URL], sweep: SweepInfo, directory: URL) -> String {
-        let keys = parameterKeys(ranked)
+        let keys = parameterKeys(ranked, order: sweep.parameterKeys)
         let experiment = ranked.first?.experiment.nonEmpty ?? directory.deletingLastPathComponent().lastPathComponent
         var out = "# \(experiment): \(directory.lastPathComponent)\n\n"
         let total = sweep.total.map { " of \($0)" } ?? ""

@@ -60,7 +60,10 @@ public struct TrialSummary {
     public static let fileName = "summary.json"
 
     public var isFinished: Bool { status == "finished" }
+    /// Planned epochs over all phases: what "equal total epochs" compares, whatever early stopping did.
     public var totalEpochs: Int { phases.isEmpty ? records.count : phases.reduce(0) { $0 + $1.epochs } }
+    /// Epochs actually run (fewer than planned after early stopping).
+    public var epochsRun: Int { raw["epochs"]?.int ?? records.count }
     public var bestValLoss: Double? { records.compactMap(\.valLoss).filter(\.isFinite).min() ?? finalValLoss }
     public var isFrozenOnly: Bool { fineTuneStartEpoch == nil }
 

@@ -115,6 +115,18 @@ final class ExperimentReportTests: XCTestCase {
         XCTAssertThrowsError(try ExperimentReport.rebuild(experimentDirectory: experiment))
     }
 
+    func testParameterColumnsFollowTheSweepOrder() throws {
+        let experiment = try temporaryDirectory()
+        try ReportFixtures.makeSweep(in: experiment)
+        try #"{"metric": "best_val_accuracy", "direction": "max", "parameter_keys": ["phases[1].lr", "phases[1].fine_tune_at"]}"#
+            .write(to: experiment.appendingPathComponent("sweep.json"), atomically: true, encoding: .utf8)
+        let markdown = try ExperimentReport.rebuild(experimentDirectory: experiment)
+        let csv = try String(contentsOf: experiment.appendingPathComponent("summary.csv"), encoding: .utf8)
+        XCTAssertTrue(csv.hasPrefix("rank,trial_id,repeat,seed,phases[1].lr,phases[1].fine_tune_at,best_val_accuracy,"))
+        XCTAssertTrue(csv.split(separator: "\n")[1].hasPrefix("1,\"lr=1e-4,fine_tune_at=120\",1,43,0.0001,120,0.98,"))
+        XCTAssertTrue(markdown.contains("| rank | trial | repeat | phases[1].lr | phases[1].fine_tune_at |"))
+    }
+
     func testPandasReadsSummaryCSV() throws {
         let experiment = try temporaryDirectory()
         try ReportFixtures.makeSweep(in: experiment)
