@@ -169,6 +169,12 @@ struct WeightPlan {
         func check(_ model: KerasModelConfig) throws {
             for layer in model.layers {
                 if let nested = layer.nested { try check(nested); continue }
+                // A weight Cria has no Keras variable order for would be dropped silently: refuse instead.
+                let known = Set(KerasVariables.names(for: layer))
+                if let extra = weights[layer.name]?.keys.filter({ !known.contains($0) }).sorted(), !extra.isEmpty {
+                    throw CriaError("\(destination.path): not written: layer \(layer.name) (\(layer.className)) has weights "
+                        + "\(extra.joined(separator: ", ")) that Cria cannot place in a Keras file")
+                }
                 for variable in KerasVariables.names(for: layer) {
                     // An adapted Normalization layer may come without its `count`.
                     if layer.className == "Normalization", variable == "count" { continue }

@@ -305,6 +305,11 @@ final class KerasWriterTests: XCTestCase {
         XCTAssertThrowsError(try KerasWriter.writeWeights(outerModel(), weights: missing, to: url)) { error in
             XCTAssertTrue("\(error)".contains("bn") && "\(error)".contains("moving_variance"), "\(error)")
         }
+        var unknown = weights()
+        unknown["gap"] = ["kernel": tensor([1], seed: 16)]
+        XCTAssertThrowsError(try KerasWriter.writeFullModel(outerModel(), weights: unknown, metadata: nil, to: url)) { error in
+            XCTAssertTrue("\(error)".contains("gap") && "\(error)".contains("kernel"), "\(error)")
+        }
         XCTAssertEqual(try Data(contentsOf: url), before)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), ["model.h5"], "temporary files left behind")
         XCTAssertEqual(try KerasFile.open(url).criaMetadata, ["class_names": ["a"]])
