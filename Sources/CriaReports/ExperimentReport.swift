@@ -151,7 +151,8 @@ public enum ExperimentReport {
             out += "; unfinished (no finished summary.json): " + unfinished.map { "`\($0.lastPathComponent)`" }.joined(separator: ", ")
         }
         out += ". Ranked by \(sweep.direction == .max ? "highest" : "lowest") `\(sweep.metric)`"
-        out += sweep.metric.hasPrefix("val_") ? " (best epoch).\n\n" : ".\n\n"
+        let bestEpoch = ["val_accuracy", "best_val_accuracy", "val_loss", "best_val_loss"].contains(sweep.metric)
+        out += bestEpoch ? " (best epoch).\n\n" : ".\n\n"
         out += "Accuracy is the correct figure (logit > 0, or argmax); Keras's `metrics=[\"accuracy\"]` value is in each trial's `metrics.csv` as `keras_accuracy`.\n\n"
         guard !ranked.isEmpty else { return out + "No finished trials yet.\n" }
 
