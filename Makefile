@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-debug fixtures clean bench bench-compare check-keras-roundtrip
+.PHONY: setup build test test-debug fixtures clean bench bench-compare check-keras-roundtrip demo compare-keras
 
 setup:
 	@bash scripts/setup.sh
@@ -45,3 +45,15 @@ check-keras-roundtrip: setup
 	$(SWIFT) build --build-tests $(RELEASE)
 	CRIA_WRITE_ROUNDTRIP=$(abspath $(ROUNDTRIP_DIR)) $(SWIFT) test --skip-build $(RELEASE) --filter SavedModelRoundTripTests
 	python3 Notebooks-export/check_cria_saves.py $(ROUNDTRIP_DIR)
+
+# The main job: sets everything up, builds, runs the alpaca study when the data is
+# present ($CRIA_ALPACA_DIR, default ../shared/data/alpaca), else the Fashion-MNIST quickstart.
+CRIA_ALPACA_DIR ?= $(abspath ../shared/data/alpaca)
+export CRIA_ALPACA_DIR
+demo: build
+	@bash scripts/demo.sh
+
+# Cria and Keras run the same recipe on the same data, interleaved; prints both
+# histories, wall time per phase, peak RSS and the ratios (SEEDS="1 2 3").
+compare-keras: build
+	python3 scripts/compare_keras.py
