@@ -201,6 +201,6 @@ public struct SweepSpec: Equatable, Sendable {
     public var metric = "best_val_accuracy"
     public var direction: SweepDirection = .max
 
-    public static let metrics = ["best_val_accuracy", "final_val_accuracy", "final_val_loss", "final_accuracy",
+    public static let metrics = ["best_val_accuracy", "best_val_loss", "final_val_accuracy", "final_val_loss", "final_accuracy",
                                  "frozen_phase_val_accuracy", "test_accuracy", "test_loss", "linear_probe_val_accuracy"]
 }

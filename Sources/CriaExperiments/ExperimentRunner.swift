@@ -142,7 +142,8 @@ public final class ExperimentRunner {
             // An interrupted trial restarts from scratch: its partial logs must not mix with the new run.
             if FileManager.default.fileExists(atPath: trialDirectory.path) { try FileManager.default.removeItem(at: trialDirectory) }
             write(progressLine(position: position, of: pending.count, trial: trial, started: started))
-            try runner.run(trial, directory: trialDirectory)
+            let summary = try runner.run(trial, directory: trialDirectory)
+            write(Self.resultLine(summary, id: trial.id))
         }
         if !pending.isEmpty {
             write(String(format: "%@: %d trial(s) finished in %@\n", config.name, pending.count, Self.duration(Date().timeIntervalSince(started))))
@@ -154,6 +155,18 @@ public final class ExperimentRunner {
             write("warning: \(directory.path): could not rebuild the summaries: \(error)\n")
         }
         return directory
+    }
+
+    /// `lr=1e-4: val_accuracy best 0.9231 (epoch 8), final 0.9038; frozen phase 0.8654; 63s`
+    static func resultLine(_ summary: JSONValue, id: String) -> String {
+        func value(_ key: String) -> String { summary[key]?.double.map { String(format: "%.4f", $0) } ?? "n/a" }
+        var parts = ["\(id): val_accuracy best \(value("best_val_accuracy"))"
+            + (summary["best_epoch"]?.int.map { " (epoch \($0 + 1))" } ?? "") + ", final \(value("final_val_accuracy"))"]
+        if summary["frozen_phase_val_accuracy"]?.double != nil { parts.append("frozen phase \(value("frozen_phase_val_accuracy"))") }
+        if let test = summary["test"]?["accuracy"]?.double { parts.append(String(format: "test %.4f", test)) }
+        if let probe = summary["linear_probe"]?["val_accuracy"]?.double { parts.append(String(format: "linear probe %.4f", probe)) }
+        parts.append(duration(summary["wall_seconds"]?.double ?? 0))
+        return parts.joined(separator: "; ") + "\n"
     }
 
     /// `trial 3/36 [lr=1e-4,...] elapsed 4m12s, ETA 46m` (the ETA assumes equal trials).

@@ -61,8 +61,11 @@ struct SweepCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("note: \(options.config) has no sweep section; running its one trial (× repeats)\n".utf8))
             }
             let runner = try ExperimentRunner(config: config, tree: tree, source: options.config, useSweep: true, options: runOptions)
-            let directory = try runner.run()
-            if !dryRun { print(directory.path) }
+            if dryRun {
+                print(runner.listing(), terminator: "")
+                return
+            }
+            print(try runner.run().path)
         }
     }
 }

@@ -199,6 +199,20 @@ final class RunnerTests: XCTestCase {
         if let a = csv(sharded), let b = csv(whole) { XCTAssertEqual(a, b) }
     }
 
+    /// A linear_probe phase installs the ridge head and the next phase trains on from it.
+    func testLinearProbePhaseThenFineTune() throws {
+        let text = configText(name: "probe").replacingOccurrences(of: "- {name: frozen, epochs: 2, trainable: none, lr: 1e-3}",
+                                                                   with: "- {name: probe, type: linear_probe, lambda: 0.5}")
+        let experiment = try runner(text, useSweep: false) { $0.fresh = true }.run()
+        let s = try summary(experiment.appendingPathComponent("seed=42"))
+        let probe = try XCTUnwrap(s["linear_probe"]?["val_accuracy"]?.double)
+        XCTAssertTrue((0...1).contains(probe))
+        XCTAssertEqual(s["phases"]?[0]?["type"]?.string, "linear_probe")
+        XCTAssertEqual(s["phases"]?[1]?["first_epoch"]?.int, 0)
+        XCTAssertEqual(s["fine_tune_start_epoch"]?.int, 0)
+        XCTAssertEqual(try MetricsLog.read(directory: experiment.appendingPathComponent("seed=42")).count, 1)
+    }
+
     /// The real binary: errors on stderr with key path and line, exit status 1; evaluate's JSON.
     func testCLIValidateRunAndEvaluate() throws {
         guard CLI.binary != nil else { throw XCTSkip("the cria binary is not built next to the tests") }
