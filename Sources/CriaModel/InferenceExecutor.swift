@@ -73,6 +73,9 @@ final class InferenceExecutor {
         let threads = min(max(1, Threads.count), 256)
         prepare(batch: batch, threads: threads)
         let batchBase = batchArena.base
+        // OpenBLAS's thread count is process-wide: two models running at once on
+        // different threads would see each other's setting (results stay exact;
+        // only the thread budget is shared). Restored below for the Dense tail.
         if threads > 1 { openblas_set_num_threads(1) }
         if batch >= threads {
             // Whole images per thread: contiguous ranges fixed by (batch, threads).
