@@ -67,9 +67,11 @@ public struct ClassificationMetrics: Equatable, Sendable {
         }
         lines.append("")
         lines.append("confusion matrix (rows: true class, columns: predicted):")
-        lines.append(pad("", width) + "  " + classNames.indices.map { pad(String($0), 6) }.joined())
+        let labels = classNames.indices.map { "\($0) \(classNames[$0])" }
+        let labelWidth = labels.map(\.count).max() ?? 0
+        lines.append(pad("", labelWidth) + "  " + classNames.indices.map { pad(String($0), 6) }.joined())
         for c in classNames.indices {
-            lines.append(pad("\(c) \(classNames[c])", width) + "  " + confusion[c].map { pad(String($0), 6) }.joined())
+            lines.append(pad(labels[c], labelWidth) + "  " + confusion[c].map { pad(String($0), 6) }.joined())
         }
         return lines.joined(separator: "\n")
     }

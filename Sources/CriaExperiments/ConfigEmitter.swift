@@ -16,7 +16,8 @@ extension ExperimentConfig {
         func size(_ value: [Int]) -> ConfigNode { .list(value.map(i)) }
         var dataEntries: [(String, ConfigNode)] = [
             ("source", s(data.source.rawValue)),
-            ("directory", data.directory.map(s) ?? null),
+            // The directory actually used, so the resolved file reruns without the environment.
+            ("directory", (data.directory ?? (data.source == .directory ? ProcessInfo.processInfo.environment["CRIA_ALPACA_DIR"] : nil)).map(s) ?? null),
             ("csv", data.csv.map(s) ?? null),
             ("validation_split", n(data.validationSplit)),
             ("seed", i(data.seed ?? seed)),

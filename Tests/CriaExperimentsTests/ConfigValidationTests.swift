@@ -157,6 +157,7 @@ final class ConfigValidationTests: XCTestCase {
         var expected = trial.config
         expected.data.seed = expected.data.seed ?? expected.seed
         expected.augment.preset = nil
+        if expected.data.directory == nil { expected.data.directory = ProcessInfo.processInfo.environment["CRIA_ALPACA_DIR"] }
         // Resolved files spell out what defaulted to the data section.
         expected.model.inputSize = expected.data.imageSize
         for i in expected.phases.indices { expected.phases[i].batchSize = expected.data.batchSize }
