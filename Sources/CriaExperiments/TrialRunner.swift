@@ -77,8 +77,7 @@ public final class TrialRunner {
         let observer = LoggingObserver(log: log, forward: progress)
         trainer.observer = observer
 
-        let layers = config.augment.layers
-        let pipeline = layers.isEmpty ? nil : AugmentationPipeline(layers, seed: UInt64(plan.seed))
+        let pipeline = Self.augmentation(config.augment)
         try pipeline?.validate()
         let train = data.trainSource(augmentation: pipeline)
         let validation = data.validationSource()
@@ -146,6 +145,14 @@ public final class TrialRunner {
         let json = Summary.finite(.object(summary))
         try AtomicFile.write(json.serialized(pretty: true) + "\n", to: directory.appendingPathComponent("summary.json"))
         return json
+    }
+
+    /// The training-time augmentation. Batch sources mix the trainer's seed into the pipeline's
+    /// (seed ^ pipeline.seed), so the pipeline carries a fixed salt: using the trial seed here
+    /// would cancel out and give every repeat the same draws.
+    public static func augmentation(_ spec: AugmentSpec) -> AugmentationPipeline? {
+        let layers = spec.layers
+        return layers.isEmpty ? nil : AugmentationPipeline(layers, seed: 0xA06_5A17)
     }
 
     func modelMetadata(_ plan: TrialPlan, classNames: [String]) -> JSONValue {

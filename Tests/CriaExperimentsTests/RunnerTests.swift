@@ -199,6 +199,20 @@ final class RunnerTests: XCTestCase {
         if let a = csv(sharded), let b = csv(whole) { XCTAssertEqual(a, b) }
     }
 
+    /// Repeats differ in their augmentation draws, and one seed always draws the same.
+    func testAugmentationDrawsFollowTheTrialSeed() throws {
+        let config = try ExperimentConfig.decode(try ConfigNode.parse(configText(), source: "t"), source: "t", defaultName: "t")
+        let data = try TrialData.load(config.data, seed: 42, verbose: false)
+        var spec = AugmentSpec()
+        spec.rotation = 0.2
+        let source = data.trainSource(augmentation: TrialRunner.augmentation(spec))
+        let a = try source.images([0, 1], epoch: 0, augment: true, seed: 42)
+        XCTAssertEqual(a, try source.images([0, 1], epoch: 0, augment: true, seed: 42))
+        XCTAssertNotEqual(a, try source.images([0, 1], epoch: 0, augment: true, seed: 43))
+        XCTAssertNotEqual(a, try source.images([0, 1], epoch: 1, augment: true, seed: 42))
+        XCTAssertNotEqual(a, try source.images([0, 1], epoch: 0, augment: false, seed: 42))
+    }
+
     /// A linear_probe phase installs the ridge head and the next phase trains on from it.
     func testLinearProbePhaseThenFineTune() throws {
         let text = configText(name: "probe").replacingOccurrences(of: "- {name: frozen, epochs: 2, trainable: none, lr: 1e-3}",
