@@ -213,6 +213,28 @@ final class RunnerTests: XCTestCase {
         XCTAssertNotEqual(a, try source.images([0, 1], epoch: 0, augment: false, seed: 42))
     }
 
+    /// Keras callbacks from the config: ModelCheckpoint writes into the trial directory, EarlyStopping ends the phase.
+    func testCallbacks() throws {
+        let text = configText(name: "callbacks").replacingOccurrences(
+            of: "- {name: fine_tune, epochs: 1, fine_tune_at: 140, lr: 1e-4}",
+            with: """
+            - name: fine_tune
+                epochs: 4
+                fine_tune_at: 140
+                lr: 1e-4
+                callbacks:
+                  - {type: model_checkpoint, path: best.h5, monitor: val_loss, save_best_only: true}
+                  - {type: early_stopping, monitor: loss, patience: 0, min_delta: 100}
+            """)
+        let experiment = try runner(text, useSweep: false) { $0.fresh = true }.run()
+        let trial = experiment.appendingPathComponent("seed=42")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: trial.appendingPathComponent("best.h5").path))
+        // As Keras: the first epoch sets the baseline; with min_delta 100 the second cannot improve on it and stops the phase.
+        let s = try summary(trial)
+        XCTAssertEqual(s["phases"]?[1]?["epochs_run"]?.int, 2)
+        XCTAssertEqual(try MetricsLog.read(directory: trial).count, 4)
+    }
+
     /// A linear_probe phase installs the ridge head and the next phase trains on from it.
     func testLinearProbePhaseThenFineTune() throws {
         let text = configText(name: "probe").replacingOccurrences(of: "- {name: frozen, epochs: 2, trainable: none, lr: 1e-3}",
