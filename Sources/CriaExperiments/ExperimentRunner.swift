@@ -154,7 +154,22 @@ public final class ExperimentRunner {
         } catch {
             write("warning: \(directory.path): could not rebuild the summaries: \(error)\n")
         }
+        write(whereLines(directory))
         return directory
+    }
+
+    /// Where to look next: the summaries, and for a single trial its curves and model.
+    func whereLines(_ directory: URL) -> String {
+        var lines = ["results: \(directory.path)"]
+        for name in ["summary.md", "summary.csv", "comparison.svg"]
+        where FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
+            lines.append("  \(directory.appendingPathComponent(name).path)")
+        }
+        if trials.count == 1 {
+            let trial = directory.appendingPathComponent(trials[0].id)
+            for name in ["curves.svg", "summary.json", "model.h5"] { lines.append("  \(trial.appendingPathComponent(name).path)") }
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     /// `lr=1e-4: val_accuracy best 0.9231 (epoch 8), final 0.9038; frozen phase 0.8654; 63s`
