@@ -61,6 +61,12 @@ struct SweepCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("note: \(options.config) has no sweep section; running its one trial (× repeats)\n".utf8))
             }
             let runner = try ExperimentRunner(config: config, tree: tree, source: options.config, useSweep: true, options: runOptions)
+            // Ctrl-C leaves the current trial without summary.json; say how to pick up from there.
+            signal(SIGINT) { _ in
+                let text: StaticString = "\ninterrupted: run the same command again to resume (finished trials are kept)\n"
+                text.withUTF8Buffer { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+                _exit(130)
+            }
             if dryRun {
                 print(runner.listing(), terminator: "")
                 return
