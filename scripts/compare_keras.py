@@ -67,9 +67,9 @@ def run_keras(seed, python):
     output = os.path.join(REPO, "runs", "compare-keras", f"keras-seed{seed}-{int(time.time())}")
     wall, rss, _, _ = timed([python, "Notebooks-export/keras_reference.py", "--seed", str(seed), "--output", output])
     rows = read_csv(os.path.join(output, "metrics.csv"))
-    timing = json.load(open(os.path.join(output, "timing.json")))
-    frozen = timing.get("frozen_seconds", phase_seconds(rows, 5)[0])
-    fine = timing.get("fine_tune_seconds", phase_seconds(rows, 5)[1])
+    timing = json.load(open(os.path.join(output, "timing.json"))).get("timing", {})
+    frozen = timing.get("frozen_fit_s", phase_seconds(rows, 5)[0])
+    fine = timing.get("finetune_fit_s", phase_seconds(rows, 5)[1])
     return {"wall": wall, "rss": rss, "rows": rows, "frozen_s": frozen, "fine_s": fine, "dir": output}
 
 

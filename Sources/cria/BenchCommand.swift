@@ -47,6 +47,9 @@ struct BenchCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
+    @Flag(name: .customLong("skip-training"), help: "Skip the training-step rows (frozen base and fine_tune_at=120).")
+    var skipTraining = false
+
     func run() throws {
         try reportingErrors {
             let architecture = try ArchitectureOptions.parse(["--alpha", "\(alpha)", "--size", size, "--pooling", "avg"])
@@ -70,7 +73,14 @@ struct BenchCommand: ParsableCommand {
             let log: (String) -> Void = { line in
                 if !json { FileHandle.standardError.write(Data("  \(line)\n".utf8)) }
             }
-            let report = try Benchmark.run(graph: graph, name: name, configuration: configuration, log: log)
+            var report = try Benchmark.run(graph: graph, name: name, configuration: configuration, log: log)
+            if !skipTraining {
+                log("training steps...")
+                let transfer = try TrainingBenchmark.randomTransferGraph(alpha: alpha, height: height, width: width)
+                let rates = [try TrainingBenchmark.imagesPerSecond(transfer, freezing: .baseFrozen, batch: batch),
+                             try TrainingBenchmark.imagesPerSecond(transfer, freezing: .fineTuneAt(120), batch: batch)]
+                for ((key, label), rate) in zip(Benchmark.trainingKeys, rates) { report.set(key, label, rate, unit: "img/s") }
+            }
             print(json ? report.json.serialized(pretty: false) : report.table)
         }
     }
