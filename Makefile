@@ -57,3 +57,7 @@ demo: build
 # histories, wall time per phase, peak RSS and the ratios (SEEDS="1 2 3").
 compare-keras: build
 	python3 scripts/compare_keras.py
+
+# Decoding + resizing the alpaca images: Cria vs Keras's image_dataset_from_directory (needs tensorflow).
+bench-data: build
+	python3 Benchmarks/data_speed.py

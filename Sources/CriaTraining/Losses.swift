@@ -38,12 +38,17 @@ public enum Loss: String, Sendable, CaseIterable {
                 }
             }
         case .sparseCategoricalCrossentropy:
+            // Keras normalises the probabilities by their sum, clips to [ε, 1 − ε] and takes −log q_y;
+            // d/dp_j of −log(p_y / S) is 1/S − δ_jy / p_y (zero where the clip is active).
             for r in 0..<rows {
                 let row = outputs[r * columns ..< (r + 1) * columns]
                 let sum = row.reduce(Float(0), +)
-                let p = min(max(row[r * columns + labels[r]] / sum, Loss.epsilon), 1 - Loss.epsilon)
-                total += -log(Double(p))
-                gradient[r * columns + labels[r]] = -1 / (p * sum * Float(rows))
+                let raw = row[r * columns + labels[r]] / sum
+                let q = min(max(raw, Loss.epsilon), 1 - Loss.epsilon)
+                total += -log(Double(q))
+                guard raw == q else { continue }
+                for c in 0..<columns { gradient[r * columns + c] = 1 / (sum * Float(rows)) }
+                gradient[r * columns + labels[r]] -= 1 / (row[r * columns + labels[r]] * Float(rows))
             }
         }
         return (total / Double(max(rows, 1)), gradient)
