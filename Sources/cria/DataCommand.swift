@@ -78,11 +78,20 @@ struct DataCommand: ParsableCommand {
                 guard let method = Interpolation(rawValue: interpolation) else {
                     throw CriaError("unknown interpolation '\(interpolation)'; use bilinear, nearest or area")
                 }
-                let tensors = try images.map { path in
-                    let image = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: path))
-                    return Resize.resize(image, height: height, width: width, method: method, cropToAspectRatio: crop)
+                // Decode and resize on all cores; each slot is written by exactly one thread.
+                var results = [Result<Tensor, Error>?](repeating: nil, count: images.count)
+                results.withUnsafeMutableBufferPointer { slots in
+                    nonisolated(unsafe) let slots = slots
+                    Threads.parallelFor(images.count) { range in
+                        for index in range {
+                            slots[index] = Result {
+                                let image = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: images[index]))
+                                return Resize.resize(image, height: height, width: width, method: method, cropToAspectRatio: crop)
+                            }
+                        }
+                    }
                 }
-                let batch = Tensor.stack(tensors)
+                let batch = Tensor.stack(try results.map { try $0!.get() })
                 try NPY.write(batch, to: URL(fileURLWithPath: output))
                 print("wrote \(output): float32 \(describeShape(batch.shape))")
             }
