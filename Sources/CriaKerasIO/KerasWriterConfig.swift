@@ -219,10 +219,10 @@ enum KerasConfigWriter {
     }
 }
 
-/// Keras's `naming.to_snake_case` (the stem of `.weights.h5` object paths); the
-/// same two regular expressions as `LayerKind.snakeCase` in CriaModel.
-enum KerasNaming {
-    static func snakeCase(_ className: String) -> String {
+/// Keras's `naming.to_snake_case` (the stem of `.weights.h5` object paths): the
+/// same two regular expressions, used by the writer and by the reader's path matching.
+public enum KerasNaming {
+    public static func snakeCase(_ className: String) -> String {
         func substitute(_ pattern: String, _ text: String) -> String {
             let expression = try! NSRegularExpression(pattern: pattern)
             return expression.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "$1_$2")

@@ -196,14 +196,6 @@ public enum LayerKind: Equatable, Sendable {
         expectedWeights(inputChannels: inputChannels).reduce(0) { $0 + $1.shape.reduce(1, *) }
     }
 
-    /// Keras 3's snake-case class name, the stem of its `.weights.h5` object paths
-    /// (`keras.src.utils.naming.to_snake_case`: the same two regular expressions).
-    static func snakeCase(_ className: String) -> String {
-        func substitute(_ pattern: String, _ text: String) -> String {
-            let expression = try! NSRegularExpression(pattern: pattern)
-            return expression.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "$1_$2")
-        }
-        let cleaned = className.filter { $0.isLetter || $0.isNumber || $0 == "_" }
-        return substitute("([a-z])([A-Z])", substitute("(.)([A-Z][a-z]+)", cleaned)).lowercased()
-    }
+    /// Keras 3's snake-case class name, the stem of its `.weights.h5` object paths.
+    static func snakeCase(_ className: String) -> String { KerasNaming.snakeCase(className) }
 }
