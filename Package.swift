@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "CriaData", dependencies: ["CriaCore", "CTurboJPEG", "CPNG", "CZlib"], swiftSettings: kernelFlags),
         .target(name: "CriaWeights", dependencies: ["CriaCore"]),
         .target(name: "CriaTraining", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CLAPACKE"], swiftSettings: kernelFlags),
-        .target(name: "CriaReports", dependencies: ["CriaCore", "CriaTraining"]),
+        .target(name: "CriaReports", dependencies: ["CriaCore", "CriaTraining"], exclude: ["README.md"]),
         .target(name: "CriaExperiments", dependencies: ["CriaCore", "CriaKerasIO", "CriaModel", "CriaData", "CriaTraining", "CriaReports",
                                                         .product(name: "Yams", package: "Yams")]),
         .target(name: "Cria", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CriaData", "CriaWeights", "CriaTraining",
