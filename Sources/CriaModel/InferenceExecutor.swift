@@ -158,7 +158,7 @@ final class InferenceExecutor {
                              inputChannels: conv.inputChannels, kernel: conv.kernel, outputChannels: conv.outputChannels,
                              bias: conv.bias, clamp: conv.clamp, residual: nil, output: output + first * conv.outputChannels)
             if let post = conv.postActivation {
-                applyActivation(post, output + first * conv.outputChannels, rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
+                post.apply(output + first * conv.outputChannels, rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
             }
         case .convolution(let conv, let bandRows):
             category = .firstConvolution
@@ -178,7 +178,7 @@ final class InferenceExecutor {
                 row = end
             }
             if let post = conv.postActivation {
-                applyActivation(post, output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
+                post.apply(output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
                                 rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
             }
         case .depthwise(let conv):
@@ -206,7 +206,7 @@ final class InferenceExecutor {
         case .activation(let function, let channels):
             let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
             (output + first).update(from: input + first, count: count)
-            applyActivation(function, output + first, rows: count / channels, columns: channels)
+            function.apply(output + first, rows: count / channels, columns: channels)
         case .pad(let top, let left, let inputHeight, let inputWidth, let channels):
             let rowLength = step.rowScalars, copy = inputWidth * channels
             for oy in rows {
@@ -308,16 +308,6 @@ final class InferenceExecutor {
         }
     }
 
-    private func applyActivation(_ function: ActivationFunction, _ data: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
-        switch function {
-        case .linear: break
-        case .relu: for i in 0 ..< rows * columns { data[i] = max(data[i], 0) }
-        case .relu6: for i in 0 ..< rows * columns { data[i] = min(max(data[i], 0), 6) }
-        case .sigmoid: Activations.sigmoid(data, count: rows * columns)
-        case .softmax: Activations.softmax(data, rows: rows, columns: columns)
-        }
-    }
-
     /// The tail after pooling (Dense, its activation, vector BatchNorm...), on the whole batch.
     private func runVector(_ step: InferenceStep, node: Int, input: UnsafePointer<Float>, batch: Int) {
         let count = batch * plan.perImage[node]
@@ -340,7 +330,7 @@ final class InferenceExecutor {
         case .activation(let from, let function):
             output.update(from: source(from), count: count)
             let columns = plan.perImage[node]
-            applyActivation(function, output, rows: count / max(1, columns), columns: columns)
+            function.apply(output, rows: count / max(1, columns), columns: columns)
         case .add(let inputs):
             output.update(from: source(inputs[0]), count: count)
             for other in inputs.dropFirst() {
@@ -350,11 +340,11 @@ final class InferenceExecutor {
         case .dense(let from, let kernel, let bias, let units, let activation):
             let features = plan.perImage[from]
             let clamp: Clamp = activation == .relu ? .relu : activation == .relu6 ? .relu6 : .none
-            withOptionalBuffer(bias) { biasPointer in
+            withOptionalPointer(bias) { biasPointer in
                 Pointwise.forward(input: source(from), rows: batch, inputChannels: features, kernel: kernel,
                                   outputChannels: units, bias: biasPointer, clamp: clamp, output: output)
             }
-            if activation == .softmax || activation == .sigmoid { applyActivation(activation, output, rows: batch, columns: units) }
+            if activation == .softmax || activation == .sigmoid { activation.apply(output, rows: batch, columns: units) }
         case .convolution, .pad, .averagePool, .maxPool:
             preconditionFailure("spatial step \(node) planned into the vector tail")
         }

@@ -150,12 +150,6 @@ extension ModelGraph {
     }
 }
 
-/// Calls `body` with a pointer to the array's storage, or nil for a nil array.
-func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-    guard let array else { return body(nil) }
-    return array.withUnsafeBufferPointer { body($0.baseAddress) }
-}
-
 extension InferenceModel {
     /// One line describing the kernels Cria runs, for `cria inspect`.
     public var planSummary: String {

@@ -1,5 +1,6 @@
 import CriaCore
 import CriaKerasIO
+import CriaKernels
 import Foundation
 
 /// Keras's "same" and "valid" convolution padding.
@@ -22,6 +23,27 @@ public enum ConvPadding: String, Sendable {
 /// Element-wise activations as Keras names them.
 public enum ActivationFunction: String, Sendable {
     case linear, relu, relu6, sigmoid, softmax
+
+    /// The clamp a kernel epilogue can fuse, or nil when the activation is not a clamp.
+    public var clamp: Clamp? {
+        switch self {
+        case .linear: return Clamp.none
+        case .relu: return .relu
+        case .relu6: return .relu6
+        case .sigmoid, .softmax: return nil
+        }
+    }
+
+    /// Applies the activation in place to `rows` rows of `columns` values (softmax is per row).
+    public func apply(_ data: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        switch self {
+        case .linear: break
+        case .relu: for i in 0 ..< rows * columns { data[i] = max(data[i], 0) }
+        case .relu6: for i in 0 ..< rows * columns { data[i] = min(max(data[i], 0), 6) }
+        case .sigmoid: Activations.sigmoid(data, count: rows * columns)
+        case .softmax: Activations.softmax(data, rows: rows, columns: columns)
+        }
+    }
 
     init(keras name: String?, layer: String, source: String) throws {
         guard let function = ActivationFunction(rawValue: name ?? "linear") else {

@@ -273,24 +273,10 @@ extension TrainingGraph {
         return false
     }
 
-    static func clamp(for activation: ActivationFunction) -> Clamp {
-        switch activation {
-        case .relu: return .relu
-        case .relu6: return .relu6
-        default: return .none
-        }
-    }
+    static func clamp(for activation: ActivationFunction) -> Clamp { activation.clamp ?? .none }
 
     static func activate(_ function: ActivationFunction, _ data: inout [Float], columns: Int) {
-        data.withUnsafeMutableBufferPointer { buffer in
-            switch function {
-            case .linear: break
-            case .relu: for i in 0..<buffer.count { buffer[i] = max(buffer[i], 0) }
-            case .relu6: for i in 0..<buffer.count { buffer[i] = min(max(buffer[i], 0), 6) }
-            case .sigmoid: Activations.sigmoid(buffer.baseAddress!, count: buffer.count)
-            case .softmax: Activations.softmax(buffer.baseAddress!, rows: buffer.count / columns, columns: columns)
-            }
-        }
+        data.withUnsafeMutableBufferPointer { function.apply($0.baseAddress!, rows: $0.count / columns, columns: columns) }
     }
 
     /// Multiplies a gradient by the activation's derivative, written in terms of its output.
@@ -397,16 +383,6 @@ struct ConvGeometryInfo {
         }
         return (dx, dw, db)
     }
-}
-
-func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-    guard let array else { return body(nil) }
-    return array.withUnsafeBufferPointer { body($0.baseAddress) }
-}
-
-func withOptionalMutablePointer<R>(_ array: inout [Float]?, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
-    guard array != nil else { return body(nil) }
-    return array!.withUnsafeMutableBufferPointer { body($0.baseAddress) }
 }
 
 /// A tiny, fast, seedable generator (SplitMix64) for dropout masks and shuffles:
