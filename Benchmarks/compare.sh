@@ -5,6 +5,8 @@
 #   ROUNDS=7 THREADS=2 Benchmarks/compare.sh
 #   MODEL=none ALPHA=1.0 SIZE=160 Benchmarks/compare.sh   # MobileNetV2(weights=None), saved as .h5 for Cria
 #   CRIA=/path/to/cria Benchmarks/compare.sh              # an already built binary
+#   TRAIN=0 Benchmarks/compare.sh                         # inference only (no training rows)
+#   CRIA_ALPACA_DIR=DIR Benchmarks/compare.sh             # data-loading rows on DIR (default ../shared/data/alpaca)
 #
 # The Keras model is the reference: Cria loads the same .h5, and ONNX Runtime
 # runs an ONNX graph that Benchmarks/engines.py writes from the Keras layers
@@ -21,6 +23,8 @@ OUT=${OUT:-bench-out}
 ALPHA=${ALPHA:-1.0}
 SIZE=${SIZE:-160}
 MODEL=${MODEL:-}
+TRAIN=${TRAIN:-1}
+DATA_DIR=${CRIA_ALPACA_DIR:-../shared/data/alpaca}
 if [[ -z "$MODEL" && -f Weights/dog_breed_mobilenetv2.h5 ]]; then MODEL=Weights/dog_breed_mobilenetv2.h5; fi
 [[ "$MODEL" == none ]] && MODEL=
 mkdir -p "$OUT"
@@ -69,13 +73,19 @@ if d > 1e-3 * max(s, 1e-6): sys.exit("Cria's output does not match Keras's")
 PY
 
 LOG="$OUT/compare-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+train_flag=(); [[ "$TRAIN" == 1 ]] || train_flag=(--skip-training)
 run_engine() {
     case "$1" in
-        cria) "$CRIA" bench --model "$KERAS_MODEL" --size "$SIZE" --threads "$THREADS" --json --steady-batches 0 ;;
+        cria) "$CRIA" bench --model "$KERAS_MODEL" --size "$SIZE" --threads "$THREADS" --json --steady-batches 0 "${train_flag[@]}" ;;
         ort|keras) $PYTHON Benchmarks/engines.py time --engine "$1" --out "$OUT" --batch 32,1 --threads "$THREADS" 2>/dev/null ;;
+        keras-train) $PYTHON Benchmarks/engines.py train --out "$OUT" --threads "$THREADS" 2>/dev/null ;;
+        cria-data) "$CRIA" data bench "$DATA_DIR" --size "$SIZE" --rounds 1 --threads "$THREADS" --json ;;
+        keras-data) $PYTHON Benchmarks/engines.py data --data "$DATA_DIR" --size "$SIZE" 2>/dev/null ;;
     esac
 }
 engines=(cria ort keras)
+[[ "$TRAIN" == 1 ]] && engines+=(keras-train)
+if [[ -d "$DATA_DIR" ]]; then engines+=(cria-data keras-data); else echo "no data-loading rows: $DATA_DIR not found (set CRIA_ALPACA_DIR)" >&2; fi
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round/$ROUNDS: ${engines[*]}" >&2
     for engine in "${engines[@]}"; do run_engine "$engine" >> "$LOG"; done

@@ -9,6 +9,16 @@
   engines.py time --engine keras|ort --out DIR --batch 32,1 --threads T [--reps R]
       Prints one JSON line per batch size: {"engine", "batch", "median_s", "img_s"}
       (median of R timed calls after 3 warm-up calls; 3R calls at batch 1).
+  engines.py train --out DIR --threads T [--reps R]
+      Keras training steps at batch 32 on the tutorial's model (MobileNetV2 base
+      with random weights and the prepared input size, GAP, Dropout(0.2), Dense(1);
+      BCE from logits): frozen base (Adam 1e-3), fine-tune from layer 120 and
+      trainable=all (Adam 1e-4), each timed with train_on_batch after warm-up;
+      plus one frozen-phase `fit` epoch on 210 images (the alpaca training split's
+      size). Prints one JSON line with img/s per mode, the epoch's seconds and peak RSS.
+  engines.py data --data DIR [--size 160]
+      Keras's image_dataset_from_directory(DIR, image_size, batch_size=32,
+      shuffle=False) iterated once, timed after the imports: {"data_seconds", ...}.
 
 ONNX export: tf2onnx is not used. Its last release predates Keras 3 and pins
 old onnx/protobuf versions next to TF 2.21, so the graph is written here with
@@ -229,6 +239,70 @@ def time_engine(args):
         print(json.dumps({"engine": args.engine, "batch": batch, "median_s": median, "img_s": batch / median}), flush=True)
 
 
+def train_engine(args):
+    import resource
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    import keras
+    size = tuple(np.load(os.path.join(args.out, "input.npy")).shape[1:])
+    keras.utils.set_random_seed(1)
+    base = keras.applications.MobileNetV2(input_shape=size, include_top=False, weights=None)
+    inputs = keras.Input(shape=size)
+    x = base(inputs, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    model = keras.Model(inputs, keras.layers.Dense(1)(x))
+    rng = np.random.default_rng(2)
+    x32 = rng.uniform(-1, 1, size=(32,) + size).astype(np.float32)
+    y32 = (np.arange(32) % 2).astype(np.float32).reshape(-1, 1)
+
+    def compile_for(mode):
+        base.trainable = mode != "frozen"
+        if mode == "finetune120":
+            for layer in base.layers[:120]:
+                layer.trainable = False
+        rate = 1e-3 if mode == "frozen" else 1e-4
+        model.compile(optimizer=keras.optimizers.Adam(rate),
+                      loss=keras.losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
+
+    result = {"engine": "keras", "record": "train"}
+    for mode in ("frozen", "finetune120", "all"):
+        compile_for(mode)
+        for _ in range(3):
+            model.train_on_batch(x32, y32)
+        times = []
+        for _ in range(args.reps):
+            start = time.perf_counter()
+            model.train_on_batch(x32, y32)
+            times.append(time.perf_counter() - start)
+        result[f"train_{mode}_b32_img_s"] = 32 / statistics.median(times)
+    compile_for("frozen")
+    x210 = rng.uniform(-1, 1, size=(210,) + size).astype(np.float32)
+    y210 = (np.arange(210) % 2).astype(np.float32).reshape(-1, 1)
+    model.fit(x210, y210, batch_size=32, epochs=1, verbose=0)  # traces the train function
+    epochs = []
+    for _ in range(2):
+        start = time.perf_counter()
+        model.fit(x210, y210, batch_size=32, epochs=1, verbose=0)
+        epochs.append(time.perf_counter() - start)
+    result["train_frozen_epoch_s"] = min(epochs)
+    result["train_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result), flush=True)
+
+
+def data_engine(args):
+    import tensorflow as tf  # imports are not timed: Cria's side is timed in-process too
+    import keras
+    start = time.perf_counter()
+    dataset = keras.utils.image_dataset_from_directory(args.data, image_size=(args.size, args.size), batch_size=32,
+                                                       shuffle=False, verbose=False)
+    count = sum(int(images.shape[0]) for images, _ in dataset)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"engine": "keras", "data_images": count, "data_seconds": seconds, "data_img_s": count / seconds}),
+          flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -243,9 +317,20 @@ def main():
     t.add_argument("--batch", default="32,1", help="comma-separated batch sizes")
     t.add_argument("--threads", type=int, default=os.cpu_count())
     t.add_argument("--reps", type=int, default=10)
+    tr = sub.add_parser("train")
+    tr.add_argument("--out", required=True)
+    tr.add_argument("--threads", type=int, default=os.cpu_count())
+    tr.add_argument("--reps", type=int, default=5)
+    d = sub.add_parser("data")
+    d.add_argument("--data", required=True)
+    d.add_argument("--size", type=int, default=160)
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args)
+    elif args.command == "train":
+        train_engine(args)
+    elif args.command == "data":
+        data_engine(args)
     else:
         time_engine(args)
 

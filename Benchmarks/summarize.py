@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Reads the JSON lines of one compare.sh run and prints medians and ratios.
 
-Each line is either an engines.py timing ({"engine", "batch", "img_s"}) or a
-`cria bench --json` object (inference_b32_img_s, inference_b1_ms, ...).
+Each line is an engines.py inference timing ({"engine", "batch", "img_s"}),
+a `cria bench --json` object (inference_b32_img_s, inference_b1_ms, train_*),
+an engines.py training record ({"engine": "keras", "record": "train", train_*}),
+or a data-loading timing ({"engine", "data_seconds"}) from engines.py data or
+`cria data bench --json`.
 Ratios are of medians over the rounds of this one run: on a shared machine
 only numbers measured side by side are comparable.
 """
@@ -15,12 +18,25 @@ from collections import defaultdict
 def main(path, header):
     rates = defaultdict(list)  # (engine, batch) -> img/s per round
     cria_extra = defaultdict(list)
+    training = defaultdict(list)  # (engine, key) -> values per round
+    data = defaultdict(list)  # engine -> seconds per round
     with open(path) as f:
         for line in f:
             line = line.strip()
             if not line.startswith("{"):
                 continue
             record = json.loads(line)
+            if "data_seconds" in record:
+                data[record["engine"]].append(record["data_seconds"])
+                continue
+            if record.get("record") == "train":
+                for key, value in record.items():
+                    if key.startswith("train_"):
+                        training[(record["engine"], key)].append(value)
+                continue
+            for key, value in record.items():
+                if key.startswith("train_") and value is not None:
+                    training[("cria", key)].append(value)
             if "engine" in record:
                 rates[(record["engine"], record["batch"])].append(record["img_s"])
             elif "inference_b32_img_s" in record:
@@ -56,6 +72,48 @@ def main(path, header):
         print()
         print("Cria, medians over rounds: " + ", ".join(
             f"{key} {statistics.median(values):.3g}" for key, values in cria_extra.items()))
+    print_training(training)
+    print_data(data)
+
+
+def print_training(training):
+    med = {key: statistics.median(values) for key, values in training.items()}
+    if not any(engine == "keras" for engine, _ in med):
+        return
+    print()
+    print("Training at batch 32 (the tutorial's model: base, GAP, Dropout, Dense(1); random images, no augmentation)")
+    print()
+    print("| | Cria | Keras/TF | Cria / Keras |")
+    print("|---|---|---|---|")
+    rows = [("train_frozen_b32_img_s", "step, frozen base (img/s)", False),
+            ("train_finetune120_b32_img_s", "step, fine-tune from layer 120 (img/s)", False),
+            ("train_all_b32_img_s", "step, trainable=all (img/s)", False)]
+    for key, label, _ in rows:
+        c, k = med.get(("cria", key)), med.get(("keras", key))
+        ratio = f"**{c / k:.2f}x**" if c and k else "-"
+        print(f"| {label} | {c:.1f} | {k:.1f} | {ratio} |" if c and k else f"| {label} | {c or '-'} | {k or '-'} | - |")
+    first, cached = med.get(("cria", "train_frozen_first_epoch_s")), med.get(("cria", "train_frozen_cached_epoch_s"))
+    keras_epoch = med.get(("keras", "train_frozen_epoch_s"))
+    if cached and keras_epoch:
+        print(f"| frozen-phase epoch, 210 images (s): Cria first / cached, Keras any | {first:.3f} / {cached:.4f} | {keras_epoch:.2f} "
+              f"| **{keras_epoch / cached:.0f}x** (cached) |")
+    c, k = med.get(("cria", "train_peak_rss_mb")), med.get(("keras", "train_peak_rss_mb"))
+    if c and k:
+        print(f"| peak RSS of the training benchmark (MB) | {c:.0f} | {k:.0f} | {c / k:.2f} of Keras's |")
+
+
+def print_data(data):
+    c, k = data.get("cria"), data.get("keras")
+    if not c or not k:
+        return
+    c, k = statistics.median(c), statistics.median(k)
+    print()
+    print("Data loading: decode + bilinear resize of every image, in memory (image_dataset_from_directory iterated once)")
+    print()
+    print("| | seconds | Keras / Cria |")
+    print("|---|---|---|")
+    print(f"| Cria (`cria data bench`) | {c:.3f} | **{k / c:.2f}x** |")
+    print(f"| Keras/TF | {k:.3f} | |")
 
 
 if __name__ == "__main__":

@@ -44,4 +44,33 @@ public enum Threads {
             if start < end { body(start..<end) }
         }
     }
+
+    /// Runs `body(&state, item)` for every item of `0..<total` on up to `count` workers
+    /// that each take the next unclaimed item when they finish one. For items of uneven
+    /// cost (photographs of different sizes), where a fixed split leaves a core idle.
+    /// `makeState` runs once per worker (a decoder, a buffer). Callers must make each
+    /// item's result independent of the worker that ran it, which keeps results
+    /// bit-identical for any thread count.
+    public static func forEachItem<State>(_ total: Int, makeState: () -> State, _ body: (inout State, Int) -> Void) {
+        guard total > 0 else { return }
+        let workers = max(1, min(count, total))
+        if workers == 1 {
+            var state = makeState()
+            for item in 0..<total { body(&state, item) }
+            return
+        }
+        let claim = NSLock()
+        var next = 0
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            var state = makeState()
+            while true {
+                claim.lock()
+                let item = next
+                next += 1
+                claim.unlock()
+                guard item < total else { return }
+                body(&state, item)
+            }
+        }
+    }
 }

@@ -129,18 +129,18 @@ public enum ImageLoader {
         pixels.withUnsafeMutableBufferPointer { pixelBuffer in
             failures.withUnsafeMutableBufferPointer { failureBuffer in
                 let out = UnsafeMutableSendableBuffer(pixelBuffer), errors = UnsafeMutableSendableBuffer(failureBuffer)
-                Threads.parallelFor(n) { range in
-                    for i in range {
-                        do {
-                            let image = try ImageDecoder.decode(contentsOf: index.url(i), maxPixels: maxPixels)
-                            let resized = Resize.resize(image, height: height, width: width, method: interpolation,
-                                                        cropToAspectRatio: cropToAspectRatio)
-                            for j in 0..<size { out.buffer[i * size + j] = resized.scalars[j] }
-                        } catch {
-                            errors.buffer[i] = "\(error)"
-                        }
-                        progress?.advance()
+                // Photographs differ in size, so workers take the next file when free; each
+                // writes only its image's slot, so the result does not depend on scheduling.
+                Threads.forEachItem(n, makeState: { DecodeWorkspace() }) { workspace, i in
+                    do {
+                        try workspace.decode(contentsOf: index.url(i), maxPixels: maxPixels)
+                        Resize.resize(pixels: workspace.pixels, imageHeight: workspace.height, imageWidth: workspace.width,
+                                      into: out.buffer.baseAddress! + i * size, height: height, width: width,
+                                      method: interpolation, cropToAspectRatio: cropToAspectRatio)
+                    } catch {
+                        errors.buffer[i] = "\(error)"
                     }
+                    progress?.advance()
                 }
             }
         }

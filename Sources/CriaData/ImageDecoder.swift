@@ -1,5 +1,3 @@
-import CPNG
-import CTurboJPEG
 import CriaCore
 import Foundation
 
@@ -57,26 +55,15 @@ public enum ImageDecoder {
     public static let defaultMaxPixels = 100_000_000
 
     public static func decode(contentsOf url: URL, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw CriaError("\(url.path): cannot read: \(error.localizedDescription)")
-        }
-        return try decode(data, name: url.path, maxPixels: maxPixels)
+        let workspace = DecodeWorkspace()
+        try workspace.decode(contentsOf: url, maxPixels: maxPixels)
+        return workspace.image
     }
 
     public static func decode(_ data: Data, name: String, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
-        if data.isEmpty { throw CriaError("\(name): empty file (0 bytes), not an image") }
-        return try data.withUnsafeBytes { raw -> RGBImage in
-            guard let format = ImageFormat.sniff(raw) else {
-                throw CriaError("\(name): not a JPEG, PNG, GIF or BMP image (unrecognised header bytes)")
-            }
-            switch format {
-            case .jpeg: return try decodeJPEG(raw, name: name, maxPixels: maxPixels)
-            case .png: return try decodePNG(raw, name: name, maxPixels: maxPixels)
-            case .bmp: return try BMPDecoder.decode(raw, name: name, maxPixels: maxPixels)
-            case .gif: throw CriaError("\(name): GIF images are not supported by Cria; convert to PNG or JPEG")
-            }
-        }
+        let workspace = DecodeWorkspace()
+        try data.withUnsafeBytes { try workspace.decode($0, name: name, maxPixels: maxPixels) }
+        return workspace.image
     }
 
     static func checkSize(width: Int, height: Int, maxPixels: Int, name: String) throws {
@@ -88,39 +75,8 @@ public enum ImageDecoder {
 
     // MARK: JPEG
 
-    static func decodeJPEG(_ raw: UnsafeRawBufferPointer, name: String, maxPixels: Int) throws -> RGBImage {
-        guard let handle = tjInitDecompress() else { throw CriaError("\(name): cannot initialise TurboJPEG") }
-        defer { tjDestroy(handle) }
-        let source = raw.bindMemory(to: UInt8.self).baseAddress!
-        var width: Int32 = 0, height: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
-        if tjDecompressHeader3(handle, source, UInt(raw.count), &width, &height, &subsampling, &colorspace) != 0 {
-            throw CriaError("\(name): invalid JPEG: \(String(cString: tjGetErrorStr2(handle)))")
-        }
-        try checkSize(width: Int(width), height: Int(height), maxPixels: maxPixels, name: name)
-        let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
-        let channels = cmyk ? 4 : 3
-        var buffer = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
-        let flags = TJFLAG_FASTDCT
-        let status = buffer.withUnsafeMutableBufferPointer { out in
-            tjDecompress2(handle, source, UInt(raw.count), out.baseAddress, width, 0, height,
-                          cmyk ? Int32(TJPF_CMYK.rawValue) : Int32(TJPF_RGB.rawValue), flags)
-        }
-        if status != 0 {
-            let message = String(cString: tjGetErrorStr2(handle))
-            // Warnings (corrupt-but-decodable data) pass, as in TensorFlow; a premature
-            // end of data is fatal there because try_recover_truncated defaults to false.
-            let fatal = tjGetErrorCode(handle) == Int32(TJERR_FATAL.rawValue) || message.contains("Premature end")
-            if fatal { throw CriaError("\(name): invalid or truncated JPEG: \(message)") }
-        }
-        if !cmyk { return RGBImage(width: Int(width), height: Int(height), pixels: buffer) }
-        return RGBImage(width: Int(width), height: Int(height),
-                        pixels: cmykToRGB(buffer, adobe: hasAdobeMarker(raw)))
-    }
-
     /// TensorFlow's conversion in jpeg_mem.cc: Adobe files store inverted CMYK.
-    static func cmykToRGB(_ cmyk: [UInt8], adobe: Bool) -> [UInt8] {
-        let count = cmyk.count / 4
-        var rgb = [UInt8](repeating: 0, count: count * 3)
+    static func cmykToRGB(_ cmyk: UnsafePointer<UInt8>, _ rgb: UnsafeMutablePointer<UInt8>, count: Int, adobe: Bool) {
         for i in 0..<count {
             let c = Int(cmyk[4 * i]), m = Int(cmyk[4 * i + 1]), y = Int(cmyk[4 * i + 2]), k = Int(cmyk[4 * i + 3])
             if adobe {
@@ -131,7 +87,6 @@ public enum ImageDecoder {
                 rgb[3 * i + 2] = UInt8((255 - k) * (255 - y) / 255)
             }
         }
-        return rgb
     }
 
     /// libjpeg's `saw_Adobe_marker`, which TurboJPEG does not expose: an APP14 segment
@@ -149,23 +104,5 @@ public enum ImageDecoder {
             i += 2 + length
         }
         return false
-    }
-
-    // MARK: PNG
-
-    static func decodePNG(_ raw: UnsafeRawBufferPointer, name: String, maxPixels: Int) throws -> RGBImage {
-        let source = raw.bindMemory(to: UInt8.self).baseAddress!
-        var message = [CChar](repeating: 0, count: 256)
-        var width: UInt32 = 0, height: UInt32 = 0
-        if cria_png_header(source, raw.count, &width, &height, &message, message.count) != 0 {
-            throw CriaError("\(name): invalid PNG: \(String(cString: message))")
-        }
-        try checkSize(width: Int(width), height: Int(height), maxPixels: maxPixels, name: name)
-        var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * 3)
-        let status = pixels.withUnsafeMutableBufferPointer { out in
-            cria_png_decode_rgb8(source, raw.count, out.baseAddress, out.count, &message, message.count)
-        }
-        if status != 0 { throw CriaError("\(name): invalid or corrupt PNG: \(String(cString: message))") }
-        return RGBImage(width: Int(width), height: Int(height), pixels: pixels)
     }
 }

@@ -29,15 +29,34 @@ public enum Resize {
     /// Keras's centred aspect-ratio crop, which is read in place.
     public static func resize(_ image: RGBImage, height: Int, width: Int, method: Interpolation = .bilinear,
                               cropToAspectRatio: Bool = false) -> Tensor {
-        var box = (top: 0, left: 0, height: image.height, width: image.width)
-        if cropToAspectRatio {
-            box = aspectCropBox(height: image.height, width: image.width, targetHeight: height, targetWidth: width)
+        var out = [Float](repeating: 0, count: height * width * 3)
+        image.pixels.withUnsafeBufferPointer { input in
+            out.withUnsafeMutableBufferPointer { output in
+                resize(pixels: input.baseAddress!, imageHeight: image.height, imageWidth: image.width,
+                       into: output.baseAddress!, height: height, width: width, method: method,
+                       cropToAspectRatio: cropToAspectRatio)
+            }
         }
-        return image.pixels.withUnsafeBufferPointer { input in
-            run(input.baseAddress! + (box.top * image.width + box.left) * 3,
-                Geometry(inHeight: box.height, inWidth: box.width, channels: 3, rowStride: image.width * 3,
-                         outHeight: height, outWidth: width),
-                method)
+        return Tensor(shape: [height, width, 3], scalars: out)
+    }
+
+    /// The same, from packed RGB bytes into `height × width × 3` floats the caller owns
+    /// (a slot of a dataset's pixel array), so loading allocates nothing per image.
+    public static func resize(pixels: UnsafePointer<UInt8>, imageHeight: Int, imageWidth: Int,
+                              into output: UnsafeMutablePointer<Float>, height: Int, width: Int,
+                              method: Interpolation = .bilinear, cropToAspectRatio: Bool = false) {
+        precondition(height > 0 && width > 0, "resize: target size must be positive")
+        var box = (top: 0, left: 0, height: imageHeight, width: imageWidth)
+        if cropToAspectRatio {
+            box = aspectCropBox(height: imageHeight, width: imageWidth, targetHeight: height, targetWidth: width)
+        }
+        let geometry = Geometry(inHeight: box.height, inWidth: box.width, channels: 3, rowStride: imageWidth * 3,
+                                outHeight: height, outWidth: width)
+        let input = pixels + (box.top * imageWidth + box.left) * 3
+        switch method {
+        case .bilinear: bilinear(input, output, geometry)
+        case .nearest: nearest(input, output, geometry)
+        case .area: area(input, output, geometry)
         }
     }
 

@@ -72,6 +72,7 @@ public enum Benchmark {
     public static let trainingKeys: [(key: String, label: String)] = [
         ("train_frozen_b32_img_s", "training, frozen base, batch 32"),
         ("train_finetune120_b32_img_s", "training, fine_tune_at=120, batch 32"),
+        ("train_all_b32_img_s", "training, trainable=all, batch 32"),
     ]
 
     /// Runs the whole inference benchmark on `graph`.

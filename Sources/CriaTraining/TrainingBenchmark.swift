@@ -55,4 +55,21 @@ public enum TrainingBenchmark {
         times.sort()
         return Double(batch) / times[times.count / 2]
     }
+
+    /// Seconds of the first and of a later epoch of frozen-base training without
+    /// augmentation on `count` images: the first runs the base once per image and fills
+    /// the frozen-prefix cache, the later one costs only the head. Keras repeats the base
+    /// every epoch. No validation, to time the training epoch alone.
+    public static func cachedFrozenEpochSeconds(_ graph: ModelGraph, count: Int = 210, batch: Int = 32)
+        throws -> (first: Double, cached: Double, cacheBytes: Int) {
+        let shape = graph.inputShape
+        var generator = SplitMix64(seed: 11)
+        let images = Tensor(shape: [count] + shape, scalars: (0..<(count * shape.reduce(1, *))).map { _ in generator.nextUnitFloat() * 2 - 1 })
+        let source = TensorBatchSource(images: images, labels: (0..<count).map { $0 % 2 })
+        let trainer = Trainer(graph: graph, loss: .binaryCrossentropyFromLogits, seed: 3)
+        var phase = PhaseConfig(name: "frozen", epochs: 3, optimizer: .adam(1e-3), freezing: .baseFrozen)
+        phase.batchSize = batch
+        let records = try trainer.fit(phase, train: source, validation: nil)
+        return (records[0].seconds, min(records[1].seconds, records[2].seconds), trainer.cacheBytes)
+    }
 }

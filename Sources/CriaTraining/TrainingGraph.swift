@@ -35,6 +35,7 @@ public final class TrainingGraph {
     }
 
     public init(graph: ModelGraph, bnMode: BatchNormMode) throws {
+        Allocator.configureForTraining()
         self.graph = graph
         self.bnMode = bnMode
         var consumers = [[Int]](repeating: [], count: graph.nodes.count)

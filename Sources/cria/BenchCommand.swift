@@ -47,7 +47,7 @@ struct BenchCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
-    @Flag(name: .customLong("skip-training"), help: "Skip the training-step rows (frozen base and fine_tune_at=120).")
+    @Flag(name: .customLong("skip-training"), help: "Skip the training rows (frozen base, fine_tune_at=120, trainable=all, cached frozen epochs).")
     var skipTraining = false
 
     func run() throws {
@@ -78,8 +78,15 @@ struct BenchCommand: ParsableCommand {
                 log("training steps...")
                 let transfer = try TrainingBenchmark.randomTransferGraph(alpha: alpha, height: height, width: width)
                 let rates = [try TrainingBenchmark.imagesPerSecond(transfer, freezing: .baseFrozen, batch: batch),
-                             try TrainingBenchmark.imagesPerSecond(transfer, freezing: .fineTuneAt(120), batch: batch)]
+                             try TrainingBenchmark.imagesPerSecond(transfer, freezing: .fineTuneAt(120), batch: batch),
+                             try TrainingBenchmark.imagesPerSecond(transfer, freezing: .all, batch: batch)]
                 for ((key, label), rate) in zip(Benchmark.trainingKeys, rates) { report.set(key, label, rate, unit: "img/s") }
+                log("frozen-phase epochs with the prefix cache...")
+                let epochs = try TrainingBenchmark.cachedFrozenEpochSeconds(transfer, batch: batch)
+                report.set("train_frozen_first_epoch_s", "frozen epoch of 210 images, first (fills cache)", epochs.first, unit: "s")
+                report.set("train_frozen_cached_epoch_s", "frozen epoch of 210 images, cached", epochs.cached, unit: "s")
+                report.set("train_cache_mb", "frozen-prefix cache", Double(epochs.cacheBytes) / 1_048_576, unit: "MB")
+                report.set("train_peak_rss_mb", "peak RSS, after training rows", Benchmark.peakResidentMegabytes(), unit: "MB")
             }
             print(json ? report.json.serialized(pretty: false) : report.table)
         }

@@ -6,7 +6,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "List, check and convert image datasets exactly as Keras's image_dataset_from_directory reads them.",
-        subcommands: [List.self, Check.self, ToTensor.self])
+        subcommands: [List.self, Check.self, ToTensor.self, Bench.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -78,22 +78,57 @@ struct DataCommand: ParsableCommand {
                 guard let method = Interpolation(rawValue: interpolation) else {
                     throw CriaError("unknown interpolation '\(interpolation)'; use bilinear, nearest or area")
                 }
-                // Decode and resize on all cores; each slot is written by exactly one thread.
-                var results = [Result<Tensor, Error>?](repeating: nil, count: images.count)
-                results.withUnsafeMutableBufferPointer { slots in
-                    nonisolated(unsafe) let slots = slots
-                    Threads.parallelFor(images.count) { range in
-                        for index in range {
-                            slots[index] = Result {
-                                let image = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: images[index]))
-                                return Resize.resize(image, height: height, width: width, method: method, cropToAspectRatio: crop)
-                            }
-                        }
-                    }
-                }
-                let batch = Tensor.stack(try results.map { try $0!.get() })
+                // The dataset loader's path (all cores, reused decoders), over an explicit file list.
+                let paths = images.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+                let list = FileIndex(directory: URL(fileURLWithPath: "/"), classNames: [""], files: paths,
+                                     labels: [Int](repeating: 0, count: paths.count))
+                let loaded = try ImageLoader.load(list, height: height, width: width, interpolation: method,
+                                                  cropToAspectRatio: crop, onBadImage: .fail, showProgress: false)
+                let batch = Tensor(shape: [paths.count, height, width, 3], scalars: loaded.pixels)
                 try NPY.write(batch, to: URL(fileURLWithPath: output))
                 print("wrote \(output): float32 \(describeShape(batch.shape))")
+            }
+        }
+    }
+}
+
+extension DataCommand {
+    /// The in-process counterpart of iterating `image_dataset_from_directory` once:
+    /// index the folder, decode and resize every image into memory. Benchmarks/compare.sh
+    /// times Keras's side the same way (after `import tensorflow`).
+    struct Bench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time loading DIR as image_dataset_from_directory does (decode + resize, all cores); median of rounds.")
+
+        @Argument(help: "A folder with one sub-folder per class.") var directory: String
+        @Option(help: "Target size H or HxW.") var size: String = "160"
+        @Option(help: "Timed rounds (median reported).") var rounds: Int = 3
+        @Option(help: "Threads (default: all cores or CRIA_THREADS).") var threads: Int?
+        @Flag(help: "Print one JSON object.") var json = false
+
+        func run() throws {
+            try reportingErrors {
+                let (height, width) = try parseSize(size)
+                if let threads { Threads.set(threads) }
+                var options = DirectoryDatasetOptions()
+                options.imageSize = (height, width)
+                options.shuffle = false
+                options.verbose = false
+                options.showProgress = false
+                var times: [Double] = [], count = 0
+                for _ in 0..<max(1, rounds) {
+                    let started = Date()
+                    let dataset = try DirectoryDataset.load(URL(fileURLWithPath: directory), options: options)
+                    times.append(Date().timeIntervalSince(started))
+                    count = dataset.count
+                }
+                let median = times.sorted()[times.count / 2]
+                if json {
+                    print(#"{"engine": "cria", "data_images": \#(count), "data_seconds": \#(median), "data_img_s": \#(Double(count) / median), "threads": \#(Threads.count)}"#)
+                } else {
+                    print(String(format: "%d images decoded and resized to %dx%d in %.3f s (%.0f images/s), median of %d, %d threads",
+                                 count, height, width, median, Double(count) / median, times.count, Threads.count))
+                }
             }
         }
     }

@@ -85,8 +85,13 @@ final class DecodeTests: XCTestCase {
     }
 
     func testCMYKConversionFollowsTensorFlow() {
-        XCTAssertEqual(ImageDecoder.cmykToRGB([255, 0, 128, 255], adobe: true), [255, 0, 128])
-        XCTAssertEqual(ImageDecoder.cmykToRGB([0, 255, 127, 0], adobe: false), [255, 0, 128])
+        func convert(_ cmyk: [UInt8], adobe: Bool) -> [UInt8] {
+            var rgb = [UInt8](repeating: 0, count: 3)
+            ImageDecoder.cmykToRGB(cmyk, &rgb, count: 1, adobe: adobe)
+            return rgb
+        }
+        XCTAssertEqual(convert([255, 0, 128, 255], adobe: true), [255, 0, 128])
+        XCTAssertEqual(convert([0, 255, 127, 0], adobe: false), [255, 0, 128])
     }
 
     /// Real photographs: TF's full decode checked by checksums, then the 160×160 resize.
@@ -132,5 +137,47 @@ func assertThrows<T>(_ body: @autoclosure () throws -> T, contains fragments: [S
         XCTAssertFalse(error.message.contains("\n"), "error message spans lines", file: file, line: line)
     } catch {
         XCTFail("expected CriaError, got \(error)", file: file, line: line)
+    }
+}
+
+final class DecodeWorkspaceTests: XCTestCase {
+    /// One workspace decodes every fixture in turn, big after small and the other way
+    /// round, with errors in between: each result equals a fresh decode, byte for byte.
+    func testReusedWorkspaceGivesFreshDecodeResults() throws {
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("data/decode/index.json"))) as! [String: [Int]]
+        let names = index.keys.sorted()
+        let workspace = DecodeWorkspace()
+        for name in names + names.reversed() {
+            let url = Fixtures.url("data/decode/\(name)")
+            try workspace.decode(contentsOf: url)
+            XCTAssertEqual(workspace.image, try ImageDecoder.decode(contentsOf: url), name)
+            XCTAssertThrowsError(try Data("not an image".utf8).withUnsafeBytes { raw in
+                try workspace.decode(raw, name: "junk.jpg")
+            })
+        }
+    }
+
+    func testMissingFileAndDirectoryAreErrorsNamingThePath() {
+        let workspace = DecodeWorkspace()
+        assertThrows(try workspace.decode(contentsOf: URL(fileURLWithPath: "/nonexistent/cria.jpg")), contains: ["/nonexistent/cria.jpg", "cannot read"])
+        assertThrows(try workspace.decode(contentsOf: Fixtures.url("data/decode")), contains: ["decode", "directory"])
+    }
+
+    /// The loader (dynamic work queue, workspaces, resize into the dataset's array) gives
+    /// the same floats as decoding and resizing each file on its own, for 1 and 2 threads.
+    func testLoaderEqualsPerImageDecodeAndResize() throws {
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("data/decode/index.json"))) as! [String: [Int]]
+        let files = index.keys.sorted().map { Fixtures.url("data/decode/\($0)").path }
+        let list = FileIndex(directory: URL(fileURLWithPath: "/"), classNames: [""], files: files, labels: files.map { _ in 0 })
+        let expected = try files.flatMap { path -> [Float] in
+            Resize.resize(try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: path)), height: 13, width: 17, cropToAspectRatio: true).scalars
+        }
+        let saved = Threads.count
+        defer { Threads.set(saved) }
+        for threads in [1, 2] {
+            Threads.set(threads)
+            let loaded = try ImageLoader.load(list, height: 13, width: 17, cropToAspectRatio: true, onBadImage: .fail, showProgress: false)
+            XCTAssertEqual(loaded.pixels, expected, "\(threads) threads")
+        }
     }
 }
