@@ -13,20 +13,50 @@ public enum BandKernels {
     /// `output[rows, n] = clamp(input[rows, k] · kernel[k, n] + bias) + residual`.
     ///
     /// `residual` (rows × n, may be nil) is added after the clamp, as a Keras
-    /// `Add` after a linear 1×1 projection does. The epilogue runs once per
-    /// output row while that row is still in L1.
+    /// `Add` after a linear 1×1 projection does.
+    ///
+    /// The output starts as the bias (plus the residual when no clamp lies in
+    /// between) and sgemm adds the product with beta = 1. With beta = 0
+    /// OpenBLAS first clears C in a pass of its own, which for MobileNetV2's
+    /// short sums (K = 16–32) cost up to a third of the call; writing the bias
+    /// instead costs the same pass and saves the epilogue's bias add (and the
+    /// whole epilogue for a linear projection). The sums round as
+    /// `(bias [+ residual]) + product` rather than `product + bias [+ residual]`.
     public static func gemm(input: UnsafePointer<Float>, rows: Int, inputChannels k: Int,
                             kernel: UnsafePointer<Float>, outputChannels n: Int,
                             bias: UnsafePointer<Float>?, clamp: Clamp, residual: UnsafePointer<Float>?,
                             output: UnsafeMutablePointer<Float>) {
         guard rows > 0, n > 0 else { return }
+        let foldResidual = clamp.isIdentity
+        initialise(output, rows: rows, channels: n, bias: bias, residual: foldResidual ? residual : nil)
         if k > 0 {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n), Int32(k),
-                        1, input, Int32(k), kernel, Int32(n), 0, output, Int32(n))
-        } else {
-            output.update(repeating: 0, count: rows * n)
+                        1, input, Int32(k), kernel, Int32(n), 1, output, Int32(n))
         }
-        epilogue(output, rows: rows, channels: n, bias: bias, clamp: clamp, residual: residual)
+        epilogue(output, rows: rows, channels: n, bias: nil, clamp: clamp, residual: foldResidual ? nil : residual)
+    }
+
+    /// `data[row] = bias + residual[row]` (either may be nil, meaning zeros).
+    static func initialise(_ data: UnsafeMutablePointer<Float>, rows: Int, channels: Int,
+                           bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?) {
+        guard let bias else {
+            if let residual { data.update(from: residual, count: rows * channels) } else {
+                data.update(repeating: 0, count: rows * channels)
+            }
+            return
+        }
+        let vectorEnd = channels & ~7
+        for row in 0..<rows {
+            let line = data + row * channels
+            if let residual {
+                let add = residual + row * channels
+                var c = 0
+                while c < vectorEnd { bandStore(bandLoad(add + c) + bandLoad(bias + c), line + c); c += 8 }
+                while c < channels { line[c] = add[c] + bias[c]; c += 1 }
+            } else {
+                line.update(from: bias, count: channels)
+            }
+        }
     }
 
     /// In place: `x = clamp(x + bias) + residual` per row of `channels`.
@@ -79,9 +109,11 @@ public enum BandKernels {
         let rowStride = width * C
         let vectorEnd = C & ~7
         let lower = SIMD8<Float>(repeating: clamp.lower), upper = SIMD8<Float>(repeating: clamp.upper)
-        // Output columns whose whole window is inside the image.
-        let interiorLow = min(outputWidth, max(0, (padLeft + strideW - 1) / strideW))
-        let interiorHigh = max(interiorLow, min(outputWidth, (width - kernelWidth + padLeft) / strideW + 1))
+        // Output columns whose whole window is inside the image (floor division:
+        // an image narrower than the kernel has none).
+        let interiorColumns = interiorRange(input: width, kernel: kernelWidth, stride: strideW, pad: padLeft,
+                                            output: outputWidth)
+        let interiorLow = interiorColumns.lowerBound, interiorHigh = interiorColumns.upperBound
         for oy in rows {
             let originY = oy * strideH - padTop
             let kyLow = max(0, -originY), kyHigh = min(kernelHeight, height - originY)
@@ -89,73 +121,70 @@ public enum BandKernels {
                          "depthwiseRows: band does not cover the rows output row \(oy) needs")
             let top = band + (originY - bandStart) * rowStride
             let out = output + (oy - rows.lowerBound) * outputWidth * C
-            let full = kernelHeight == 3 && kernelWidth == 3 && kyLow == 0 && kyHigh == 3
-            for ox in 0..<outputWidth {
-                let originX = ox * strideW - padLeft
-                let o = out + ox * C
-                if full && ox >= interiorLow && ox < interiorHigh {
-                    // The common case: nine taps, all inside, unrolled.
-                    let p = top + originX * C, q = p + rowStride, r = q + rowStride
-                    let t = kernel
-                    var c = 0
-                    while c < vectorEnd {
-                        var acc = bias.map { bandLoad($0 + c) } ?? SIMD8<Float>()
-                        acc = bandMadd(acc, bandLoad(p + c), bandLoad(t + c))
-                        acc = bandMadd(acc, bandLoad(p + C + c), bandLoad(t + C + c))
-                        acc = bandMadd(acc, bandLoad(p + 2 * C + c), bandLoad(t + 2 * C + c))
-                        acc = bandMadd(acc, bandLoad(q + c), bandLoad(t + 3 * C + c))
-                        acc = bandMadd(acc, bandLoad(q + C + c), bandLoad(t + 4 * C + c))
-                        acc = bandMadd(acc, bandLoad(q + 2 * C + c), bandLoad(t + 5 * C + c))
-                        acc = bandMadd(acc, bandLoad(r + c), bandLoad(t + 6 * C + c))
-                        acc = bandMadd(acc, bandLoad(r + C + c), bandLoad(t + 7 * C + c))
-                        acc = bandMadd(acc, bandLoad(r + 2 * C + c), bandLoad(t + 8 * C + c))
-                        bandStore(bandClamp(acc, lower, upper), o + c)
-                        c += 8
-                    }
-                    while c < C {
-                        var acc: Float = bias?[c] ?? 0
-                        for ky in 0..<3 {
-                            for kx in 0..<3 {
-                                acc = acc + (top + (ky * width + originX + kx) * C)[c] * t[(ky * 3 + kx) * C + c]
-                            }
-                        }
-                        o[c] = clamp.apply(acc)
-                        c += 1
-                    }
-                    continue
+            let window = DepthwiseWindow(top: top, rowStride: rowStride, channels: C, kernel: kernel,
+                                         kernelWidth: kernelWidth, kyLow: kyLow, kyHigh: kyHigh, bias: bias,
+                                         lower: lower, upper: upper)
+            var interior = interiorLow..<interiorHigh
+            if kernelWidth != 3 || kyLow >= kyHigh { interior = interiorLow..<interiorLow }
+            for ox in 0..<interior.lowerBound {
+                window.pixel(originX: ox * strideW - padLeft, width: width, from: 0, clamp: clamp, output: out + ox * C)
+            }
+            var ox = interior.lowerBound
+            // Four neighbouring pixels share their kernel loads and, at
+            // stride 1, two thirds of their input loads; four independent sums
+            // also keep the adder busy. The stride is a type, so that each
+            // specialisation sees a constant and loads each shared address once.
+            if strideW == 1 {
+                while ox + 4 <= interior.upperBound {
+                    window.fourPixels(ColumnStride1.self, origin: top + (ox - padLeft) * C, vectorEnd: vectorEnd,
+                                      output: out + ox * C)
+                    ox += 4
                 }
-                let kxLow = max(0, -originX), kxHigh = min(kernelWidth, width - originX)
-                var c = 0
-                while c < vectorEnd {
-                    var acc = bias.map { bandLoad($0 + c) } ?? SIMD8<Float>()
-                    var ky = kyLow
-                    while ky < kyHigh {
-                        var kx = kxLow
-                        while kx < kxHigh {
-                            acc = bandMadd(acc, bandLoad(top + (ky * width + originX + kx) * C + c),
-                                           bandLoad(kernel + (ky * kernelWidth + kx) * C + c))
-                            kx += 1
-                        }
-                        ky += 1
-                    }
-                    bandStore(bandClamp(acc, lower, upper), o + c)
-                    c += 8
-                }
-                while c < C {
-                    var acc: Float = bias?[c] ?? 0
-                    var ky = kyLow
-                    while ky < kyHigh {
-                        var kx = kxLow
-                        while kx < kxHigh {
-                            acc = acc + (top + (ky * width + originX + kx) * C)[c] * kernel[(ky * kernelWidth + kx) * C + c]
-                            kx += 1
-                        }
-                        ky += 1
-                    }
-                    o[c] = clamp.apply(acc)
-                    c += 1
+            } else if strideW == 2 {
+                while ox + 4 <= interior.upperBound {
+                    window.fourPixels(ColumnStride2.self, origin: top + (2 * ox - padLeft) * C, vectorEnd: vectorEnd,
+                                      output: out + ox * C)
+                    ox += 4
                 }
             }
+            while ox < interior.upperBound {
+                window.onePixel(origin: top + (ox * strideW - padLeft) * C, vectorEnd: vectorEnd, output: out + ox * C)
+                ox += 1
+            }
+            if vectorEnd < C {
+                for ox in interior {
+                    window.pixel(originX: ox * strideW - padLeft, width: width, from: vectorEnd, clamp: clamp,
+                                 output: out + ox * C)
+                }
+            }
+            for ox in interior.upperBound..<outputWidth {
+                window.pixel(originX: ox * strideW - padLeft, width: width, from: 0, clamp: clamp, output: out + ox * C)
+            }
+        }
+    }
+
+    /// Direct general convolution (Keras `Conv2D`, groups 1) of output rows
+    /// `rows` of one image: the kernel of `Conv2D.forward`, which gives the
+    /// same bits. Output row `oy` goes to
+    /// `output + (oy - rows.lowerBound) * outputWidth * outputChannels`.
+    ///
+    /// For convolutions with few input channels (MobileNetV2's Conv1: 27
+    /// values per window, 3.4 KB of kernel) it beats im2col + sgemm, whose
+    /// GEMM with K = 27 spends its time packing and streaming the columns.
+    public static func convolutionRows(input: UnsafePointer<Float>, height: Int, width: Int, inputChannels: Int,
+                                       kernel: UnsafePointer<Float>, kernelHeight: Int, kernelWidth: Int,
+                                       outputChannels: Int, strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
+                                       rows: Range<Int>, outputWidth: Int,
+                                       bias: UnsafePointer<Float>?, clamp: Clamp,
+                                       output: UnsafeMutablePointer<Float>) {
+        // outputHeight only bounds the rows asked for; the kernel reads no other.
+        let g = ConvGeometry(batch: 1, height: height, width: width, inputChannels: inputChannels,
+                             kernelHeight: kernelHeight, kernelWidth: kernelWidth, outputChannels: outputChannels,
+                             strideH: strideH, strideW: strideW, padTop: padTop, padLeft: padLeft,
+                             outputHeight: rows.upperBound, outputWidth: outputWidth)
+        for oy in rows {
+            g.forwardRow(n: 0, oy: oy, input: input, kernel: kernel, bias: bias, clamp: clamp,
+                         output: output + (oy - rows.lowerBound) * outputWidth * outputChannels)
         }
     }
 
@@ -186,6 +215,118 @@ public enum BandKernels {
                 }
                 line += depth
             }
+        }
+    }
+}
+
+private protocol ColumnStride { static var value: Int { get } }
+private enum ColumnStride1: ColumnStride { static var value: Int { 1 } }
+private enum ColumnStride2: ColumnStride { static var value: Int { 2 } }
+
+/// One output row's view of a depthwise band: the valid kernel rows
+/// `kyLow..<kyHigh` and where they start. Every path adds the bias, then the
+/// taps in (ky, kx) order, so a value does not depend on which path computed it.
+private struct DepthwiseWindow {
+    let top: UnsafePointer<Float>
+    let rowStride, channels: Int
+    let kernel: UnsafePointer<Float>
+    let kernelWidth, kyLow, kyHigh: Int
+    let bias: UnsafePointer<Float>?
+    let lower, upper: SIMD8<Float>
+
+    /// Channels `0..<vectorEnd` of four interior pixels of a 3-wide kernel
+    /// whose windows start at `origin + p * stride * channels`.
+    func fourPixels<S: ColumnStride>(_: S.Type, origin: UnsafePointer<Float>, vectorEnd: Int,
+                                     output: UnsafeMutablePointer<Float>) {
+        let C = channels, s = S.value
+        var c = 0
+        while c < vectorEnd {
+            let b = bias.map { bandLoad($0 + c) } ?? SIMD8<Float>()
+            var a0 = b, a1 = b, a2 = b, a3 = b
+            var x = origin + kyLow * rowStride + c
+            var t = kernel + kyLow * 3 * C + c
+            for _ in kyLow..<kyHigh {
+                let w0 = bandLoad(t), w1 = bandLoad(t + C), w2 = bandLoad(t + 2 * C)
+                a0 = bandMadd(a0, bandLoad(x), w0)
+                a0 = bandMadd(a0, bandLoad(x + C), w1)
+                a0 = bandMadd(a0, bandLoad(x + 2 * C), w2)
+                a1 = bandMadd(a1, bandLoad(x + s * C), w0)
+                a1 = bandMadd(a1, bandLoad(x + (s + 1) * C), w1)
+                a1 = bandMadd(a1, bandLoad(x + (s + 2) * C), w2)
+                a2 = bandMadd(a2, bandLoad(x + 2 * s * C), w0)
+                a2 = bandMadd(a2, bandLoad(x + (2 * s + 1) * C), w1)
+                a2 = bandMadd(a2, bandLoad(x + (2 * s + 2) * C), w2)
+                a3 = bandMadd(a3, bandLoad(x + 3 * s * C), w0)
+                a3 = bandMadd(a3, bandLoad(x + (3 * s + 1) * C), w1)
+                a3 = bandMadd(a3, bandLoad(x + (3 * s + 2) * C), w2)
+                x += rowStride
+                t += 3 * C
+            }
+            bandStore(bandClamp(a0, lower, upper), output + c)
+            bandStore(bandClamp(a1, lower, upper), output + C + c)
+            bandStore(bandClamp(a2, lower, upper), output + 2 * C + c)
+            bandStore(bandClamp(a3, lower, upper), output + 3 * C + c)
+            c += 8
+        }
+    }
+
+    /// Channels `0..<vectorEnd` of one interior pixel of a 3-wide kernel.
+    @inline(__always)
+    func onePixel(origin: UnsafePointer<Float>, vectorEnd: Int, output: UnsafeMutablePointer<Float>) {
+        let C = channels
+        var c = 0
+        while c < vectorEnd {
+            var a = bias.map { bandLoad($0 + c) } ?? SIMD8<Float>()
+            var x = origin + kyLow * rowStride + c
+            var t = kernel + kyLow * 3 * C + c
+            for _ in kyLow..<kyHigh {
+                a = bandMadd(a, bandLoad(x), bandLoad(t))
+                a = bandMadd(a, bandLoad(x + C), bandLoad(t + C))
+                a = bandMadd(a, bandLoad(x + 2 * C), bandLoad(t + 2 * C))
+                x += rowStride
+                t += 3 * C
+            }
+            bandStore(bandClamp(a, lower, upper), output + c)
+            c += 8
+        }
+    }
+
+    /// Any kernel width and position: channels `from..<channels` of the pixel
+    /// whose window starts at column `originX`, skipping taps outside the image.
+    @inline(never)
+    func pixel(originX: Int, width: Int, from: Int, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
+        let C = channels
+        let kxLow = max(0, -originX), kxHigh = min(kernelWidth, width - originX)
+        let vectorEnd = C & ~7
+        var c = from
+        while c < vectorEnd {
+            var acc = bias.map { bandLoad($0 + c) } ?? SIMD8<Float>()
+            var ky = kyLow
+            while ky < kyHigh {
+                var kx = kxLow
+                while kx < kxHigh {
+                    acc = bandMadd(acc, bandLoad(top + ky * rowStride + (originX + kx) * C + c),
+                                   bandLoad(kernel + (ky * kernelWidth + kx) * C + c))
+                    kx += 1
+                }
+                ky += 1
+            }
+            bandStore(bandClamp(acc, lower, upper), output + c)
+            c += 8
+        }
+        while c < C {
+            var acc: Float = bias?[c] ?? 0
+            var ky = kyLow
+            while ky < kyHigh {
+                var kx = kxLow
+                while kx < kxHigh {
+                    acc = acc + top[ky * rowStride + (originX + kx) * C + c] * kernel[(ky * kernelWidth + kx) * C + c]
+                    kx += 1
+                }
+                ky += 1
+            }
+            output[c] = clamp.apply(acc)
+            c += 1
         }
     }
 }

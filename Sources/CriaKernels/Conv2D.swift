@@ -43,10 +43,8 @@ public enum Conv2D {
         let perRow = outputWidth * outputChannels * kernelHeight * kernelWidth * inputChannels
         Threads.parallelFor(rows, minimumPerChunk: max(1, 65_536 / max(1, perRow))) { range in
             for row in range {
-                for ox in 0..<outputWidth {
-                    g.forwardPixel(n: row / outputHeight, oy: row % outputHeight, ox: ox, input: input,
-                                   kernel: kernel, bias: bias, clamp: clamp, output: output)
-                }
+                g.forwardRow(n: row / outputHeight, oy: row % outputHeight, input: input, kernel: kernel,
+                             bias: bias, clamp: clamp, output: output + row * outputWidth * outputChannels)
             }
         }
     }
@@ -201,17 +199,120 @@ struct ConvGeometry {
         self.outputHeight = outputHeight; self.outputWidth = outputWidth
     }
 
-    /// All output channels of pixel (n, oy, ox), 32 at a time in registers.
-    /// Each sum starts at the bias and adds taps in (ky, kx, ci) order.
+    /// Output row (n, oy), written at `output` (outputWidth × outputChannels).
+    ///
+    /// One pixel at a time leaves only four independent sums in flight, so the
+    /// adds wait on each other; the interior (whole window inside the image)
+    /// goes three pixels at a time, which shares each kernel load between
+    /// three pixels and keeps twelve sums in flight. The edges take the
+    /// per-pixel path. Every sum still starts at the bias and adds taps in
+    /// (ky, kx, ci) order, so the two paths give the same bits.
+    @inline(__always)
+    func forwardRow(n: Int, oy: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
+                    bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
+        let co = outputChannels
+        let originY = oy * strideH - padTop
+        var interior = interiorRange(input: width, kernel: kernelWidth, stride: strideW, pad: padLeft,
+                                     output: outputWidth)
+        if validTaps(origin: originY, kernel: kernelHeight, size: height).count != kernelHeight { interior = 0..<0 }
+        let blockEnd = interior.lowerBound + interior.count / 3 * 3
+        for ox in 0..<interior.lowerBound {
+            forwardPixel(n: n, oy: oy, ox: ox, input: input, kernel: kernel, bias: bias, clamp: clamp,
+                         out: output + ox * co)
+        }
+        var ox = interior.lowerBound
+        while ox < blockEnd {
+            forwardThreePixels(base: input + ((n * height + originY) * width + ox * strideW - padLeft) * inputChannels,
+                               kernel: kernel, bias: bias, clamp: clamp, out: output + ox * co)
+            ox += 3
+        }
+        for ox in blockEnd..<outputWidth {
+            forwardPixel(n: n, oy: oy, ox: ox, input: input, kernel: kernel, bias: bias, clamp: clamp,
+                         out: output + ox * co)
+        }
+    }
+
+    /// Three neighbouring interior pixels whose windows start at `base`,
+    /// `base + strideW * ci` and `base + 2 * strideW * ci`. A window row
+    /// (kernelWidth × ci values) is contiguous in NHWC, and so are the kernel
+    /// rows it meets, so each window row is one flat loop.
+    @inline(__always)
+    func forwardThreePixels(base: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
+                            bias: UnsafePointer<Float>?, clamp: Clamp, out: UnsafeMutablePointer<Float>) {
+        let ci = inputChannels, co = outputChannels
+        let span = kernelWidth * ci, step = strideW * ci, rowStride = width * ci
+        let o0 = out, o1 = out + co, o2 = out + 2 * co
+        var c = 0
+        while c + 32 <= co {
+            let b0 = bias.map { load8($0 + c) } ?? SIMD8<Float>(), b1 = bias.map { load8($0 + c + 8) } ?? SIMD8<Float>()
+            let b2 = bias.map { load8($0 + c + 16) } ?? SIMD8<Float>(), b3 = bias.map { load8($0 + c + 24) } ?? SIMD8<Float>()
+            var a00 = b0, a01 = b1, a02 = b2, a03 = b3
+            var a10 = b0, a11 = b1, a12 = b2, a13 = b3
+            var a20 = b0, a21 = b1, a22 = b2, a23 = b3
+            for ky in 0..<kernelHeight {
+                let x = base + ky * rowStride
+                let k = kernel + ky * span * co + c
+                for j in 0..<span {
+                    let w = k + j * co
+                    let w0 = load8(w), w1 = load8(w + 8), w2 = load8(w + 16), w3 = load8(w + 24)
+                    let v0 = SIMD8<Float>(repeating: x[j])
+                    a00 = madd(a00, v0, w0); a01 = madd(a01, v0, w1); a02 = madd(a02, v0, w2); a03 = madd(a03, v0, w3)
+                    let v1 = SIMD8<Float>(repeating: x[j + step])
+                    a10 = madd(a10, v1, w0); a11 = madd(a11, v1, w1); a12 = madd(a12, v1, w2); a13 = madd(a13, v1, w3)
+                    let v2 = SIMD8<Float>(repeating: x[j + 2 * step])
+                    a20 = madd(a20, v2, w0); a21 = madd(a21, v2, w1); a22 = madd(a22, v2, w2); a23 = madd(a23, v2, w3)
+                }
+            }
+            store8(clamp.apply8(a00), o0 + c); store8(clamp.apply8(a01), o0 + c + 8)
+            store8(clamp.apply8(a02), o0 + c + 16); store8(clamp.apply8(a03), o0 + c + 24)
+            store8(clamp.apply8(a10), o1 + c); store8(clamp.apply8(a11), o1 + c + 8)
+            store8(clamp.apply8(a12), o1 + c + 16); store8(clamp.apply8(a13), o1 + c + 24)
+            store8(clamp.apply8(a20), o2 + c); store8(clamp.apply8(a21), o2 + c + 8)
+            store8(clamp.apply8(a22), o2 + c + 16); store8(clamp.apply8(a23), o2 + c + 24)
+            c += 32
+        }
+        while c + 8 <= co {
+            let b = bias.map { load8($0 + c) } ?? SIMD8<Float>()
+            var a0 = b, a1 = b, a2 = b
+            for ky in 0..<kernelHeight {
+                let x = base + ky * rowStride
+                let k = kernel + ky * span * co + c
+                for j in 0..<span {
+                    let w = load8(k + j * co)
+                    a0 = madd(a0, SIMD8(repeating: x[j]), w)
+                    a1 = madd(a1, SIMD8(repeating: x[j + step]), w)
+                    a2 = madd(a2, SIMD8(repeating: x[j + 2 * step]), w)
+                }
+            }
+            store8(clamp.apply8(a0), o0 + c); store8(clamp.apply8(a1), o1 + c); store8(clamp.apply8(a2), o2 + c)
+            c += 8
+        }
+        while c < co {
+            let b: Float = bias?[c] ?? 0
+            var a0 = b, a1 = b, a2 = b
+            for ky in 0..<kernelHeight {
+                let x = base + ky * rowStride
+                let k = kernel + ky * span * co + c
+                for j in 0..<span {
+                    let w = k[j * co]
+                    a0 = madd(a0, x[j], w); a1 = madd(a1, x[j + step], w); a2 = madd(a2, x[j + 2 * step], w)
+                }
+            }
+            o0[c] = clamp.apply(a0); o1[c] = clamp.apply(a1); o2[c] = clamp.apply(a2)
+            c += 1
+        }
+    }
+
+    /// All output channels of pixel (n, oy, ox), written at `out`, 32 at a
+    /// time in registers. Each sum starts at the bias and adds taps in (ky, kx, ci) order.
     @inline(__always)
     func forwardPixel(n: Int, oy: Int, ox: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
-                      bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
+                      bias: UnsafePointer<Float>?, clamp: Clamp, out: UnsafeMutablePointer<Float>) {
         let ci = inputChannels, co = outputChannels
         let originY = oy * strideH - padTop, originX = ox * strideW - padLeft
         let ys = validTaps(origin: originY, kernel: kernelHeight, size: height)
         let xs = validTaps(origin: originX, kernel: kernelWidth, size: width)
         let base = input + ((n * height + originY) * width + originX) * ci
-        let out = output + ((n * outputHeight + oy) * outputWidth + ox) * co
         var c = 0
         while c + 32 <= co {
             var a0 = bias.map { load8($0 + c) } ?? SIMD8<Float>()

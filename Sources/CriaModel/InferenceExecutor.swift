@@ -12,7 +12,7 @@ public enum KernelCategory: Int, CaseIterable, Sendable {
         switch self {
         case .pointwise: return "pointwise (1x1 GEMM)"
         case .depthwise: return "depthwise"
-        case .firstConvolution: return "first conv (im2col GEMM)"
+        case .firstConvolution: return "first conv"
         case .other: return "other"
         }
     }
@@ -180,6 +180,19 @@ final class InferenceExecutor {
             if let post = conv.postActivation {
                 post.apply(output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
                                 rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
+            }
+        case .directConvolution(let conv):
+            category = .firstConvolution
+            BandKernels.convolutionRows(input: input, height: conv.inputHeight, width: conv.inputWidth,
+                                        inputChannels: conv.inputChannels, kernel: conv.kernel,
+                                        kernelHeight: conv.kernelHeight, kernelWidth: conv.kernelWidth,
+                                        outputChannels: conv.outputChannels, strideH: conv.strideH,
+                                        strideW: conv.strideW, padTop: conv.padTop, padLeft: conv.padLeft,
+                                        rows: rows, outputWidth: conv.outputWidth, bias: conv.bias, clamp: conv.clamp,
+                                        output: output + rows.lowerBound * conv.outputWidth * conv.outputChannels)
+            if let post = conv.postActivation {
+                post.apply(output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
+                           rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
             }
         case .depthwise(let conv):
             category = .depthwise

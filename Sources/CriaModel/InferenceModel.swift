@@ -120,7 +120,8 @@ public final class InferenceModel {
             switch step.op {
             case .pointwise(let conv): result[.pointwise, default: 0] += conv.multiplyAdds
             case .depthwise(let conv): result[.depthwise, default: 0] += conv.multiplyAdds
-            case .convolution(let conv, _): result[.firstConvolution, default: 0] += conv.multiplyAdds
+            case .convolution(let conv, _), .directConvolution(let conv):
+                result[.firstConvolution, default: 0] += conv.multiplyAdds
             case .block(let block):
                 result[.pointwise, default: 0] += (block.expand?.multiplyAdds ?? 0) + block.project.multiplyAdds
                 result[.depthwise, default: 0] += block.depthwise.multiplyAdds

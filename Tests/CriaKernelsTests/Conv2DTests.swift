@@ -23,6 +23,13 @@ final class Conv2DTests: XCTestCase {
         .same("5x5 kernel", batch: 1, height: 7, width: 9, channels: 3, outputChannels: 32, kernel: 5, stride: 2),
         .padded("pad(0,1) s2", batch: 1, height: 6, width: 8, channels: 3, outputChannels: 8, kernel: 3, stride: 2,
                 top: 0, bottom: 1, left: 0, right: 1),
+        // Wide enough for the three-pixel interior blocks, with 0, 1 and 2 pixels left over.
+        .same("Conv1-like 17x23", batch: 2, height: 17, width: 23, channels: 3, outputChannels: 32, kernel: 3, stride: 2),
+        .same("5x21 s1 cout 43", batch: 1, height: 5, width: 21, channels: 3, outputChannels: 43, kernel: 3, stride: 1),
+        .same("4x19 s1 cout 7", batch: 1, height: 4, width: 19, channels: 2, outputChannels: 7, kernel: 3, stride: 1),
+        .same("cin 1 cout 17 s2", batch: 1, height: 9, width: 17, channels: 1, outputChannels: 17, kernel: 3, stride: 2),
+        .padded("pad(2,1) s2", batch: 1, height: 7, width: 20, channels: 3, outputChannels: 40, kernel: 3, stride: 2,
+                top: 2, bottom: 1, left: 2, right: 1),
     ]
 
     func testForwardMatchesReference() {
@@ -38,6 +45,42 @@ final class Conv2DTests: XCTestCase {
                 let im2col = Fast.convForward(k, input: input, kernel: kernel, bias: b, clamp: clamp, im2col: true)
                 assertMatches(im2col, expected, relative: 1e-5, "conv2d im2col forward \(k) clamp \(clamp.upper)")
             }
+        }
+    }
+
+    /// The inference executor's band entry point, on arbitrary row ranges of one image, gives the bits of `forward`.
+    func testBandRowsMatchForward() {
+        var random = TestRandom(seed: 15)
+        for k in Self.cases {
+            let input = random.tensor(k.inputShape, scale: 3)
+            let kernel = random.tensor(k.convKernelShape)
+            let bias = random.tensor([k.outputChannels])
+            let expected = Fast.convForward(k, input: input, kernel: kernel, bias: bias, clamp: .relu6)
+            let imageScalars = k.height * k.width * k.inputChannels
+            let rowScalars = k.outputWidth * k.outputChannels
+            let splits = Set([0, k.outputHeight / 3, k.outputHeight / 2, k.outputHeight]).sorted()
+            var actual = [Float](repeating: .nan, count: expected.count)
+            for n in 0..<k.batch {
+                for (low, high) in zip(splits, splits.dropFirst()) {
+                    input.scalars.withUnsafeBufferPointer { x in
+                        kernel.scalars.withUnsafeBufferPointer { w in
+                            bias.scalars.withUnsafeBufferPointer { b in
+                                actual.withUnsafeMutableBufferPointer { o in
+                                    BandKernels.convolutionRows(
+                                        input: x.baseAddress! + n * imageScalars, height: k.height, width: k.width,
+                                        inputChannels: k.inputChannels, kernel: w.baseAddress!,
+                                        kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
+                                        outputChannels: k.outputChannels, strideH: k.strideH, strideW: k.strideW,
+                                        padTop: k.padTop, padLeft: k.padLeft, rows: low..<high,
+                                        outputWidth: k.outputWidth, bias: b.baseAddress!, clamp: .relu6,
+                                        output: o.baseAddress! + (n * k.outputHeight + low) * rowScalars)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(actual.map(\.bitPattern), bitPatterns(expected), "band rows \(k)")
         }
     }
 

@@ -50,6 +50,68 @@ final class DepthwiseTests: XCTestCase {
         }
     }
 
+    /// The inference executor's band kernel gives the bits of `forward`, for
+    /// row ranges of one image read from a band that holds only the rows they need.
+    func testBandRowsMatchForward() {
+        // Wide rows, so that the four-pixel interior blocks run with 0 to 3 pixels left over.
+        let wide: [ConvCase] = [
+            .same("3x13 same s1 C17", batch: 1, height: 3, width: 13, channels: 17, kernel: 3, stride: 1),
+            .same("4x14 same s1 C576", batch: 2, height: 4, width: 14, channels: 576, kernel: 3, stride: 1),
+            .same("2x10 same s1 C1", batch: 1, height: 2, width: 10, channels: 1, kernel: 3, stride: 1),
+            .padded("5x19 pad(0,1) s2 C24", batch: 1, height: 5, width: 19, channels: 24, kernel: 3, stride: 2,
+                    top: 0, bottom: 1, left: 0, right: 1),
+            .same("6x23 same s2 C7", batch: 1, height: 6, width: 23, channels: 7, kernel: 3, stride: 2),
+            .same("5x18 same s1 k5 C9", batch: 1, height: 5, width: 18, channels: 9, kernel: 5, stride: 1),
+            // Narrower than the kernel: no column is interior, though some rows are.
+            .padded("3x2 pad(0,1) s2 C16", batch: 1, height: 3, width: 2, channels: 16, kernel: 3, stride: 2,
+                    top: 0, bottom: 1, left: 0, right: 1),
+            .padded("4x2 pad(1,1) s1 C8", batch: 1, height: 4, width: 2, channels: 8, kernel: 3, stride: 1,
+                    top: 1, bottom: 1, left: 0, right: 2),
+        ]
+        var random = TestRandom(seed: 8)
+        for k in Self.cases + wide {
+            let input = random.tensor(k.inputShape, scale: 3)
+            let kernel = random.tensor(k.depthwiseKernelShape)
+            let bias = random.tensor([k.inputChannels])
+            for (clamp, b) in [(Clamp.none, nil), (Clamp.relu6, bias)] as [(Clamp, Tensor?)] {
+                let expected = Fast.depthwiseForward(k, input: input, kernel: kernel, bias: b, clamp: clamp)
+                let actual = bandDepthwise(k, input: input, kernel: kernel, bias: b, clamp: clamp)
+                XCTAssertEqual(actual.map(\.bitPattern), bitPatterns(expected), "band rows \(k) clamp \(clamp.upper)")
+            }
+        }
+    }
+
+    private func bandDepthwise(_ k: ConvCase, input: Tensor, kernel: Tensor, bias: Tensor?, clamp: Clamp) -> [Float] {
+        let C = k.inputChannels, rowScalars = k.width * C, outRow = k.outputWidth * C
+        var output = [Float](repeating: .nan, count: k.batch * k.outputHeight * outRow)
+        let splits = Set([0, k.outputHeight / 3, k.outputHeight / 2, k.outputHeight]).sorted()
+        for n in 0..<k.batch {
+            for (first, last) in zip(splits, splits.dropFirst()) {
+                // Input rows the output rows first..<last read, clipped to the image.
+                let low = max(0, min(k.height, first * k.strideH - k.padTop))
+                let high = max(low, min(k.height, (last - 1) * k.strideH - k.padTop + k.kernelHeight))
+                let start = (n * k.height + low) * rowScalars
+                let band = Array(input.scalars[start ..< start + (high - low) * rowScalars]) + [0]
+                band.withUnsafeBufferPointer { x in
+                    kernel.scalars.withUnsafeBufferPointer { w in
+                        Fast.withOptionalPointer(bias) { bp in
+                            output.withUnsafeMutableBufferPointer { o in
+                                BandKernels.depthwiseRows(
+                                    band: x.baseAddress!, bandStart: low, bandRows: high - low, height: k.height,
+                                    width: k.width, channels: C, kernel: w.baseAddress!,
+                                    kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
+                                    strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
+                                    rows: first..<last, outputWidth: k.outputWidth, bias: bp, clamp: clamp,
+                                    output: o.baseAddress! + (n * k.outputHeight + first) * outRow)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return output
+    }
+
     func testRelu6ClampsBothEnds() {
         let k = ConvCase.same("clamp", batch: 1, height: 4, width: 4, channels: 8, kernel: 3, stride: 1)
         var random = TestRandom(seed: 2)

@@ -75,6 +75,26 @@ final class ThroughputTests: XCTestCase {
                     bias: bias.scalars, clamp: .relu6, output: &output.scalars)
             }
             report("depthwise forward", k, multiplyAdds: macs, ms: forward)
+            // The inference executor's kernel, one image at a time with the whole image as its band. The
+            // executor's bands are sized to stay in L2; whole images stream from memory, so this figure
+            // understates the kernel (the four-pixel blocks measured slower here, faster in `cria bench`).
+            let imageIn = k.height * k.width * k.inputChannels, imageOut = k.outputHeight * k.outputWidth * k.inputChannels
+            let bandForward = input.scalars.withUnsafeBufferPointer { x in
+                output.scalars.withUnsafeMutableBufferPointer { o in
+                    best {
+                        for image in 0..<k.batch {
+                            BandKernels.depthwiseRows(
+                                band: x.baseAddress! + image * imageIn, bandStart: 0, bandRows: k.height,
+                                height: k.height, width: k.width, channels: k.inputChannels, kernel: kernel.scalars,
+                                kernelHeight: 3, kernelWidth: 3, strideH: k.strideH, strideW: k.strideW,
+                                padTop: k.padTop, padLeft: k.padLeft, rows: 0..<k.outputHeight,
+                                outputWidth: k.outputWidth, bias: bias.scalars, clamp: .relu6,
+                                output: o.baseAddress! + image * imageOut)
+                        }
+                    }
+                }
+            }
+            report("depthwise band rows", k, multiplyAdds: macs, ms: bandForward)
             let backwardInput = best {
                 DepthwiseConv2D.backwardInput(
                     outputGradient: gradient.scalars, batch: k.batch, height: k.height, width: k.width,
