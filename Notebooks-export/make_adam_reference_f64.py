@@ -13,9 +13,12 @@ would give, and records how far Keras's own float32 goldens (train/<mode>/after3
 are from it, tensor by tensor. Cria's test then holds Cria to the same reference:
 no further from exact arithmetic than Keras float32 is.
 
-Writes Tests/Fixtures/keras/train/<mode>/after3_f64/ and <mode>/grad_f64/
-<layer>__<var>.npy (float64 results stored as float32, 6e-8 relative) and
-train/adam_f64.json (Keras float32's distance from them).
+Writes, under Tests/Fixtures/keras/train/ (float64 results stored as float32,
+6e-8 relative): <mode>/grad_f64/, after1_f64/, grad2_f64/ and after3_f64/
+<layer>__<var>.npy (the first step's gradients, the weights after one step,
+the second step's gradients at those weights, the weights after three steps),
+prefix_f64_block_13_pad.npy (the frozen prefix's output), and adam_f64.json
+(Keras float32's distance from them).
 """
 import json
 import os
@@ -31,6 +34,11 @@ import keras  # noqa: E402
 TOLERANCE = 1e-4
 
 
+def save(path, array):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.save(path, np.asarray(array, np.float32))
+
+
 def main():
     d = os.path.join(mf.OUT, "train")
     x32 = np.load(os.path.join(d, "inputs.npy"))
@@ -40,6 +48,16 @@ def main():
     weights = {l.name: [np.asarray(w, np.float64) for w in l.get_weights()] for l in base32.layers if l.weights}
     dense = [np.asarray(w, np.float64) for w in saved.get_layer("dense").get_weights()]
     loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+    # The frozen prefix's output (base.layers[:120] end at block_13_pad) in float64: fed to
+    # Cria's trainable part, it separates the prefix's float32 rounding from the rest.
+    mf.fresh(84)
+    keras.config.set_dtype_policy("float64")
+    exact_base = keras.applications.MobileNetV2(alpha=0.35, input_shape=(96, 96, 3), include_top=False, weights=None)
+    for layer in exact_base.layers:
+        if layer.weights:
+            layer.set_weights(weights[layer.name])
+    boundary = keras.Model(exact_base.input, exact_base.get_layer("block_13_pad").output)
+    save(os.path.join(d, "prefix_f64_block_13_pad.npy"), np.asarray(boundary(x32.astype(np.float64), training=False)))
     report = {"note": __doc__.strip().split("\n\n")[1], "tolerance_relative_to_tensor_max": TOLERANCE, "modes": {}}
     for mode, base_training in (("train", True), ("inference", False)):
         mf.fresh(84)
@@ -61,11 +79,20 @@ def main():
         print(f"{mode}: Keras float32 gradients vs float64: worst {worst_gradient[1]:.3g} of the tensor's scale ({worst_gradient[0]})")
         optimizer = keras.optimizers.Adam(learning_rate=1e-3)
         step_losses = []
-        for _ in range(3):
+        for step in range(3):
             with tf.GradientTape() as tape:
                 loss = loss_fn(y, model(x, training=base_training))
             step_losses.append(float(loss))
-            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
+            step_gradients = tape.gradient(loss, model.trainable_weights)
+            if step == 1:
+                # The second step's gradients at the first step's exact weights: Cria, given
+                # the same weights, must reproduce them (no rounding history in between).
+                for (name, _), g in zip(mf.trainable_vars(model), step_gradients):
+                    save(os.path.join(d, mode, "grad2_f64", name + ".npy"), np.asarray(g, np.float64))
+            optimizer.apply_gradients(zip(step_gradients, model.trainable_weights))
+            if step == 0:
+                for name, variable in mf.trainable_vars(model):
+                    save(os.path.join(d, mode, "after1_f64", name + ".npy"), np.asarray(variable.numpy(), np.float64))
         tensors = {}
         for name, variable in mf.trainable_vars(model):
             exact = np.asarray(variable.numpy(), np.float64)
