@@ -8,9 +8,14 @@ import CriaKernels
 /// are reused once their last reader has run. Outputs that leave the spatial
 /// phase (requested layers, inputs of the Dense/vector tail) need the whole
 /// batch and live in the batch arena, image `i` at `offset + i * perImage`.
+/// Buffers of the image-group phase (see `InferenceProgram.groupStart`) hold
+/// a group of images contiguously, so that one GEMM covers the whole group.
 enum Storage: Equatable {
     case input
     case thread(offset: Int)
+    /// In the group region after a thread's one-image buffers: image slot `s`
+    /// of a group of `g` at `offset * g + s * perImage`.
+    case group(offset: Int)
     case batch(offset: Int)
 }
 
@@ -24,6 +29,10 @@ struct ArenaPlan {
     var threadCount: Int
     /// Scalars of one thread's kernel scratch (expanded bands, im2col lines).
     var scratchCount: Int
+    /// Scalars per group image of the group region and of group-phase scratch
+    /// (whole expanded images of a block); a thread needs `g` times as much.
+    var groupPerImage: Int
+    var groupScratchPerImage: Int
     /// Scalars per batch image of the batch arena.
     var batchPerImage: Int
 
@@ -54,8 +63,13 @@ struct ArenaPlan {
         for (position, step) in program.spatialSteps.enumerated() {
             for input in step.inputs { lastUse[program.root[input]] = position }
         }
-        var live: [(offset: Int, size: Int, end: Int)] = []
-        var threadCount = 0
+        // Two regions, each first fit: one image's buffers, and the group
+        // region for every buffer the group phase reads or writes. A buffer
+        // written before the group phase for it is live from the phase's start:
+        // the images of a group are run up to there one after the other.
+        let groupStart = program.groupStart
+        var live: [[(offset: Int, size: Int, end: Int)]] = [[], []]
+        var regionSize = [0, 0]
         for (position, step) in program.spatialSteps.enumerated() {
             let node = step.node
             guard program.root[node] == node, storage[node] == nil else { continue }
@@ -65,25 +79,32 @@ struct ArenaPlan {
                 batchOffset += size
                 continue
             }
-            live.removeAll { $0.end < position }
-            live.sort { $0.offset < $1.offset }
+            let end = max(lastUse[node], position)
+            let region = end >= groupStart ? 1 : 0
+            let start = region == 1 ? max(position, groupStart) : position
+            live[region].removeAll { $0.end < start }
+            live[region].sort { $0.offset < $1.offset }
             var offset = 0
-            for buffer in live {
+            for buffer in live[region] {
                 if offset + size <= buffer.offset { break }
                 offset = max(offset, buffer.offset + buffer.size)
             }
-            storage[node] = .thread(offset: offset)
-            live.append((offset, size, max(lastUse[node], position)))
-            threadCount = max(threadCount, offset + size)
+            storage[node] = region == 1 ? .group(offset: offset) : .thread(offset: offset)
+            live[region].append((offset, size, end))
+            regionSize[region] = max(regionSize[region], offset + size)
         }
+        let threadCount = regionSize[0]
         for step in program.vectorSteps where program.root[step.node] == step.node && storage[step.node] == nil {
             storage[step.node] = .batch(offset: batchOffset)
             batchOffset += aligned(perImage[step.node])
         }
         for node in 0..<nodeCount where program.root[node] != node { storage[node] = storage[program.root[node]] }
         let scratch = program.spatialSteps.map { aligned($0.op.scratchCount) }.max() ?? 0
+        let groupScratch = program.spatialSteps[min(groupStart, program.spatialSteps.count)...]
+            .map { aligned($0.op.groupScratchPerImage) }.max() ?? 0
         return ArenaPlan(storage: storage, perImage: perImage, threadCount: threadCount,
-                         scratchCount: scratch, batchPerImage: batchOffset)
+                         scratchCount: scratch, groupPerImage: regionSize[1], groupScratchPerImage: groupScratch,
+                         batchPerImage: batchOffset)
     }
 }
 

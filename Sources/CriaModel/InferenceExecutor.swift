@@ -21,7 +21,8 @@ public enum KernelCategory: Int, CaseIterable, Sendable {
 /// Runs an `InferenceProgram` over arenas planned once and reused.
 ///
 /// Threading: with at least as many images as threads, each thread runs whole
-/// images through every spatial layer (no barrier until the tail); with fewer
+/// images through every spatial layer (no barrier until the tail), the late
+/// small layers on groups of up to 16 images per GEMM; with fewer
 /// (batch 1), every layer's output rows are split across the threads, one
 /// barrier per layer. Either way each thread calls OpenBLAS with OpenBLAS set
 /// to one thread, so GEMMs and Cria's loops never oversubscribe the cores,
@@ -58,49 +59,73 @@ final class InferenceExecutor {
         (0..<256).reduce(0) { $0 + timings[$1 * KernelCategory.allCases.count + category.rawValue] }
     }
 
-    /// Makes sure the arenas fit (batch, threads); allocates only when either grows.
-    private func prepare(batch: Int, threads: Int) {
+    /// Makes sure the arenas fit (batch, threads, group size); allocates only when one grows.
+    private func prepare(batch: Int, threads: Int, group: Int) {
         while activationArenas.count < threads {
-            activationArenas.append(FloatArena(capacity: plan.threadCount))
-            scratchArenas.append(FloatArena(capacity: plan.scratchCount))
-            arenaAllocations += 1
+            activationArenas.append(FloatArena())
+            scratchArenas.append(FloatArena())
+        }
+        for thread in 0..<threads {
+            if activationArenas[thread].reserve(plan.threadCount + group * plan.groupPerImage) { arenaAllocations += 1 }
+            if scratchArenas[thread].reserve(max(plan.scratchCount, group * plan.groupScratchPerImage + 16)) {
+                arenaAllocations += 1
+            }
         }
         if batchArena.reserve(plan.batchPerImage * max(1, batch)) { arenaAllocations += 1 }
+    }
+
+    /// Images per group in the group phase: what each thread holds, up to the option.
+    /// Depends only on (batch, threads), as the partition must.
+    private func groupSize(batch: Int, threads: Int) -> Int {
+        guard batch >= threads else { return 1 }
+        return max(1, min(program.groupImages, (batch + threads - 1) / threads))
     }
 
     /// Runs the program; afterwards `address(of:)` gives each requested output.
     func run(input: UnsafePointer<Float>, batch: Int) {
         let threads = min(max(1, Threads.count), 256)
-        prepare(batch: batch, threads: threads)
+        let group = groupSize(batch: batch, threads: threads)
+        prepare(batch: batch, threads: threads, group: group)
         let batchBase = batchArena.base
+        let steps = program.spatialSteps, groupStart = min(program.groupStart, steps.count)
+        func context(_ arena: Int, scratch: Int, thread: Int) -> Context {
+            let activations = activationArenas[arena].base
+            return Context(input: input, batch: batch, batchBase: batchBase, activations: activations,
+                           group: activations + plan.threadCount, groupSize: group,
+                           scratch: scratchArenas[scratch].base, thread: thread)
+        }
         // OpenBLAS's thread count is process-wide: two models running at once on
         // different threads would see each other's setting (results stay exact;
         // only the thread budget is shared). Restored below for the Dense tail.
         if threads > 1 { openblas_set_num_threads(1) }
         if batch >= threads {
-            // Whole images per thread: contiguous ranges fixed by (batch, threads).
+            // Whole images per thread: contiguous ranges fixed by (batch, threads),
+            // taken `group` at a time; each image runs alone up to the group
+            // phase, then the group's images run through each step together.
             DispatchQueue.concurrentPerform(iterations: threads) { thread in
-                let context = Context(input: input, batch: batch, batchBase: batchBase,
-                                      activations: activationArenas[thread].base, scratch: scratchArenas[thread].base,
-                                      thread: thread)
-                for image in batch * thread / threads ..< batch * (thread + 1) / threads {
-                    for step in program.spatialSteps { runSpatial(step, image: image, rows: 0..<step.rows, context) }
+                let context = context(thread, scratch: thread, thread: thread)
+                let images = batch * thread / threads ..< batch * (thread + 1) / threads
+                for first in stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                    let count = min(group, images.upperBound - first)
+                    for slot in 0..<count {
+                        for step in steps[..<groupStart] {
+                            runSpatial(step, image: first + slot, slot: slot, rows: 0..<step.rows, context)
+                        }
+                    }
+                    for step in steps[groupStart...] { runGroup(step, first: first, count: count, context) }
                 }
             }
         } else {
             for image in 0..<batch {
-                for step in program.spatialSteps {
+                for step in steps {
                     if step.op.splitsRows && step.rows > 1 {
                         DispatchQueue.concurrentPerform(iterations: threads) { thread in
-                            let context = Context(input: input, batch: batch, batchBase: batchBase,
-                                                  activations: activationArenas[0].base,
-                                                  scratch: scratchArenas[thread].base, thread: thread)
-                            runSpatial(step, image: image, rows: step.rows * thread / threads ..< step.rows * (thread + 1) / threads, context)
+                            runSpatial(step, image: image, slot: 0,
+                                       rows: step.rows * thread / threads ..< step.rows * (thread + 1) / threads,
+                                       context(0, scratch: thread, thread: thread))
                         }
                     } else {
-                        let context = Context(input: input, batch: batch, batchBase: batchBase,
-                                              activations: activationArenas[0].base, scratch: scratchArenas[0].base, thread: 0)
-                        runSpatial(step, image: image, rows: 0..<step.rows, context)
+                        runSpatial(step, image: image, slot: 0, rows: 0..<step.rows, context(0, scratch: 0, thread: 0))
                     }
                 }
             }
@@ -111,12 +136,28 @@ final class InferenceExecutor {
         if profiling { record(.other, since: start, thread: 0) }
     }
 
+    /// One step of the group phase on images `first ..< first + count` (slots `0..<count`).
+    private func runGroup(_ step: SpatialStep, first: Int, count: Int, _ context: Context) {
+        if case .block(let block) = step.op {
+            let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+            runBlockGroup(block, input: address(step.inputs[0], image: first, slot: 0, context),
+                          residual: block.residual.map { address($0, image: first, slot: 0, context) },
+                          output: address(step.node, image: first, slot: 0, context), images: count, context)
+            if profiling { record(.pointwise, since: start, thread: context.thread) }
+        } else if step.op.stacksImages {
+            // The group's images lie one after the other in every buffer: one call over all their rows.
+            runSpatial(step, image: first, slot: 0, rows: 0 ..< count * step.rows, context)
+        } else {
+            for slot in 0..<count { runSpatial(step, image: first + slot, slot: slot, rows: 0..<step.rows, context) }
+        }
+    }
+
     /// The whole-batch buffer of a node (valid after `run` for requested and tail nodes).
     func address(of node: Int, input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         switch plan.storage[node]! {
         case .input: return input
         case .batch(let offset): return UnsafePointer(batchArena.base + offset * batch)
-        case .thread: preconditionFailure("node \(node) is not kept for the whole batch")
+        case .thread, .group: preconditionFailure("node \(node) is not kept for the whole batch")
         }
     }
 
@@ -125,15 +166,19 @@ final class InferenceExecutor {
         let batch: Int
         let batchBase: UnsafeMutablePointer<Float>
         let activations: UnsafeMutablePointer<Float>
+        /// The group region and the images per group of this run.
+        let group: UnsafeMutablePointer<Float>
+        let groupSize: Int
         let scratch: UnsafeMutablePointer<Float>
         let thread: Int
     }
 
     @inline(__always)
-    private func address(_ node: Int, image: Int, _ context: Context) -> UnsafeMutablePointer<Float> {
+    private func address(_ node: Int, image: Int, slot: Int, _ context: Context) -> UnsafeMutablePointer<Float> {
         switch plan.storage[node]! {
         case .input: return UnsafeMutablePointer(mutating: context.input) + image * plan.perImage[node]
         case .thread(let offset): return context.activations + offset
+        case .group(let offset): return context.group + offset * context.groupSize + slot * plan.perImage[node]
         case .batch(let offset): return context.batchBase + offset * context.batch + image * plan.perImage[node]
         }
     }
@@ -144,10 +189,10 @@ final class InferenceExecutor {
         timings[thread * KernelCategory.allCases.count + category.rawValue] += elapsed
     }
 
-    private func runSpatial(_ step: SpatialStep, image: Int, rows: Range<Int>, _ context: Context) {
+    private func runSpatial(_ step: SpatialStep, image: Int, slot: Int, rows: Range<Int>, _ context: Context) {
         guard !rows.isEmpty else { return }
-        let output = address(step.node, image: image, context)
-        let input = address(step.inputs[0], image: image, context)
+        let output = address(step.node, image: image, slot: slot, context)
+        let input = address(step.inputs[0], image: image, slot: slot, context)
         let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
         var category = KernelCategory.other
         switch step.op {
@@ -199,7 +244,7 @@ final class InferenceExecutor {
             depthwise(conv, band: input, bandStart: 0, bandRows: conv.inputHeight, rows: rows,
                       output: output + rows.lowerBound * conv.outputWidth * conv.outputChannels)
         case .block(let block):
-            let residual = block.residual.map { address($0, image: image, context) }
+            let residual = block.residual.map { address($0, image: image, slot: slot, context) }
             runBlock(block, input: input, residual: residual, output: output, rows: rows, context)
             return
         case .scaleShift(let scale, let shift, let channels):
@@ -237,7 +282,7 @@ final class InferenceExecutor {
             let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
             (output + first).update(from: input + first, count: count)
             for other in step.inputs.dropFirst() {
-                let addend = address(other, image: image, context) + first
+                let addend = address(other, image: image, slot: slot, context) + first
                 for i in 0..<count { output[first + i] += addend[i] }
             }
         case .averagePool(let pixels, let channels):
@@ -319,6 +364,33 @@ final class InferenceExecutor {
             if profiling { record(.pointwise, since: time, thread: context.thread) }
             first = last
         }
+    }
+
+    /// One inverted-residual block on `images` whole images stored one after
+    /// the other: one expand GEMM and one project GEMM for all of them, the
+    /// depthwise step image by image in between.
+    private func runBlockGroup(_ block: BlockOp, input: UnsafeMutablePointer<Float>,
+                               residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
+                               images: Int, _ context: Context) {
+        let dw = block.depthwise, project = block.project
+        let inputScalars = dw.inputHeight * dw.inputWidth * dw.inputChannels
+        let outputPixels = dw.outputHeight * dw.outputWidth
+        var band = UnsafePointer(input)
+        var depthwiseOut = context.scratch
+        if let expand = block.expand {
+            BandKernels.gemm(input: input, rows: images * dw.inputHeight * dw.inputWidth,
+                             inputChannels: expand.inputChannels, kernel: expand.kernel, outputChannels: dw.inputChannels,
+                             bias: expand.bias, clamp: expand.clamp, residual: nil, output: context.scratch)
+            band = UnsafePointer(context.scratch)
+            depthwiseOut += ArenaPlan.aligned(images * inputScalars)
+        }
+        for image in 0..<images {
+            depthwise(dw, band: band + image * inputScalars, bandStart: 0, bandRows: dw.inputHeight,
+                      rows: 0..<dw.outputHeight, output: depthwiseOut + image * outputPixels * dw.inputChannels)
+        }
+        BandKernels.gemm(input: depthwiseOut, rows: images * outputPixels, inputChannels: dw.inputChannels,
+                         kernel: project.kernel, outputChannels: project.outputChannels, bias: project.bias,
+                         clamp: project.clamp, residual: residual.map { UnsafePointer($0) }, output: output)
     }
 
     /// The tail after pooling (Dense, its activation, vector BatchNorm...), on the whole batch.

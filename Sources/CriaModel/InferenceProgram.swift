@@ -81,6 +81,23 @@ enum SpatialOp {
         }
     }
 
+    /// Per-image scratch in the group phase, where a block runs on whole images.
+    var groupScratchPerImage: Int {
+        guard case .block(let block) = self else { return 0 }
+        let dw = block.depthwise
+        let expanded = block.expand == nil ? 0 : ArenaPlan.aligned(dw.inputHeight * dw.inputWidth * dw.inputChannels)
+        return expanded + ArenaPlan.aligned(dw.outputHeight * dw.outputWidth * dw.inputChannels)
+    }
+
+    /// Whether consecutive images' rows may be stacked into one call: the
+    /// image's rows are independent (row-wise GEMMs, elementwise steps).
+    var stacksImages: Bool {
+        switch self {
+        case .pointwise, .scaleShift, .relu, .activation, .add: return true
+        default: return false
+        }
+    }
+
     /// Whether threads may split one image's output rows (a reduction may not).
     var splitsRows: Bool {
         switch self {
@@ -110,9 +127,17 @@ public struct InferenceOptions: Sendable, Equatable {
     /// Fuse expand → depthwise → project (+ add) into one banded step.
     public var fuseBlocks: Bool
 
-    public init(blockBandBytes: Int = 256 * 1024, fuseBlocks: Bool = true) {
+    /// Images per GEMM in the late layers (see `groupPixels`); 1 turns grouping off.
+    public var groupImages: Int
+    /// Layers whose input has at most this many pixels, up to the end of the
+    /// spatial phase, run on groups of images rather than one image at a time.
+    public var groupPixels: Int
+
+    public init(blockBandBytes: Int = 256 * 1024, fuseBlocks: Bool = true, groupImages: Int = 16, groupPixels: Int = 100) {
         self.blockBandBytes = blockBandBytes
         self.fuseBlocks = fuseBlocks
+        self.groupImages = max(1, groupImages)
+        self.groupPixels = groupPixels
     }
 
     public static let `default` = InferenceOptions()
@@ -127,6 +152,15 @@ struct InferenceProgram {
     /// The node whose buffer each node shares (itself unless an alias, e.g. Dropout).
     var root: [Int]
     let weights = WeightStore()
+    /// The first spatial step of the group phase: from here on every step's
+    /// input is small (`InferenceOptions.groupPixels`), and with several images
+    /// per thread the executor runs `groupImages` images through each step at
+    /// once. A GEMM on a 5×5 image has 25 rows, too few for sgemm's blocking
+    /// to pay; 16 images make 400. With 10×10 layers included (the default),
+    /// 16 images measured ~15 % less CPU per image than one at a time on MobileNetV2/160,
+    /// although a group's expanded tensor (up to 3.7 MB) no longer fits in L2.
+    var groupStart = 0
+    var groupImages = 1
 
     init(graph: ModelGraph, steps: [(node: Int, step: InferenceStep)], keep: Set<Int>, options: InferenceOptions) {
         root = Array(0..<graph.nodes.count)
@@ -207,6 +241,13 @@ struct InferenceProgram {
             spatialSteps.append(SpatialStep(node: node, inputs: step.inputs, op: op, rows: rows,
                                             rowScalars: shape.reduce(1, *) / rows, layers: names))
             position += 1
+        }
+        groupImages = options.groupImages
+        groupStart = spatialSteps.count
+        while groupStart > 0 {
+            let shape = graph.nodes[spatialSteps[groupStart - 1].inputs[0]].outputShape
+            guard shape.count == 3, shape[0] * shape[1] <= options.groupPixels else { break }
+            groupStart -= 1
         }
     }
 

@@ -29,6 +29,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Bytes of expanded activations per band of an inverted-residual block, in KiB (0: whole images).")
     var bandKib: Int?
 
+    @Option(help: "Images per GEMM in the late layers, with several images per thread (1: one image at a time).")
+    var groupImages: Int?
+
+    @Option(help: "Layers whose input has at most this many pixels (to the end) run on groups of images.")
+    var groupPixels: Int?
+
     @Flag(help: "Run expand, depthwise and project as separate steps (no block fusion).")
     var noFusion = false
 
@@ -69,6 +75,8 @@ struct BenchCommand: ParsableCommand {
             configuration.steadyStateBatches = steadyBatches
             if let threads { configuration.threads = threads }
             if let bandKib { configuration.options.blockBandBytes = bandKib * 1024 }
+            if let groupImages { configuration.options.groupImages = max(1, groupImages) }
+            if let groupPixels { configuration.options.groupPixels = groupPixels }
             configuration.options.fuseBlocks = !noFusion
             let log: (String) -> Void = { line in
                 if !json { FileHandle.standardError.write(Data("  \(line)\n".utf8)) }

@@ -83,6 +83,10 @@ final class InferenceArenaTests: XCTestCase {
         for options in [InferenceOptions(blockBandBytes: 0, fuseBlocks: true),
                         InferenceOptions(blockBandBytes: 1, fuseBlocks: true),  // one output row per band
                         InferenceOptions(blockBandBytes: 20_000, fuseBlocks: true),
+                        InferenceOptions(groupImages: 1),
+                        // Every spatial step on groups of images, unfused and fused.
+                        InferenceOptions(blockBandBytes: 0, fuseBlocks: false, groupImages: 2, groupPixels: .max),
+                        InferenceOptions(groupImages: 2, groupPixels: .max),
                         .default] {
             for threads in [1, 2] {
                 Threads.set(threads)
