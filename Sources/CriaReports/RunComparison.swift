@@ -31,6 +31,8 @@ public enum RunComparison {
         /// Parameters other than the fine-tune depth that vary here and are therefore pooled.
         public var pooled: [String]
         public var verdict: String
+        /// The same question within the best setting of the pooled parameters, when any are pooled.
+        public var bestSettingVerdict: String?
     }
 
     /// Compares the finished trials under `directories` (trial, experiment or runs directories), returns the
@@ -61,21 +63,50 @@ public enum RunComparison {
         let byEpochs = Dictionary(grouping: trials, by: \.totalEpochs)
         return byEpochs.keys.sorted { (byEpochs[$0]!.count, $0) > (byEpochs[$1]!.count, $1) }.map { epochs in
             let group = byEpochs[epochs]!
-            let frozen = MeanStd(group.filter(\.isFrozenOnly).compactMap(\.finalValAccuracy))
-            let rows = ComparisonFigure.depthOrder(group).map { depth -> Row in
-                let members = group.filter { $0.depthLabel == depth }
-                let final = MeanStd(members.compactMap(\.finalValAccuracy))
-                let gains = members.filter { !$0.isFrozenOnly }.compactMap { t in t.finalValAccuracy.flatMap { f in t.frozenPhaseValAccuracy.map { f - $0 } } }
-                return Row(depth: depth, trials: members, finalValAccuracy: final, bestValAccuracy: MeanStd(members.compactMap(\.bestValAccuracy)),
-                           finalValLoss: MeanStd(members.compactMap(\.finalValLoss)), testAccuracy: MeanStd(members.compactMap { $0.test?.accuracy }),
-                           gainOverFrozenPhase: MeanStd(gains),
-                           differenceVsFrozen: depth == "frozen only" ? nil : frozen.flatMap { f in final.map { $0.mean - f.mean } })
-            }
+            let rows = depthRows(group)
             let pooled = ExperimentReport.parameterKeys(group).filter { key in
                 !key.contains("fine_tune_at") && Set(group.map { $0.parameters[key].map(TrialSummary.format) ?? "" }).count > 1
             }
-            return Section(totalEpochs: epochs, rows: rows, pooled: pooled, verdict: verdict(rows, epochs: epochs))
+            return Section(totalEpochs: epochs, rows: rows, pooled: pooled, verdict: verdict(rows, epochs: epochs),
+                           bestSettingVerdict: bestSettingVerdict(group, pooled: pooled, epochs: epochs))
         }
+    }
+
+    /// One row per fine-tune depth of `group`, frozen only first.
+    static func depthRows(_ group: [TrialSummary]) -> [Row] {
+        let frozen = MeanStd(group.filter(\.isFrozenOnly).compactMap(\.finalValAccuracy))
+        return ComparisonFigure.depthOrder(group).map { depth -> Row in
+            let members = group.filter { $0.depthLabel == depth }
+            let final = MeanStd(members.compactMap(\.finalValAccuracy))
+            let gains = members.filter { !$0.isFrozenOnly }.compactMap { t in t.finalValAccuracy.flatMap { f in t.frozenPhaseValAccuracy.map { f - $0 } } }
+            return Row(depth: depth, trials: members, finalValAccuracy: final, bestValAccuracy: MeanStd(members.compactMap(\.bestValAccuracy)),
+                       finalValLoss: MeanStd(members.compactMap(\.finalValLoss)), testAccuracy: MeanStd(members.compactMap { $0.test?.accuracy }),
+                       gainOverFrozenPhase: MeanStd(gains),
+                       differenceVsFrozen: depth == "frozen only" ? nil : frozen.flatMap { f in final.map { $0.mean - f.mean } })
+        }
+    }
+
+    /// Pooling can hide an interaction: fine-tuning at too high a learning rate wrecks the
+    /// pretrained base, and averaging it in can make unfreezing look useless at the rate that
+    /// works. So the headline also answers within the setting of the pooled parameters whose
+    /// best fine-tuned depth scores highest (ties: the first setting in sorted order).
+    static func bestSettingVerdict(_ group: [TrialSummary], pooled: [String], epochs: Int) -> String? {
+        guard !pooled.isEmpty else { return nil }
+        func setting(_ trial: TrialSummary) -> [String] { pooled.map { trial.parameters[$0].map(TrialSummary.format) ?? "" } }
+        var settings = [[String]]()
+        for trial in group where !settings.contains(setting(trial)) { settings.append(setting(trial)) }
+        settings.sort { $0.lexicographicallyPrecedes($1) }
+        var best: (values: [String], rows: [Row], score: Double)?
+        for values in settings {
+            let rows = depthRows(group.filter { setting($0) == values })
+            guard rows.contains(where: { $0.depth == "frozen only" && $0.finalValAccuracy != nil }) else { continue }
+            guard let score = rows.filter({ $0.depth != "frozen only" }).compactMap({ $0.finalValAccuracy?.mean }).max() else { continue }
+            if best == nil || score > best!.score { best = (values, rows, score) }
+        }
+        guard let best else { return nil }
+        let label = zip(pooled, best.values).map { "`\($0)` = \($1)" }.joined(separator: ", ")
+        let answer = verdict(best.rows, epochs: epochs)
+        return "At the best setting of the pooled parameters (\(label)): " + answer.prefix(1).lowercased() + answer.dropFirst()
     }
 
     static func verdict(_ rows: [Row], epochs: Int) -> String {
@@ -125,7 +156,10 @@ public enum RunComparison {
         out += "Runs: " + sources.map { "`\($0.path)`" }.joined(separator: ", ") + "\n\n"
         out += "Final validation accuracy at equal total epochs, mean ± sample std over seeds and repeats. "
         out += "Δ vs frozen is the difference of means; \"fine-tune gain\" is what each trial's fine-tune phase added to its own frozen-phase val accuracy.\n\n"
-        if let first = sections.first { out += "**\(first.verdict)**\n\n" }
+        if let first = sections.first {
+            out += "**\(first.verdict)**\n\n"
+            if let within = first.bestSettingVerdict { out += "**\(within)**\n\n" }
+        }
         for section in sections {
             out += "## \(section.totalEpochs) epochs\n\n"
             if !section.pooled.isEmpty {
@@ -143,7 +177,10 @@ public enum RunComparison {
                 return cells
             }
             out += ExperimentReport.table(header, rows) + "\n"
-            if sections.count > 1 { out += section.verdict + "\n\n" }
+            if sections.count > 1 {
+                out += section.verdict + "\n\n"
+                if let within = section.bestSettingVerdict { out += within + "\n\n" }
+            }
             if !section.pooled.isEmpty { out += breakdown(section) }
         }
         return out

@@ -46,6 +46,26 @@ final class RunComparisonTests: XCTestCase {
                                         + "within one standard deviation, so not conclusive)."), markdown)
     }
 
+    /// The full alpaca sweep's situation: at lr 1e-3 fine-tuning collapses to the majority
+    /// class, so pooled over rates unfreezing "did not help", while at 1e-4 it clearly did.
+    func testHeadlineAlsoAnswersWithinTheBestSettingOfPooledParameters() throws {
+        let experiment = try temporaryDirectory()
+        for (lr, tuned) in [(1e-3, 0.60), (1e-4, 0.95)] {
+            for index in 0..<2 {
+                let spread = Double(index) * 0.01
+                try ReportFixtures.makeTrial(in: experiment, id: "frozen,lr=\(lr)", parameters: ["fine_tune_at": nil, "phases[1].lr": .number(lr)],
+                                             repeatIndex: index, valAccuracies: [0.8, 0.85, 0.90 + spread], frozenEpochs: 3, fineTuneAt: nil)
+                try ReportFixtures.makeTrial(in: experiment, id: "ft120,lr=\(lr)", parameters: ["fine_tune_at": 120, "phases[1].lr": .number(lr)],
+                                             repeatIndex: index, valAccuracies: [0.8, 0.85, tuned + spread], frozenEpochs: 2, fineTuneAt: 120)
+            }
+        }
+        let markdown = try RunComparison.compare([experiment])
+        XCTAssertTrue(markdown.contains("**Unfreezing did not help: frozen only reaches 0.9050"), markdown)
+        XCTAssertTrue(markdown.contains("**At the best setting of the pooled parameters (`phases[1].lr` = 0.0001): unfreezing helped: "
+                                        + "fine_tune_at=120 is the best depth with 0.9550 ± 0.0071 final val accuracy against 0.9050 ± 0.0071 "
+                                        + "frozen only (+0.0500 at 3 epochs).**"), markdown)
+    }
+
     func testNoTrialsIsAnError() throws {
         let empty = try temporaryDirectory()
         XCTAssertThrowsError(try RunComparison.compare([empty])) { error in
