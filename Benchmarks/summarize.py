@@ -85,13 +85,15 @@ def print_training(training):
     print()
     print("| | Cria | Keras/TF | Cria / Keras |")
     print("|---|---|---|---|")
-    rows = [("train_frozen_b32_img_s", "step, frozen base (img/s)", False),
-            ("train_finetune120_b32_img_s", "step, fine-tune from layer 120 (img/s)", False),
-            ("train_all_b32_img_s", "step, trainable=all (img/s)", False)]
-    for key, label, _ in rows:
+    rows = [("train_frozen_b32_img_s", "step, frozen base (img/s)"),
+            ("train_finetune120_b32_img_s", "step, fine-tune from layer 120 (img/s)"),
+            ("train_all_b32_img_s", "step, trainable=all (img/s)")]
+    for key, label in rows:
         c, k = med.get(("cria", key)), med.get(("keras", key))
-        ratio = f"**{c / k:.2f}x**" if c and k else "-"
-        print(f"| {label} | {c:.1f} | {k:.1f} | {ratio} |" if c and k else f"| {label} | {c or '-'} | {k or '-'} | - |")
+        if c and k:
+            print(f"| {label} | {c:.1f} | {k:.1f} | **{c / k:.2f}x** |")
+        else:
+            print(f"| {label} | {c or '-'} | {k or '-'} | - |")
     first, cached = med.get(("cria", "train_frozen_first_epoch_s")), med.get(("cria", "train_frozen_cached_epoch_s"))
     keras_epoch = med.get(("keras", "train_frozen_epoch_s"))
     if cached and keras_epoch:

@@ -132,7 +132,7 @@ public final class TrialRunner {
         summary["test"] = testJSON
         summary["linear_probe"] = probeAccuracy.map { .object(["val_accuracy": .number($0)]) } ?? .null
         summary["wall_seconds"] = .number(Date().timeIntervalSince(started))
-        summary["peak_rss_mb"] = .number(RunInfo.peakRSSMegabytes)
+        summary["peak_rss_mb"] = .number(ProcessUsage.peakResidentMegabytes)
         summary["cria_version"] = .string(criaVersion)
         summary["git_commit"] = .string(RunInfo.gitCommit)
         summary["class_names"] = .array(data.classNames.map(JSONValue.string))

@@ -94,14 +94,14 @@ public enum Benchmark {
         defer { output.deallocate() }
 
         log("batch \(batch)...")
-        let cpuBefore = processCPUSeconds()
+        let cpuBefore = ProcessUsage.cpuSeconds
         let batchSeconds = input.withUnsafeBufferPointer { images -> Double in
             median(timings(warmup: 2, count: configuration.repetitions) {
                 model.predict(input: images.baseAddress!, batch: batch, output: output)
             })
         }
         // CPU time per image: on a loaded shared machine, a steadier figure than wall time for comparing variants.
-        let cpuPerImage = (processCPUSeconds() - cpuBefore) / Double((configuration.repetitions + 2) * batch)
+        let cpuPerImage = (ProcessUsage.cpuSeconds - cpuBefore) / Double((configuration.repetitions + 2) * batch)
         report.set("inference_b\(batch)_cpu_ms_per_img", "CPU time per image, batch \(batch)", cpuPerImage * 1000, unit: "ms")
         let throughput = Double(batch) / batchSeconds
         report.set("inference_b\(batch)_img_s", "inference, batch \(batch)", throughput, unit: "img/s")
@@ -158,7 +158,7 @@ public enum Benchmark {
         report.set("steady_arena_allocations_delta", "  arena allocations during the batches", steady.arenaDelta)
         }
         report.set("arena_mb", "activation arenas", Double(model.arenaBytes) / 1_048_576, unit: "MB")
-        report.set("peak_rss_mb", "peak RSS", peakResidentMegabytes(), unit: "MB")
+        report.set("peak_rss_mb", "peak RSS", ProcessUsage.peakResidentMegabytes, unit: "MB")
         for (key, label) in trainingKeys { report.set(key, label, nil, unit: "img/s") }
         return report
     }
@@ -205,9 +205,9 @@ public enum Benchmark {
     public static func steadyState(model: InferenceModel, batches: Int, _ body: () -> Void) -> SteadyState {
         body()
         let arenas = model.arenaAllocations
-        let malloc = mallocInUse(), faults = minorFaults(), rss = residentMegabytes()
+        let malloc = mallocInUse(), faults = ProcessUsage.minorFaults, rss = residentMegabytes()
         for _ in 0..<batches { body() }
-        return SteadyState(mallocDelta: mallocInUse() - malloc, faults: minorFaults() - faults,
+        return SteadyState(mallocDelta: mallocInUse() - malloc, faults: ProcessUsage.minorFaults - faults,
                            rssDelta: residentMegabytes() - rss, arenaDelta: Double(model.arenaAllocations - arenas))
     }
 
@@ -218,26 +218,6 @@ public enum Benchmark {
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
             return Float(state >> 40) / Float(1 << 23) - 1
         }
-    }
-
-    public static func peakResidentMegabytes() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
-    }
-
-    /// User plus system CPU seconds of this process, all threads.
-    static func processCPUSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6
-    }
-
-    static func minorFaults() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_minflt)
     }
 
     static func residentMegabytes() -> Double {

@@ -86,19 +86,21 @@ public enum RunComparison {
         }
     }
 
+    /// The distinct values of the pooled parameters among `trials`, in sorted order, each with its trials.
+    static func settings(_ trials: [TrialSummary], pooled: [String]) -> [(values: [String], trials: [TrialSummary])] {
+        let groups = Dictionary(grouping: trials) { trial in pooled.map { trial.parameters[$0].map(TrialSummary.format) ?? "" } }
+        return groups.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { ($0, groups[$0]!) }
+    }
+
     /// Pooling can hide an interaction: fine-tuning at too high a learning rate wrecks the
     /// pretrained base, and averaging it in can make unfreezing look useless at the rate that
     /// works. So the headline also answers within the setting of the pooled parameters whose
     /// best fine-tuned depth scores highest (ties: the first setting in sorted order).
     static func bestSettingVerdict(_ group: [TrialSummary], pooled: [String], epochs: Int) -> String? {
         guard !pooled.isEmpty else { return nil }
-        func setting(_ trial: TrialSummary) -> [String] { pooled.map { trial.parameters[$0].map(TrialSummary.format) ?? "" } }
-        var settings = [[String]]()
-        for trial in group where !settings.contains(setting(trial)) { settings.append(setting(trial)) }
-        settings.sort { $0.lexicographicallyPrecedes($1) }
         var best: (values: [String], rows: [Row], score: Double)?
-        for values in settings {
-            let rows = depthRows(group.filter { setting($0) == values })
+        for (values, members) in settings(group, pooled: pooled) {
+            let rows = depthRows(members)
             guard rows.contains(where: { $0.depth == "frozen only" && $0.finalValAccuracy != nil }) else { continue }
             guard let score = rows.filter({ $0.depth != "frozen only" }).compactMap({ $0.finalValAccuracy?.mean }).max() else { continue }
             if best == nil || score > best!.score { best = (values, rows, score) }
@@ -132,19 +134,12 @@ public enum RunComparison {
     /// The same comparison within each setting of the pooled parameters, since pooling can hide
     /// an interaction (unfreezing deep layers may only pay off at a low learning rate).
     static func breakdown(_ section: Section) -> String {
-        let trials = section.rows.flatMap(\.trials)
-        func setting(_ trial: TrialSummary) -> [String] { section.pooled.map { trial.parameters[$0].map(TrialSummary.format) ?? "" } }
-        var settings = [[String]]()
-        for trial in trials where !settings.contains(setting(trial)) { settings.append(setting(trial)) }
-        settings.sort { $0.lexicographicallyPrecedes($1) }
         var rows = [[String]]()
-        for values in settings {
-            let members = trials.filter { setting($0) == values }
-            let frozen = MeanStd(members.filter(\.isFrozenOnly).compactMap(\.finalValAccuracy))
-            for depth in ComparisonFigure.depthOrder(members) {
-                guard let final = MeanStd(members.filter { $0.depthLabel == depth }.compactMap(\.finalValAccuracy)) else { continue }
-                let difference = depth == "frozen only" ? "—" : frozen.map { String(format: "%+.4f", final.mean - $0.mean) } ?? ""
-                rows.append(values + [depth, String(final.count), final.formatted(), difference])
+        for (values, members) in settings(section.rows.flatMap(\.trials), pooled: section.pooled) {
+            for row in depthRows(members) {
+                guard let final = row.finalValAccuracy else { continue }
+                let difference = row.differenceVsFrozen.map { String(format: "%+.4f", $0) } ?? (row.depth == "frozen only" ? "—" : "")
+                rows.append(values + [row.depth, String(final.count), final.formatted(), difference])
             }
         }
         return "### By \(section.pooled.map { "`\($0)`" }.joined(separator: ", "))\n\n"

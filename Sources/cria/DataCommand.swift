@@ -124,7 +124,9 @@ extension DataCommand {
                 }
                 let median = times.sorted()[times.count / 2]
                 if json {
-                    print(#"{"engine": "cria", "data_images": \#(count), "data_seconds": \#(median), "data_img_s": \#(Double(count) / median), "threads": \#(Threads.count)}"#)
+                    let record: JSONValue = ["engine": "cria", "data_images": .number(Double(count)), "data_seconds": .number(median),
+                                             "data_img_s": .number(Double(count) / median), "threads": .number(Double(Threads.count))]
+                    print(record.serialized(pretty: false))
                 } else {
                     print(String(format: "%d images decoded and resized to %dx%d in %.3f s (%.0f images/s), median of %d, %d threads",
                                  count, height, width, median, Double(count) / median, times.count, Threads.count))

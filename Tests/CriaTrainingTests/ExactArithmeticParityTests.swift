@@ -12,30 +12,12 @@ import XCTest
 /// measured against the same reference (train/adam_f64.json) and printed beside
 /// Cria's, so each figure reads as "as close to exact as Keras float32 is".
 final class ExactArithmeticParityTests: XCTestCase {
-    private let root = "keras/train/"
-
     private func reference() throws -> JSONValue {
-        let url = Fixtures.url(root + "adam_f64.json")
+        let url = TrainingFixture.url("adam_f64.json")
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw XCTSkip("float64 reference not generated (Notebooks-export/make_adam_reference_f64.py)")
         }
         return try JSONValue.parse(String(contentsOf: url, encoding: .utf8), source: url.path)
-    }
-
-    private func setUp() throws -> (ModelGraph, TensorBatchSource) {
-        var graph = try ModelGraph.build(file: try KerasFile.open(Fixtures.url(root + "model.h5")), architecture: nil)
-        try graph.applyFreezing(.fineTuneAt(120))
-        let inputs = try Fixtures.npy(root + "inputs.npy")
-        let labels = try Fixtures.npy(root + "labels.npy").scalars.map { Int($0) }
-        return (graph, TensorBatchSource(images: inputs, labels: labels))
-    }
-
-    private func tensors(_ directory: String) throws -> [(layer: String, variable: String, tensor: Tensor)] {
-        let url = Fixtures.url(root + directory)
-        return try FileManager.default.contentsOfDirectory(atPath: url.path).filter { $0.hasSuffix(".npy") }.sorted().map { file in
-            let parts = String(file.dropLast(4)).components(separatedBy: "__")
-            return (parts[0], parts[1], try NPY.read(url.appendingPathComponent(file)))
-        }
     }
 
     /// The trainable part's gradients against float64, as a fraction of each tensor's
@@ -44,9 +26,9 @@ final class ExactArithmeticParityTests: XCTestCase {
     /// variables (the float64 weights after one Adam step, for the second step).
     private func worstGradientErrors(_ mode: BatchNormMode, exactPrefix: Bool, weights: String? = nil,
                                      expected: String) throws -> [(name: String, cria: Float)] {
-        var (graph, data) = try setUp()
+        var (graph, data) = try TrainingFixture.modelAndBatch()
         if let weights {
-            for (layer, variable, tensor) in try tensors(weights) {
+            for (layer, variable, tensor) in try TrainingFixture.tensors(weights) {
                 let index = try XCTUnwrap(graph.index(of: layer))
                 var values = graph.nodes[index].weights
                 values[variable] = Tensor(shape: try XCTUnwrap(values[variable]).shape, scalars: tensor.scalars)
@@ -58,12 +40,12 @@ final class ExactArithmeticParityTests: XCTestCase {
         if exactPrefix {
             let boundary = try XCTUnwrap(graph.index(of: "block_13_pad"))
             XCTAssertEqual(Array(prefix.keys), [boundary], "the prefix of fine_tune_at=120 ends at block_13_pad")
-            prefix[boundary] = try Fixtures.npy(root + "prefix_f64_block_13_pad.npy").scalars
+            prefix[boundary] = try TrainingFixture.npy("prefix_f64_block_13_pad.npy").scalars
         }
         let (output, tape) = session.forward(prefix: prefix, batch: data.count, training: true, dropoutSeed: 0)
         let (_, outputGradient) = Loss.binaryCrossentropyFromLogits.evaluate(outputs: output, labels: data.labels, columns: 1)
         let gradients = session.backward(outputGradient, tape: tape)
-        let exactTensors = try tensors(expected)
+        let exactTensors = try TrainingFixture.tensors(expected)
         XCTAssertGreaterThan(exactTensors.count, 30)
         var errors: [(name: String, cria: Float)] = []
         for (layer, variable, exact) in exactTensors {
@@ -137,7 +119,7 @@ final class ExactArithmeticParityTests: XCTestCase {
     func testStepLossesAgainstFloat64() throws {
         let json = try reference()
         let exact = try XCTUnwrap(json["modes"]?["inference"]?["step_losses_float64"]?.array?.compactMap(\.double))
-        let (graph, data) = try setUp()
+        let (graph, data) = try TrainingFixture.modelAndBatch()
         let trainer = Trainer(graph: graph, loss: .binaryCrossentropyFromLogits, seed: 0)
         var phase = PhaseConfig(name: "fine_tune", epochs: 3, optimizer: .adam(1e-3), freezing: .fineTuneAt(120))
         phase.batchSize = data.count

@@ -12,41 +12,17 @@ import XCTest
 /// the weights after three Adam steps, in both BatchNorm modes. Each tensor
 /// must match within 1e-4 of its own largest magnitude.
 final class KerasTrainingParityTests: XCTestCase {
-    private let root = "keras/train/"
-
-    private func setUp(_ mode: BatchNormMode) throws -> (ModelGraph, TensorBatchSource) {
-        guard FileManager.default.fileExists(atPath: Fixtures.url(root + "model.h5").path) else {
-            throw XCTSkip("training fixtures not generated yet (Notebooks-export/make_fixtures.py)")
-        }
-        var graph = try ModelGraph.build(file: try KerasFile.open(Fixtures.url(root + "model.h5")), architecture: nil)
-        try graph.applyFreezing(.fineTuneAt(120))
-        let inputs = try Fixtures.npy(root + "inputs.npy")
-        let labels = try Fixtures.npy(root + "labels.npy").scalars.map { Int($0) }
-        _ = mode
-        return (graph, TensorBatchSource(images: inputs, labels: labels))
-    }
-
-    /// Variables that Keras trains, from the fixture's file names `<layer>__<var>.npy`.
-    private func fixtureTensors(_ directory: String) throws -> [(layer: String, variable: String, tensor: Tensor)] {
-        let url = Fixtures.url(root + directory)
-        return try FileManager.default.contentsOfDirectory(atPath: url.path).filter { $0.hasSuffix(".npy") }.sorted().map { file in
-            let stem = String(file.dropLast(4))
-            let parts = stem.components(separatedBy: "__")
-            return (parts[0], parts[1], try NPY.read(url.appendingPathComponent(file)))
-        }
-    }
-
     private func checkGradients(_ mode: BatchNormMode) throws {
-        let (graph, data) = try setUp(mode)
+        let (graph, data) = try TrainingFixture.modelAndBatch()
         let session = try TrainingGraph(graph: graph, bnMode: mode)
         let prefix = try session.runPrefix(data.images)
         let (output, tape) = session.forward(prefix: prefix, batch: data.count, training: true, dropoutSeed: 0)
-        assertMatches(Tensor(shape: [data.count, 1], scalars: output), try Fixtures.npy(root + "\(mode.rawValue)/logits.npy"), "\(mode) logits")
+        assertMatches(Tensor(shape: [data.count, 1], scalars: output), try TrainingFixture.npy("\(mode.rawValue)/logits.npy"), "\(mode) logits")
         let (loss, outputGradient) = Loss.binaryCrossentropyFromLogits.evaluate(outputs: output, labels: data.labels, columns: 1)
-        let expectedLoss = try Fixtures.npy(root + "\(mode.rawValue)/loss.npy").scalars[0]
+        let expectedLoss = try TrainingFixture.npy("\(mode.rawValue)/loss.npy").scalars[0]
         XCTAssertEqual(Float(loss), expectedLoss, accuracy: 1e-4 * max(1, abs(expectedLoss)), "\(mode) loss")
         let gradients = session.backward(outputGradient, tape: tape)
-        let expected = try fixtureTensors("\(mode.rawValue)/grad")
+        let expected = try TrainingFixture.tensors("\(mode.rawValue)/grad")
         XCTAssertGreaterThan(expected.count, 10)
         var trainableCount = 0
         for (_, variables) in gradients { trainableCount += variables.count }
@@ -74,7 +50,7 @@ final class KerasTrainingParityTests: XCTestCase {
     func testGradientsTrainModeBatchNorm() throws { try checkGradients(.train) }
 
     private func checkThreeAdamSteps(_ mode: BatchNormMode) throws {
-        let (graph, data) = try setUp(mode)
+        let (graph, data) = try TrainingFixture.modelAndBatch()
         let trainer = Trainer(graph: graph, loss: .binaryCrossentropyFromLogits, seed: 0)
         var phase = PhaseConfig(name: "fine_tune", epochs: 3, optimizer: .adam(1e-3), freezing: .fineTuneAt(120))
         phase.bnMode = mode
@@ -91,7 +67,7 @@ final class KerasTrainingParityTests: XCTestCase {
         // gradients are as close as Keras float32's, and given the same weights its second-step
         // gradients equal float64's to 1e-5; one first-step weight in Adam's epsilon regime lands
         // on the other side of a ReLU6 kink from Keras's, which moves the later steps.
-        for (layer, variable, tensor) in try fixtureTensors("\(mode.rawValue)/after3") {
+        for (layer, variable, tensor) in try TrainingFixture.tensors("\(mode.rawValue)/after3") {
             let index = try XCTUnwrap(trainer.graph.index(of: layer), layer)
             let value = try XCTUnwrap(trainer.graph.nodes[index].weights[variable], "\(layer)/\(variable)")
             XCTAssertEqual(value.shape, tensor.shape)
