@@ -26,30 +26,54 @@ public enum BandKernels {
                             kernel: UnsafePointer<Float>, outputChannels n: Int,
                             bias: UnsafePointer<Float>?, clamp: Clamp, residual: UnsafePointer<Float>?,
                             output: UnsafeMutablePointer<Float>) {
-        guard rows > 0, n > 0 else { return }
-        let foldResidual = clamp.isIdentity
-        initialise(output, rows: rows, channels: n, bias: bias, residual: foldResidual ? residual : nil)
-        if k > 0 {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n), Int32(k),
-                        1, input, Int32(k), kernel, Int32(n), 1, output, Int32(n))
-        }
-        epilogue(output, rows: rows, channels: n, bias: nil, clamp: clamp, residual: foldResidual ? nil : residual)
+        gemm(input: input, rows: rows, inputChannels: k, kernel: kernel, kernelStride: n, outputChannels: n,
+             bias: bias, clamp: clamp, residual: residual, output: output, outputStride: n)
     }
 
-    /// `data[row] = bias + residual[row]` (either may be nil, meaning zeros).
-    static func initialise(_ data: UnsafeMutablePointer<Float>, rows: Int, channels: Int,
+    /// `gemm` on a slice of output channels: `kernel` points at the slice's
+    /// first column of a kernel whose rows are `kernelStride` long, and output
+    /// (and residual) rows are `outputStride` apart. Each thread of a
+    /// channel-split layer computes its own columns with it. OpenBLAS's edge
+    /// tiles may sum a column in another order than a full-width call does, so
+    /// the bits depend on the slices (fixed by the thread count), not on the run.
+    public static func gemm(input: UnsafePointer<Float>, rows: Int, inputChannels k: Int,
+                            kernel: UnsafePointer<Float>, kernelStride: Int, outputChannels n: Int,
+                            bias: UnsafePointer<Float>?, clamp: Clamp, residual: UnsafePointer<Float>?,
+                            output: UnsafeMutablePointer<Float>, outputStride: Int) {
+        guard rows > 0, n > 0 else { return }
+        let foldResidual = clamp.isIdentity
+        initialise(output, rows: rows, channels: n, stride: outputStride, bias: bias,
+                   residual: foldResidual ? residual : nil)
+        if k > 0 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n), Int32(k),
+                        1, input, Int32(k), kernel, Int32(kernelStride), 1, output, Int32(outputStride))
+        }
+        epilogue(output, rows: rows, channels: n, stride: outputStride, bias: nil, clamp: clamp,
+                 residual: foldResidual ? nil : residual)
+    }
+
+    /// `data[row] = bias + residual[row]` (either may be nil, meaning zeros); rows `stride` apart.
+    static func initialise(_ data: UnsafeMutablePointer<Float>, rows: Int, channels: Int, stride: Int,
                            bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?) {
         guard let bias else {
-            if let residual { data.update(from: residual, count: rows * channels) } else {
-                data.update(repeating: 0, count: rows * channels)
+            if stride == channels {
+                if let residual { data.update(from: residual, count: rows * channels) } else {
+                    data.update(repeating: 0, count: rows * channels)
+                }
+            } else {
+                for row in 0..<rows {
+                    if let residual { (data + row * stride).update(from: residual + row * stride, count: channels) } else {
+                        (data + row * stride).update(repeating: 0, count: channels)
+                    }
+                }
             }
             return
         }
         let vectorEnd = channels & ~7
         for row in 0..<rows {
-            let line = data + row * channels
+            let line = data + row * stride
             if let residual {
-                let add = residual + row * channels
+                let add = residual + row * stride
                 var c = 0
                 while c < vectorEnd { bandStore(bandLoad(add + c) + bandLoad(bias + c), line + c); c += 8 }
                 while c < channels { line[c] = add[c] + bias[c]; c += 1 }
@@ -62,12 +86,18 @@ public enum BandKernels {
     /// In place: `x = clamp(x + bias) + residual` per row of `channels`.
     public static func epilogue(_ data: UnsafeMutablePointer<Float>, rows: Int, channels: Int,
                                 bias: UnsafePointer<Float>?, clamp: Clamp, residual: UnsafePointer<Float>?) {
+        epilogue(data, rows: rows, channels: channels, stride: channels, bias: bias, clamp: clamp, residual: residual)
+    }
+
+    /// `epilogue` over rows `stride` apart (a slice of channels).
+    static func epilogue(_ data: UnsafeMutablePointer<Float>, rows: Int, channels: Int, stride: Int,
+                         bias: UnsafePointer<Float>?, clamp: Clamp, residual: UnsafePointer<Float>?) {
         if bias == nil && clamp.isIdentity && residual == nil { return }
         let lower = SIMD8<Float>(repeating: clamp.lower), upper = SIMD8<Float>(repeating: clamp.upper)
         let vectorEnd = channels & ~7
         for row in 0..<rows {
-            let line = data + row * channels
-            let add = residual.map { $0 + row * channels }
+            let line = data + row * stride
+            let add = residual.map { $0 + row * stride }
             var c = 0
             while c < vectorEnd {
                 var v = bandLoad(line + c)
@@ -98,16 +128,21 @@ public enum BandKernels {
     ///
     /// Taps are summed after the bias in (ky, kx) order, skipping padded ones,
     /// the same order as `DepthwiseConv2D.forward`, so both give the same bits.
+    ///
+    /// With `channelStride`, the call computes a slice of `channels` channels
+    /// of a tensor with `channelStride` channels per pixel: `band`, `kernel`,
+    /// `bias` and `output` point at the slice's first channel. Threads that
+    /// split a layer by channels each pass their own slice.
     public static func depthwiseRows(band: UnsafePointer<Float>, bandStart: Int, bandRows: Int,
-                                     height: Int, width: Int, channels: Int,
+                                     height: Int, width: Int, channels: Int, channelStride: Int? = nil,
                                      kernel: UnsafePointer<Float>, kernelHeight: Int, kernelWidth: Int,
                                      strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
                                      rows: Range<Int>, outputWidth: Int,
                                      bias: UnsafePointer<Float>?, clamp: Clamp,
                                      output: UnsafeMutablePointer<Float>) {
-        let C = channels
+        let C = channelStride ?? channels
         let rowStride = width * C
-        let vectorEnd = C & ~7
+        let vectorEnd = channels & ~7
         let lower = SIMD8<Float>(repeating: clamp.lower), upper = SIMD8<Float>(repeating: clamp.upper)
         // Output columns whose whole window is inside the image (floor division:
         // an image narrower than the kernel has none).
@@ -121,7 +156,7 @@ public enum BandKernels {
                          "depthwiseRows: band does not cover the rows output row \(oy) needs")
             let top = band + (originY - bandStart) * rowStride
             let out = output + (oy - rows.lowerBound) * outputWidth * C
-            let window = DepthwiseWindow(top: top, rowStride: rowStride, channels: C, kernel: kernel,
+            let window = DepthwiseWindow(top: top, rowStride: rowStride, channels: C, count: channels, kernel: kernel,
                                          kernelWidth: kernelWidth, kyLow: kyLow, kyHigh: kyHigh, bias: bias,
                                          lower: lower, upper: upper)
             var interior = interiorLow..<interiorHigh
@@ -151,7 +186,7 @@ public enum BandKernels {
                 window.onePixel(origin: top + (ox * strideW - padLeft) * C, vectorEnd: vectorEnd, output: out + ox * C)
                 ox += 1
             }
-            if vectorEnd < C {
+            if vectorEnd < channels {
                 for ox in interior {
                     window.pixel(originX: ox * strideW - padLeft, width: width, from: vectorEnd, clamp: clamp,
                                  output: out + ox * C)
@@ -226,9 +261,10 @@ private enum ColumnStride2: ColumnStride { static var value: Int { 2 } }
 /// One output row's view of a depthwise band: the valid kernel rows
 /// `kyLow..<kyHigh` and where they start. Every path adds the bias, then the
 /// taps in (ky, kx) order, so a value does not depend on which path computed it.
+/// `channels` is the distance between pixels; `count` of them are computed.
 private struct DepthwiseWindow {
     let top: UnsafePointer<Float>
-    let rowStride, channels: Int
+    let rowStride, channels, count: Int
     let kernel: UnsafePointer<Float>
     let kernelWidth, kyLow, kyHigh: Int
     let bias: UnsafePointer<Float>?
@@ -297,7 +333,7 @@ private struct DepthwiseWindow {
     func pixel(originX: Int, width: Int, from: Int, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
         let C = channels
         let kxLow = max(0, -originX), kxHigh = min(kernelWidth, width - originX)
-        let vectorEnd = C & ~7
+        let vectorEnd = count & ~7
         var c = from
         while c < vectorEnd {
             var acc = bias.map { bandLoad($0 + c) } ?? SIMD8<Float>()
@@ -314,7 +350,7 @@ private struct DepthwiseWindow {
             bandStore(bandClamp(acc, lower, upper), output + c)
             c += 8
         }
-        while c < C {
+        while c < count {
             var acc: Float = bias?[c] ?? 0
             var ky = kyLow
             while ky < kyHigh {

@@ -23,12 +23,13 @@ public enum KernelCategory: Int, CaseIterable, Sendable {
 /// Threading: with at least as many images as threads, each thread runs whole
 /// images through every spatial layer (no barrier until the tail), the late
 /// small layers on groups of up to 16 images per GEMM; with fewer
-/// (batch 1), every layer's output rows are split across the threads, one
-/// barrier per layer. Either way each thread calls OpenBLAS with OpenBLAS set
+/// (batch 1), the threads run the image together in one `SpinTeam` region:
+/// large layers split by output rows, small ones (≤ `channelSplitPixels`)
+/// by channels, with a spinning barrier after each step. Either way each thread calls OpenBLAS with OpenBLAS set
 /// to one thread, so GEMMs and Cria's loops never oversubscribe the cores,
 /// and the partition depends only on (batch, thread count): results are
 /// bit-identical run to run for a fixed thread count.
-final class InferenceExecutor {
+final class InferenceExecutor: @unchecked Sendable {
     let program: InferenceProgram
     let plan: ArenaPlan
     private var activationArenas: [FloatArena] = []
@@ -71,8 +72,40 @@ final class InferenceExecutor {
                 arenaAllocations += 1
             }
         }
+        if batch < threads, scratchArenas[0].reserve(channelSplitScratch) { arenaAllocations += 1 }
         if batchArena.reserve(plan.batchPerImage * max(1, batch)) { arenaAllocations += 1 }
     }
+
+    /// Whether a step runs split by output channels when one image is shared by
+    /// all threads: its input is small (`InferenceOptions.channelSplitPixels`).
+    ///
+    /// Splitting a 10×10 or 5×5 image by rows leaves each thread 2–5 rows,
+    /// and each must expand the rows its 3×3 window overlaps as well: on the
+    /// 5×5 blocks the busier thread computes 4 of 5 expanded rows. Split by
+    /// channels, each thread expands and filters half the channels of every
+    /// row, meets the other at a barrier, then projects half the output
+    /// channels from all of them: no work is repeated, for one more barrier.
+    private func splitsChannels(_ step: SpatialStep) -> Bool {
+        switch step.op {
+        case .block(let block):
+            return block.depthwise.inputHeight * block.depthwise.inputWidth <= program.channelSplitPixels
+        case .pointwise(let conv):
+            return conv.postActivation == nil && conv.inputHeight * conv.inputWidth <= program.channelSplitPixels
+        default:
+            return false
+        }
+    }
+
+    /// The shared scratch of the channel-split steps: whole-image expanded and filtered tensors.
+    private lazy var channelSplitScratch: Int = program.spatialSteps.filter(splitsChannels)
+        .map { $0.op.groupScratchPerImage + 16 }.max() ?? 0
+
+    /// Channels `[lower, upper)` of `count` for `member` of `members`: slices start on multiples of 8 (one SIMD vector).
+    private static func channelSlice(_ count: Int, member: Int, of members: Int) -> Range<Int> {
+        func boundary(_ m: Int) -> Int { m == members ? count : (count * m / members) & ~7 }
+        return boundary(member) ..< boundary(member + 1)
+    }
+
 
     /// Images per group in the group phase: what each thread holds, up to the option.
     /// Depends only on (batch, threads), as the partition must.
@@ -116,16 +149,24 @@ final class InferenceExecutor {
                 }
             }
         } else {
-            for image in 0..<batch {
-                for step in steps {
-                    if step.op.splitsRows && step.rows > 1 {
-                        DispatchQueue.concurrentPerform(iterations: threads) { thread in
-                            runSpatial(step, image: image, slot: 0,
-                                       rows: step.rows * thread / threads ..< step.rows * (thread + 1) / threads,
-                                       context(0, scratch: thread, thread: thread))
+            // One team region for the whole image: a barrier after every step
+            // (its outputs are the next step's inputs), no thread wake-up per layer.
+            let team = SpinTeam.shared
+            let own = (0..<threads).map { context(0, scratch: $0, thread: $0) }
+            let shared = (0..<threads).map { context(0, scratch: 0, thread: $0) }
+            team.run(size: threads) { thread in
+                let own = own[thread], shared = shared[thread]
+                for image in 0..<batch {
+                    for step in steps {
+                        if self.splitsChannels(step) {
+                            self.runChannelSlice(step, image: image, member: thread, of: threads, shared, team: team)
+                        } else if step.op.splitsRows && step.rows > 1 {
+                            self.runSpatial(step, image: image, slot: 0,
+                                            rows: step.rows * thread / threads ..< step.rows * (thread + 1) / threads, own)
+                        } else if thread == 0 {
+                            self.runSpatial(step, image: image, slot: 0, rows: 0..<step.rows, shared)
                         }
-                    } else {
-                        runSpatial(step, image: image, slot: 0, rows: 0..<step.rows, context(0, scratch: 0, thread: 0))
+                        team.barrier()
                     }
                 }
             }
@@ -161,7 +202,7 @@ final class InferenceExecutor {
         }
     }
 
-    struct Context {
+    struct Context: @unchecked Sendable {
         let input: UnsafePointer<Float>
         let batch: Int
         let batchBase: UnsafeMutablePointer<Float>
@@ -391,6 +432,63 @@ final class InferenceExecutor {
         BandKernels.gemm(input: depthwiseOut, rows: images * outputPixels, inputChannels: dw.inputChannels,
                          kernel: project.kernel, outputChannels: project.outputChannels, bias: project.bias,
                          clamp: project.clamp, residual: residual.map { UnsafePointer($0) }, output: output)
+    }
+
+    /// `member`'s share of a channel-split step (see `splitsChannels`) on one
+    /// image. Every member uses the shared scratch of `context`; a block meets
+    /// at one barrier between the depthwise step and the projection.
+    private func runChannelSlice(_ step: SpatialStep, image: Int, member: Int, of members: Int,
+                                 _ context: Context, team: SpinTeam) {
+        let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+        let input = address(step.inputs[0], image: image, slot: 0, context)
+        let output = address(step.node, image: image, slot: 0, context)
+        switch step.op {
+        case .pointwise(let conv):
+            let slice = Self.channelSlice(conv.outputChannels, member: member, of: members)
+            BandKernels.gemm(input: input, rows: conv.outputHeight * conv.outputWidth, inputChannels: conv.inputChannels,
+                             kernel: conv.kernel + slice.lowerBound, kernelStride: conv.outputChannels,
+                             outputChannels: slice.count, bias: conv.bias.map { $0 + slice.lowerBound },
+                             clamp: conv.clamp, residual: nil, output: output + slice.lowerBound,
+                             outputStride: conv.outputChannels)
+            if profiling { record(.pointwise, since: start, thread: context.thread) }
+        case .block(let block):
+            let dw = block.depthwise, project = block.project, channels = dw.inputChannels
+            let slice = Self.channelSlice(channels, member: member, of: members)
+            var band = UnsafePointer(input)
+            var filtered = context.scratch
+            if let expand = block.expand {
+                BandKernels.gemm(input: input, rows: dw.inputHeight * dw.inputWidth, inputChannels: expand.inputChannels,
+                                 kernel: expand.kernel + slice.lowerBound, kernelStride: channels,
+                                 outputChannels: slice.count, bias: expand.bias.map { $0 + slice.lowerBound },
+                                 clamp: expand.clamp, residual: nil, output: context.scratch + slice.lowerBound,
+                                 outputStride: channels)
+                band = UnsafePointer(context.scratch)
+                filtered += ArenaPlan.aligned(dw.inputHeight * dw.inputWidth * channels)
+            }
+            var time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+            if profiling { record(.pointwise, since: start, thread: context.thread) }
+            BandKernels.depthwiseRows(band: band + slice.lowerBound, bandStart: 0, bandRows: dw.inputHeight,
+                                      height: dw.inputHeight, width: dw.inputWidth, channels: slice.count,
+                                      channelStride: channels, kernel: dw.kernel + slice.lowerBound,
+                                      kernelHeight: dw.kernelHeight, kernelWidth: dw.kernelWidth,
+                                      strideH: dw.strideH, strideW: dw.strideW, padTop: dw.padTop, padLeft: dw.padLeft,
+                                      rows: 0..<dw.outputHeight, outputWidth: dw.outputWidth,
+                                      bias: dw.bias.map { $0 + slice.lowerBound }, clamp: dw.clamp,
+                                      output: filtered + slice.lowerBound)
+            if profiling { record(.depthwise, since: time, thread: context.thread) }
+            team.barrier()
+            time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+            let outputs = Self.channelSlice(project.outputChannels, member: member, of: members)
+            let residual = block.residual.map { UnsafePointer(address($0, image: image, slot: 0, context)) }
+            BandKernels.gemm(input: filtered, rows: dw.outputHeight * dw.outputWidth, inputChannels: channels,
+                             kernel: project.kernel + outputs.lowerBound, kernelStride: project.outputChannels,
+                             outputChannels: outputs.count, bias: project.bias.map { $0 + outputs.lowerBound },
+                             clamp: project.clamp, residual: residual.map { $0 + outputs.lowerBound },
+                             output: output + outputs.lowerBound, outputStride: project.outputChannels)
+            if profiling { record(.pointwise, since: time, thread: context.thread) }
+        default:
+            preconditionFailure("step \(step.node) does not split by channels")
+        }
     }
 
     /// The tail after pooling (Dense, its activation, vector BatchNorm...), on the whole batch.

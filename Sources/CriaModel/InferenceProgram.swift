@@ -132,12 +132,18 @@ public struct InferenceOptions: Sendable, Equatable {
     /// Layers whose input has at most this many pixels, up to the end of the
     /// spatial phase, run on groups of images rather than one image at a time.
     public var groupPixels: Int
+    /// With fewer images than threads (batch 1), blocks and 1×1 convolutions
+    /// whose input has at most this many pixels split by channels across the
+    /// threads; larger ones split by rows. 0 splits every layer by rows.
+    public var channelSplitPixels: Int
 
-    public init(blockBandBytes: Int = 256 * 1024, fuseBlocks: Bool = true, groupImages: Int = 16, groupPixels: Int = 100) {
+    public init(blockBandBytes: Int = 256 * 1024, fuseBlocks: Bool = true, groupImages: Int = 16, groupPixels: Int = 100,
+                channelSplitPixels: Int = 400) {
         self.blockBandBytes = blockBandBytes
         self.fuseBlocks = fuseBlocks
         self.groupImages = max(1, groupImages)
         self.groupPixels = groupPixels
+        self.channelSplitPixels = channelSplitPixels
     }
 
     public static let `default` = InferenceOptions()
@@ -161,6 +167,7 @@ struct InferenceProgram {
     /// although a group's expanded tensor (up to 3.7 MB) no longer fits in L2.
     var groupStart = 0
     var groupImages = 1
+    var channelSplitPixels = 0
 
     init(graph: ModelGraph, steps: [(node: Int, step: InferenceStep)], keep: Set<Int>, options: InferenceOptions) {
         root = Array(0..<graph.nodes.count)
@@ -243,6 +250,7 @@ struct InferenceProgram {
             position += 1
         }
         groupImages = options.groupImages
+        channelSplitPixels = options.channelSplitPixels
         groupStart = spatialSteps.count
         while groupStart > 0 {
             let shape = graph.nodes[spatialSteps[groupStart - 1].inputs[0]].outputShape

@@ -35,6 +35,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Layers whose input has at most this many pixels (to the end) run on groups of images.")
     var groupPixels: Int?
 
+    @Option(help: "At batch 1, blocks whose input has at most this many pixels split by channels across threads (0: all by rows).")
+    var splitChannelsPixels: Int?
+
     @Flag(help: "Run expand, depthwise and project as separate steps (no block fusion).")
     var noFusion = false
 
@@ -77,6 +80,7 @@ struct BenchCommand: ParsableCommand {
             if let bandKib { configuration.options.blockBandBytes = bandKib * 1024 }
             if let groupImages { configuration.options.groupImages = max(1, groupImages) }
             if let groupPixels { configuration.options.groupPixels = groupPixels }
+            if let splitChannelsPixels { configuration.options.channelSplitPixels = splitChannelsPixels }
             configuration.options.fuseBlocks = !noFusion
             let log: (String) -> Void = { line in
                 if !json { FileHandle.standardError.write(Data("  \(line)\n".utf8)) }

@@ -81,6 +81,45 @@ final class DepthwiseTests: XCTestCase {
         }
     }
 
+    /// Threads that split a layer by channels call the band kernel on slices
+    /// (`channelStride`); the slices together must give the whole call's bits,
+    /// including a scalar tail in the last slice (C = 17, 23).
+    func testChannelSlicesGiveTheWholeCallsBits() {
+        var random = TestRandom(seed: 11)
+        for k in Self.cases + [ConvCase.same("C23 s1", batch: 1, height: 6, width: 9, channels: 23, kernel: 3, stride: 1)] {
+            let C = k.inputChannels
+            let input = random.tensor(k.inputShape, scale: 3)
+            let kernel = random.tensor(k.depthwiseKernelShape)
+            let bias = random.tensor([C])
+            let whole = bandDepthwise(k, input: input, kernel: kernel, bias: bias, clamp: .relu6)
+            for boundaries in [[0, C], [0, (C / 2) & ~7, C], [0, 8 * (C / 24), 8 * (C / 12), C]] {
+                var sliced = [Float](repeating: .nan, count: whole.count)
+                for (lower, upper) in zip(boundaries, boundaries.dropFirst()) where upper > lower {
+                    input.scalars.withUnsafeBufferPointer { x in
+                        kernel.scalars.withUnsafeBufferPointer { w in
+                            bias.scalars.withUnsafeBufferPointer { b in
+                                sliced.withUnsafeMutableBufferPointer { o in
+                                    for n in 0..<k.batch {
+                                        BandKernels.depthwiseRows(
+                                            band: x.baseAddress! + n * k.height * k.width * C + lower, bandStart: 0,
+                                            bandRows: k.height, height: k.height, width: k.width, channels: upper - lower,
+                                            channelStride: C, kernel: w.baseAddress! + lower,
+                                            kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
+                                            strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
+                                            rows: 0..<k.outputHeight, outputWidth: k.outputWidth,
+                                            bias: b.baseAddress! + lower, clamp: .relu6,
+                                            output: o.baseAddress! + n * k.outputHeight * k.outputWidth * C + lower)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                XCTAssertEqual(sliced.map(\.bitPattern), whole.map(\.bitPattern), "slices \(boundaries) of \(k)")
+            }
+        }
+    }
+
     private func bandDepthwise(_ k: ConvCase, input: Tensor, kernel: Tensor, bias: Tensor?, clamp: Clamp) -> [Float] {
         let C = k.inputChannels, rowScalars = k.width * C, outRow = k.outputWidth * C
         var output = [Float](repeating: .nan, count: k.batch * k.outputHeight * outRow)

@@ -87,12 +87,15 @@ final class InferenceArenaTests: XCTestCase {
                         // Every spatial step on groups of images, unfused and fused.
                         InferenceOptions(blockBandBytes: 0, fuseBlocks: false, groupImages: 2, groupPixels: .max),
                         InferenceOptions(groupImages: 2, groupPixels: .max),
+                        // Batch 1 on rows only, and every block and 1×1 layer split by channels.
+                        InferenceOptions(channelSplitPixels: 0),
+                        InferenceOptions(channelSplitPixels: .max),
                         .default] {
-            for threads in [1, 2] {
+            for threads in [1, 2, 3] {
                 Threads.set(threads)
                 let model = try InferenceModel(graph: graph, outputs: ["out_relu"], options: options)
                 assertMatches(try model.predict(input)["out_relu"]!, reference, relative: 1e-4, "\(options), \(threads) threads")
-                // Batch 1 splits rows across threads instead of images.
+                // Batch 1 splits rows or channels across threads instead of images.
                 for n in 0..<3 {
                     assertMatches(try model.predict(Tensor(shape: [1] + graph.inputShape, scalars: input.slice(n).scalars))["out_relu"]!,
                                   Tensor(shape: [1] + reference.shape.dropFirst(), scalars: reference.slice(n).scalars),
