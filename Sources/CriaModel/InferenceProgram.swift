@@ -138,7 +138,7 @@ public struct InferenceOptions: Sendable, Equatable {
     public var channelSplitPixels: Int
 
     public init(blockBandBytes: Int = 256 * 1024, fuseBlocks: Bool = true, groupImages: Int = 16, groupPixels: Int = 100,
-                channelSplitPixels: Int = 400) {
+                channelSplitPixels: Int = 100) {
         self.blockBandBytes = blockBandBytes
         self.fuseBlocks = fuseBlocks
         self.groupImages = max(1, groupImages)
