@@ -20,7 +20,25 @@ public enum Benchmark {
         /// Batches of the steady-state allocation check.
         public var steadyStateBatches = 100
         public var options = InferenceOptions.default
+        /// Also time every spatial step (a fused block is one) at both batch sizes.
+        public var profileLayers = false
         public init() {}
+    }
+
+    /// One row of the per-layer profile (`cria bench --layers`).
+    public struct LayerRow: Sendable {
+        public var name: String
+        public var inputPixels: Int
+        public var multiplyAddsPerImage: Int
+        /// CPU milliseconds per image at the throughput batch (thread-seconds / images).
+        public var cpuMillisecondsPerImage: Double
+        /// Wall milliseconds of the step in one batch-1 run, barrier waits included.
+        public var batch1Milliseconds: Double
+
+        /// GFLOP/s of one thread at the throughput batch.
+        public var gigaflopsPerThread: Double {
+            cpuMillisecondsPerImage > 0 ? 2 * Double(multiplyAddsPerImage) / cpuMillisecondsPerImage / 1e6 : 0
+        }
     }
 
     /// One named figure: `key` for JSON, `label` for the table, nil when not measured.
@@ -37,6 +55,8 @@ public enum Benchmark {
     public struct Report: Sendable {
         public var model: String
         public var metrics: [Metric] = []
+        /// The per-layer profile, when asked for.
+        public var layers: [LayerRow] = []
 
         public subscript(key: String) -> Double? { metrics.first { $0.key == key }?.value }
 
@@ -52,6 +72,15 @@ public enum Benchmark {
         public var json: JSONValue {
             var object: [String: JSONValue] = ["model": .string(model)]
             for metric in metrics { object[metric.key] = metric.value.map { .number($0) } ?? .null }
+            if !layers.isEmpty {
+                object["layers"] = .array(layers.map { row in
+                    .object(["name": .string(row.name), "input_pixels": .number(Double(row.inputPixels)),
+                             "multiply_adds_m": .number(Double(row.multiplyAddsPerImage) / 1e6),
+                             "cpu_ms_per_img": .number(row.cpuMillisecondsPerImage),
+                             "gflops_per_thread": .number(row.gigaflopsPerThread),
+                             "b1_ms": .number(row.batch1Milliseconds)])
+                })
+            }
             return .object(object)
         }
 
@@ -62,6 +91,24 @@ public enum Benchmark {
                 let value = metric.value.map { String(format: "%.3f", $0) } ?? "(not measured)"
                 lines.append(metric.label.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value
                              + (metric.unit.isEmpty || metric.value == nil ? "" : " " + metric.unit))
+            }
+            if !layers.isEmpty { lines += ["", layerTable] }
+            return lines.joined(separator: "\n")
+        }
+
+        /// The per-layer profile as a table, heaviest CPU time first.
+        public var layerTable: String {
+            let batchTotal = layers.reduce(0) { $0 + $1.cpuMillisecondsPerImage }
+            let b1Total = layers.reduce(0) { $0 + $1.batch1Milliseconds }
+            let width = max(10, layers.map(\.name.count).max() ?? 10)
+            var lines = ["step".padding(toLength: width, withPad: " ", startingAt: 0)
+                         + "  pixels   MACs (M)  CPU ms/img  share  GFLOP/s/thread  batch-1 ms  share"]
+            for row in layers.sorted(by: { $0.cpuMillisecondsPerImage > $1.cpuMillisecondsPerImage }) {
+                lines.append(row.name.padding(toLength: width, withPad: " ", startingAt: 0) + String(
+                    format: "  %6d  %9.2f  %10.3f  %5.3f  %14.1f  %10.3f  %5.3f", row.inputPixels,
+                    Double(row.multiplyAddsPerImage) / 1e6, row.cpuMillisecondsPerImage,
+                    batchTotal > 0 ? row.cpuMillisecondsPerImage / batchTotal : 0, row.gigaflopsPerThread,
+                    row.batch1Milliseconds, b1Total > 0 ? row.batch1Milliseconds / b1Total : 0))
             }
             return lines.joined(separator: "\n")
         }
@@ -124,8 +171,23 @@ public enum Benchmark {
         input.withUnsafeBufferPointer { images in
             for _ in 0..<profiledBatches { model.predict(input: images.baseAddress!, batch: batch, output: output) }
         }
-        model.profiling = false
         let seconds = model.profileSeconds()
+        if configuration.profileLayers {
+            let atBatch = model.stepProfiles()
+            model.resetProfile()
+            let latencyRuns = 20
+            input.withUnsafeBufferPointer { images in
+                for _ in 0..<latencyRuns { model.predict(input: images.baseAddress!, batch: 1, output: output) }
+            }
+            let atOne = model.stepProfiles()
+            report.layers = zip(atBatch, atOne).map { batched, single in
+                LayerRow(name: Self.stepName(batched.layers), inputPixels: batched.inputPixels,
+                         multiplyAddsPerImage: batched.multiplyAddsPerImage,
+                         cpuMillisecondsPerImage: batched.seconds / Double(batch * profiledBatches) * 1000,
+                         batch1Milliseconds: single.seconds / Double(Threads.count * latencyRuns) * 1000)
+            }
+        }
+        model.profiling = false
         let total = seconds.values.reduce(0, +)
         let flops = model.multiplyAddsPerImage
         let totalMultiplyAdds = flops.values.reduce(0, +)
@@ -161,6 +223,12 @@ public enum Benchmark {
         report.set("peak_rss_mb", "peak RSS", ProcessUsage.peakResidentMegabytes, unit: "MB")
         for (key, label) in trainingKeys { report.set(key, label, nil, unit: "img/s") }
         return report
+    }
+
+    /// A step's name for the profile: its first layer, and how many it fuses.
+    static func stepName(_ layers: [String]) -> String {
+        guard let first = layers.first else { return "?" }
+        return layers.count == 1 ? first : "\(first) (+\(layers.count - 1))"
     }
 
     // MARK: Measurements

@@ -41,20 +41,42 @@ final class InferenceExecutor: @unchecked Sendable {
     /// Seconds per (thread, category), summed across threads when read.
     private let timings = UnsafeMutablePointer<Double>.allocate(capacity: 256 * KernelCategory.allCases.count)
 
+    /// Seconds per (thread, spatial step), for the per-layer profile.
+    private let stepTimings: UnsafeMutablePointer<Double>
+
     init(program: InferenceProgram, plan: ArenaPlan) {
         self.program = program
         self.plan = plan
         timings.initialize(repeating: 0, count: 256 * KernelCategory.allCases.count)
+        stepTimings = .allocate(capacity: 256 * max(1, program.spatialSteps.count))
+        stepTimings.initialize(repeating: 0, count: 256 * max(1, program.spatialSteps.count))
     }
 
-    deinit { timings.deallocate() }
+    deinit { timings.deallocate(); stepTimings.deallocate() }
 
     /// Bytes held by the arenas (activations, scratch, batch buffers).
     var arenaBytes: Int {
         4 * (activationArenas.reduce(0) { $0 + $1.capacity } + scratchArenas.reduce(0) { $0 + $1.capacity } + batchArena.capacity)
     }
 
-    func resetTimings() { timings.update(repeating: 0, count: 256 * KernelCategory.allCases.count) }
+    func resetTimings() {
+        timings.update(repeating: 0, count: 256 * KernelCategory.allCases.count)
+        stepTimings.update(repeating: 0, count: 256 * max(1, program.spatialSteps.count))
+    }
+
+    /// Thread-seconds spent in spatial step `index` since the last reset.
+    func seconds(step index: Int) -> Double {
+        (0..<256).reduce(0) { $0 + stepTimings[$1 * program.spatialSteps.count + index] }
+    }
+
+    /// Runs `body` and, when profiling, adds its time to step `index` on `thread`.
+    @inline(__always)
+    private func timed(step index: Int, thread: Int, _ body: () -> Void) {
+        guard profiling else { body(); return }
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        stepTimings[thread * program.spatialSteps.count + index] += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+    }
 
     func seconds(_ category: KernelCategory) -> Double {
         (0..<256).reduce(0) { $0 + timings[$1 * KernelCategory.allCases.count + category.rawValue] }
@@ -141,11 +163,21 @@ final class InferenceExecutor: @unchecked Sendable {
                 for first in stride(from: images.lowerBound, to: images.upperBound, by: group) {
                     let count = min(group, images.upperBound - first)
                     for slot in 0..<count {
-                        for step in steps[..<groupStart] {
-                            runSpatial(step, image: first + slot, slot: slot, rows: 0..<step.rows, context)
+                        for index in 0..<groupStart {
+                            let step = steps[index]
+                            timed(step: index, thread: thread) {
+                                runSpatial(step, image: first + slot, slot: slot, rows: 0..<step.rows, context)
+                            }
                         }
                     }
-                    for step in steps[groupStart...] { runGroup(step, first: first, count: count, context) }
+                    for index in groupStart..<steps.count {
+                        let step = steps[index], perCall = imagesPerCall(step, group: count)
+                        timed(step: index, thread: thread) {
+                            for slot in stride(from: 0, to: count, by: perCall) {
+                                runGroup(step, first: first + slot, slot: slot, count: min(perCall, count - slot), context)
+                            }
+                        }
+                    }
                 }
             }
         } else {
@@ -157,16 +189,18 @@ final class InferenceExecutor: @unchecked Sendable {
             team.run(size: threads) { thread in
                 let own = own[thread], shared = shared[thread]
                 for image in 0..<batch {
-                    for step in steps {
-                        if self.splitsChannels(step) {
-                            self.runChannelSlice(step, image: image, member: thread, of: threads, shared, team: team)
-                        } else if step.op.splitsRows && step.rows > 1 {
-                            self.runSpatial(step, image: image, slot: 0,
-                                            rows: step.rows * thread / threads ..< step.rows * (thread + 1) / threads, own)
-                        } else if thread == 0 {
-                            self.runSpatial(step, image: image, slot: 0, rows: 0..<step.rows, shared)
+                    for (index, step) in steps.enumerated() {
+                        self.timed(step: index, thread: thread) {
+                            if self.splitsChannels(step) {
+                                self.runChannelSlice(step, image: image, member: thread, of: threads, shared, team: team)
+                            } else if step.op.splitsRows && step.rows > 1 {
+                                self.runSpatial(step, image: image, slot: 0,
+                                                rows: step.rows * thread / threads ..< step.rows * (thread + 1) / threads, own)
+                            } else if thread == 0 {
+                                self.runSpatial(step, image: image, slot: 0, rows: 0..<step.rows, shared)
+                            }
+                            team.barrier()
                         }
-                        team.barrier()
                     }
                 }
             }
@@ -177,19 +211,26 @@ final class InferenceExecutor: @unchecked Sendable {
         if profiling { record(.other, since: start, thread: 0) }
     }
 
-    /// One step of the group phase on images `first ..< first + count` (slots `0..<count`).
-    private func runGroup(_ step: SpatialStep, first: Int, count: Int, _ context: Context) {
+    /// Images of a group that one call of `step` takes (`InferenceOptions.groupRows`).
+    private func imagesPerCall(_ step: SpatialStep, group: Int) -> Int {
+        max(1, min(group, program.groupRows / max(1, step.inputPixels)))
+    }
+
+    /// One step of the group phase on images `first ..< first + count`, in slots `slot ..< slot + count`.
+    private func runGroup(_ step: SpatialStep, first: Int, slot: Int, count: Int, _ context: Context) {
         if case .block(let block) = step.op {
             let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            runBlockGroup(block, input: address(step.inputs[0], image: first, slot: 0, context),
-                          residual: block.residual.map { address($0, image: first, slot: 0, context) },
-                          output: address(step.node, image: first, slot: 0, context), images: count, context)
+            runBlockGroup(block, input: address(step.inputs[0], image: first, slot: slot, context),
+                          residual: block.residual.map { address($0, image: first, slot: slot, context) },
+                          output: address(step.node, image: first, slot: slot, context), images: count, context)
             if profiling { record(.pointwise, since: start, thread: context.thread) }
         } else if step.op.stacksImages {
             // The group's images lie one after the other in every buffer: one call over all their rows.
-            runSpatial(step, image: first, slot: 0, rows: 0 ..< count * step.rows, context)
+            runSpatial(step, image: first, slot: slot, rows: 0 ..< count * step.rows, context)
         } else {
-            for slot in 0..<count { runSpatial(step, image: first + slot, slot: slot, rows: 0..<step.rows, context) }
+            for offset in 0..<count {
+                runSpatial(step, image: first + offset, slot: slot + offset, rows: 0..<step.rows, context)
+            }
         }
     }
 

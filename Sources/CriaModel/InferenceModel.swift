@@ -113,6 +113,33 @@ public final class InferenceModel {
 
     public func resetProfile() { executor.resetTimings() }
 
+    /// One spatial step of the executor (a fused block counts as one) with its profile.
+    public struct StepProfile: Sendable {
+        /// Keras layers the step runs, in order.
+        public var layers: [String]
+        /// Input height × width.
+        public var inputPixels: Int
+        public var multiplyAddsPerImage: Int
+        /// Thread-seconds since the last `resetProfile()`, barrier waits included.
+        public var seconds: Double
+    }
+
+    /// Per-step profile since the last `resetProfile()` (profiling on).
+    public func stepProfiles() -> [StepProfile] {
+        executor.program.spatialSteps.enumerated().map { index, step in
+            var macs = 0
+            switch step.op {
+            case .pointwise(let conv), .depthwise(let conv), .convolution(let conv, _), .directConvolution(let conv):
+                macs = conv.multiplyAdds
+            case .block(let block):
+                macs = (block.expand?.multiplyAdds ?? 0) + block.depthwise.multiplyAdds + block.project.multiplyAdds
+            default: break
+            }
+            return StepProfile(layers: step.layers, inputPixels: step.inputPixels,
+                               multiplyAddsPerImage: macs, seconds: executor.seconds(step: index))
+        }
+    }
+
     /// Multiply-adds per image by kernel category (what GFLOP/s figures divide by).
     public var multiplyAddsPerImage: [KernelCategory: Int] {
         var result: [KernelCategory: Int] = [:]

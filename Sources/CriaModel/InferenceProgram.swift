@@ -116,6 +116,8 @@ struct SpatialStep {
     var rowScalars: Int
     /// Keras layer names, for profiles.
     var layers: [String]
+    /// Height × width of the first input (1 for a vector).
+    var inputPixels = 1
 }
 
 /// Tuning knobs of the executor; the defaults are what measured fastest on a
@@ -132,17 +134,24 @@ public struct InferenceOptions: Sendable, Equatable {
     /// Layers whose input has at most this many pixels, up to the end of the
     /// spatial phase, run on groups of images rather than one image at a time.
     public var groupPixels: Int
+    /// Within a group, each step's GEMMs take about this many rows: as many of
+    /// the group's images as fit (at least one). A 10×10 step runs 4 images
+    /// per call, a 5×5 one 16. sgemm's blocking pays from a few hundred rows,
+    /// and fewer images keep a 10×10 block's expanded tensor (230 KB per image
+    /// at 576 channels) nearer L2. `.max` runs every step on the whole group.
+    public var groupRows: Int
     /// With fewer images than threads (batch 1), blocks and 1×1 convolutions
     /// whose input has at most this many pixels split by channels across the
     /// threads; larger ones split by rows. 0 splits every layer by rows.
     public var channelSplitPixels: Int
 
     public init(blockBandBytes: Int = 256 * 1024, fuseBlocks: Bool = true, groupImages: Int = 16, groupPixels: Int = 100,
-                channelSplitPixels: Int = 100) {
+                groupRows: Int = 400, channelSplitPixels: Int = 100) {
         self.blockBandBytes = blockBandBytes
         self.fuseBlocks = fuseBlocks
         self.groupImages = max(1, groupImages)
         self.groupPixels = groupPixels
+        self.groupRows = max(1, groupRows)
         self.channelSplitPixels = channelSplitPixels
     }
 
@@ -167,6 +176,7 @@ struct InferenceProgram {
     /// although a group's expanded tensor (up to 3.7 MB) no longer fits in L2.
     var groupStart = 0
     var groupImages = 1
+    var groupRows = Int.max
     var channelSplitPixels = 0
 
     init(graph: ModelGraph, steps: [(node: Int, step: InferenceStep)], keep: Set<Int>, options: InferenceOptions) {
@@ -249,7 +259,12 @@ struct InferenceProgram {
                                             rowScalars: shape.reduce(1, *) / rows, layers: names))
             position += 1
         }
+        for index in spatialSteps.indices {
+            let shape = graph.nodes[spatialSteps[index].inputs[0]].outputShape
+            spatialSteps[index].inputPixels = shape.count == 3 ? shape[0] * shape[1] : 1
+        }
         groupImages = options.groupImages
+        groupRows = options.groupRows
         channelSplitPixels = options.channelSplitPixels
         groupStart = spatialSteps.count
         while groupStart > 0 {

@@ -35,11 +35,17 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Layers whose input has at most this many pixels (to the end) run on groups of images.")
     var groupPixels: Int?
 
+    @Option(help: "Rows per GEMM call in the group phase: a group's images are taken this many pixels at a time.")
+    var groupRows: Int?
+
     @Option(help: "At batch 1, blocks whose input has at most this many pixels split by channels across threads (0: all by rows).")
     var splitChannelsPixels: Int?
 
     @Flag(help: "Run expand, depthwise and project as separate steps (no block fusion).")
     var noFusion = false
+
+    @Flag(help: "Also profile every step (a fused block is one): CPU ms per image and GFLOP/s at the batch, ms at batch 1.")
+    var layers = false
 
     @Flag(help: "Print one JSON object instead of the table.")
     var json = false
@@ -80,7 +86,9 @@ struct BenchCommand: ParsableCommand {
             if let bandKib { configuration.options.blockBandBytes = bandKib * 1024 }
             if let groupImages { configuration.options.groupImages = max(1, groupImages) }
             if let groupPixels { configuration.options.groupPixels = groupPixels }
+            if let groupRows { configuration.options.groupRows = max(1, groupRows) }
             if let splitChannelsPixels { configuration.options.channelSplitPixels = splitChannelsPixels }
+            configuration.profileLayers = layers
             configuration.options.fuseBlocks = !noFusion
             let log: (String) -> Void = { line in
                 if !json { FileHandle.standardError.write(Data("  \(line)\n".utf8)) }
