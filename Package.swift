@@ -41,7 +41,10 @@ let package = Package(
         system("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
 
         .target(name: "CriaCore", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
-        .target(name: "CriaKernels", dependencies: ["CriaCore", "CBLAS"], swiftSettings: kernelFlags),
+        // The depthwise kernel's clamped-input inner loop, in C (see its header for why).
+        // -ffp-contract=off keeps multiply and add rounded separately, as the Swift kernels do.
+        .target(name: "CDepthwise", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
+        .target(name: "CriaKernels", dependencies: ["CriaCore", "CBLAS", "CDepthwise"], swiftSettings: kernelFlags),
         .target(name: "CriaKerasIO", dependencies: ["CriaCore", "CHDF5"], swiftSettings: kernelFlags),
         .target(name: "CriaModel", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO"], swiftSettings: kernelFlags),
         .target(name: "CriaData", dependencies: ["CriaCore", "CTurboJPEG", "CPNG", "CZlib"], swiftSettings: kernelFlags),

@@ -389,13 +389,13 @@ final class InferenceExecutor: @unchecked Sendable {
     }
 
     private func depthwise(_ conv: ConvOp, band: UnsafePointer<Float>, bandStart: Int, bandRows: Int,
-                           rows: Range<Int>, output: UnsafeMutablePointer<Float>) {
+                           rows: Range<Int>, inputClamp: Clamp = .none, output: UnsafeMutablePointer<Float>) {
         BandKernels.depthwiseRows(band: band, bandStart: bandStart, bandRows: bandRows, height: conv.inputHeight,
                                   width: conv.inputWidth, channels: conv.inputChannels, kernel: conv.kernel,
                                   kernelHeight: conv.kernelHeight, kernelWidth: conv.kernelWidth,
                                   strideH: conv.strideH, strideW: conv.strideW, padTop: conv.padTop,
                                   padLeft: conv.padLeft, rows: rows, outputWidth: conv.outputWidth,
-                                  bias: conv.bias, clamp: conv.clamp, output: output)
+                                  bias: conv.bias, clamp: conv.clamp, inputClamp: inputClamp, output: output)
     }
 
     /// One inverted-residual block over output rows `rows`, band by band.
@@ -403,6 +403,9 @@ final class InferenceExecutor: @unchecked Sendable {
     /// The expanded rows of a band live in scratch; rows that the next band
     /// needs again (the 3×3 window's overlap) are moved to the front rather
     /// than recomputed, so the expand GEMM computes every row once per thread.
+    /// The expanded rows are stored before the expand layer's ReLU6, which
+    /// the depthwise kernel applies as it reads them (`inputClamp`): one pass
+    /// over the band fewer. The group and channel-split paths do the same.
     private func runBlock(_ block: BlockOp, input: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>?,
                           output: UnsafeMutablePointer<Float>, rows: Range<Int>, _ context: Context) {
         let dw = block.depthwise, project = block.project
@@ -428,7 +431,7 @@ final class InferenceExecutor: @unchecked Sendable {
                 if high > end {
                     BandKernels.gemm(input: input + end * width * expand.inputChannels, rows: (high - end) * width,
                                      inputChannels: expand.inputChannels, kernel: expand.kernel,
-                                     outputChannels: channels, bias: expand.bias, clamp: expand.clamp, residual: nil,
+                                     outputChannels: channels, bias: expand.bias, clamp: .none, residual: nil,
                                      output: expanded + (end - start) * rowScalars)
                     end = high
                 }
@@ -436,7 +439,8 @@ final class InferenceExecutor: @unchecked Sendable {
                 if profiling { record(.pointwise, since: time, thread: context.thread); time = DispatchTime.now().uptimeNanoseconds }
             }
             var time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            depthwise(dw, band: band, bandStart: bandStart, bandRows: bandRows, rows: first..<last, output: depthwiseOut)
+            depthwise(dw, band: band, bandStart: bandStart, bandRows: bandRows, rows: first..<last,
+                      inputClamp: block.expand?.clamp ?? .none, output: depthwiseOut)
             if profiling { record(.depthwise, since: time, thread: context.thread); time = DispatchTime.now().uptimeNanoseconds }
             let offset = first * project.outputWidth * project.outputChannels
             BandKernels.gemm(input: depthwiseOut, rows: (last - first) * dw.outputWidth, inputChannels: channels,
@@ -462,13 +466,14 @@ final class InferenceExecutor: @unchecked Sendable {
         if let expand = block.expand {
             BandKernels.gemm(input: input, rows: images * dw.inputHeight * dw.inputWidth,
                              inputChannels: expand.inputChannels, kernel: expand.kernel, outputChannels: dw.inputChannels,
-                             bias: expand.bias, clamp: expand.clamp, residual: nil, output: context.scratch)
+                             bias: expand.bias, clamp: .none, residual: nil, output: context.scratch)
             band = UnsafePointer(context.scratch)
             depthwiseOut += ArenaPlan.aligned(images * inputScalars)
         }
         for image in 0..<images {
             depthwise(dw, band: band + image * inputScalars, bandStart: 0, bandRows: dw.inputHeight,
-                      rows: 0..<dw.outputHeight, output: depthwiseOut + image * outputPixels * dw.inputChannels)
+                      rows: 0..<dw.outputHeight, inputClamp: block.expand?.clamp ?? .none,
+                      output: depthwiseOut + image * outputPixels * dw.inputChannels)
         }
         BandKernels.gemm(input: depthwiseOut, rows: images * outputPixels, inputChannels: dw.inputChannels,
                          kernel: project.kernel, outputChannels: project.outputChannels, bias: project.bias,
@@ -501,7 +506,7 @@ final class InferenceExecutor: @unchecked Sendable {
                 BandKernels.gemm(input: input, rows: dw.inputHeight * dw.inputWidth, inputChannels: expand.inputChannels,
                                  kernel: expand.kernel + slice.lowerBound, kernelStride: channels,
                                  outputChannels: slice.count, bias: expand.bias.map { $0 + slice.lowerBound },
-                                 clamp: expand.clamp, residual: nil, output: context.scratch + slice.lowerBound,
+                                 clamp: .none, residual: nil, output: context.scratch + slice.lowerBound,
                                  outputStride: channels)
                 band = UnsafePointer(context.scratch)
                 filtered += ArenaPlan.aligned(dw.inputHeight * dw.inputWidth * channels)
@@ -515,7 +520,7 @@ final class InferenceExecutor: @unchecked Sendable {
                                       strideH: dw.strideH, strideW: dw.strideW, padTop: dw.padTop, padLeft: dw.padLeft,
                                       rows: 0..<dw.outputHeight, outputWidth: dw.outputWidth,
                                       bias: dw.bias.map { $0 + slice.lowerBound }, clamp: dw.clamp,
-                                      output: filtered + slice.lowerBound)
+                                      inputClamp: block.expand?.clamp ?? .none, output: filtered + slice.lowerBound)
             if profiling { record(.depthwise, since: time, thread: context.thread) }
             team.barrier()
             time = profiling ? DispatchTime.now().uptimeNanoseconds : 0

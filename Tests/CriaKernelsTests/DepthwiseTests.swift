@@ -120,7 +120,33 @@ final class DepthwiseTests: XCTestCase {
         }
     }
 
-    private func bandDepthwise(_ k: ConvCase, input: Tensor, kernel: Tensor, bias: Tensor?, clamp: Clamp) -> [Float] {
+    /// A block's depthwise step clamps the expanded values as it reads them
+    /// (`inputClamp`, the C kernel on four-pixel runs) instead of a pass
+    /// before it: the same bits either way, NaN included.
+    func testClampOnReadGivesTheBitsOfAClampPass() {
+        var random = TestRandom(seed: 12)
+        let wide = [ConvCase.same("6x13 s1 C17", batch: 1, height: 6, width: 13, channels: 17, kernel: 3, stride: 1),
+                    ConvCase.same("9x20 s2 C24", batch: 2, height: 9, width: 20, channels: 24, kernel: 3, stride: 2)]
+        for k in Self.cases + wide {
+            var input = random.tensor(k.inputShape, scale: 10)
+            if input.scalars.count > 40 { input.scalars[37] = .nan }
+            let kernel = random.tensor(k.depthwiseKernelShape)
+            let bias = random.tensor([k.inputChannels])
+            // The clamp pass this replaces: BandKernels.epilogue.
+            var clamped = input.scalars
+            clamped.withUnsafeMutableBufferPointer {
+                BandKernels.epilogue($0.baseAddress!, rows: $0.count / k.inputChannels, channels: k.inputChannels,
+                                     bias: nil, clamp: .relu6, residual: nil)
+            }
+            let expected = bandDepthwise(k, input: Tensor(shape: input.shape, scalars: clamped), kernel: kernel,
+                                         bias: bias, clamp: .relu6)
+            let actual = bandDepthwise(k, input: input, kernel: kernel, bias: bias, clamp: .relu6, inputClamp: .relu6)
+            XCTAssertEqual(actual.map(\.bitPattern), expected.map(\.bitPattern), "clamp on read \(k)")
+        }
+    }
+
+    private func bandDepthwise(_ k: ConvCase, input: Tensor, kernel: Tensor, bias: Tensor?, clamp: Clamp,
+                               inputClamp: Clamp = .none) -> [Float] {
         let C = k.inputChannels, rowScalars = k.width * C, outRow = k.outputWidth * C
         var output = [Float](repeating: .nan, count: k.batch * k.outputHeight * outRow)
         let splits = Set([0, k.outputHeight / 3, k.outputHeight / 2, k.outputHeight]).sorted()
@@ -141,7 +167,7 @@ final class DepthwiseTests: XCTestCase {
                                     kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
                                     strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
                                     rows: first..<last, outputWidth: k.outputWidth, bias: bp, clamp: clamp,
-                                    output: o.baseAddress! + (n * k.outputHeight + first) * outRow)
+                                    inputClamp: inputClamp, output: o.baseAddress! + (n * k.outputHeight + first) * outRow)
                             }
                         }
                     }

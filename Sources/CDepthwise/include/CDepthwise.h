@@ -1,0 +1,19 @@
+#ifndef CRIA_CDEPTHWISE_H
+#define CRIA_CDEPTHWISE_H
+
+/// Four neighbouring interior output pixels of a 3x3 depthwise convolution
+/// whose input values are clamped to [in_lower, in_upper] as they are read
+/// (a ReLU6 fused from the layer before), channels [0, vector_end) in steps of
+/// 8. Pixel p's window starts at origin + p * stride * pixel_stride. Sums are
+/// bias, then the taps in (ky, kx) order, with multiply and add rounded
+/// separately (no fused multiply-add), as Cria's Swift kernels do.
+///
+/// Written in C because Swift's SIMD comparisons on this toolchain turn a
+/// clamp inside a long kernel into per-lane shuffles; here it is two
+/// instructions (vmaxps, vminps).
+void cria_depthwise_four_clamped(const float *origin, const float *kernel, const float *bias,
+                                 float *output, long pixel_stride, long row_stride, long ky_low,
+                                 long ky_high, long vector_end, long stride, float in_lower,
+                                 float in_upper, float out_lower, float out_upper);
+
+#endif
