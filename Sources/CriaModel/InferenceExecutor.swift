@@ -199,6 +199,8 @@ final class InferenceExecutor: @unchecked Sendable {
                             } else if thread == 0 {
                                 self.runSpatial(step, image: image, slot: 0, rows: 0..<step.rows, shared)
                             }
+                            // An alias writes nothing: nobody needs to wait for it.
+                            if case .alias = step.op { return }
                             team.barrier()
                         }
                     }
