@@ -36,19 +36,25 @@ public final class SpinTeam: @unchecked Sendable {
     /// Runs `body(member)` on `size` threads at once (member 0 is the caller)
     /// and returns when every member has finished. Inside, `barrier()` holds
     /// each member until all `size` have reached it.
-    public func run(size: Int, _ body: @escaping (Int) -> Void) {
+    ///
+    /// `body` does not escape: the workers see it only until the closing
+    /// barrier, so a caller's closure needs no heap context (batch-1
+    /// inference allocates nothing per prediction).
+    public func run(size: Int, _ body: (Int) -> Void) {
         let size = max(1, size)
         regionLock.lock()
         defer { regionLock.unlock() }
         members = size  // what `barrier()` waits for, a no-op at 1
         guard size > 1 else { body(0); return }
         while workers.count < size - 1 { workers.append(Worker(team: self, member: workers.count + 1)) }
-        self.body = body
-        regionsStarted.add(1, ordering: .releasing)
-        for worker in workers[..<(size - 1)] { worker.start.signal() }
-        body(0)
-        barrier()
-        self.body = nil
+        withoutActuallyEscaping(body) { body in
+            self.body = body
+            regionsStarted.add(1, ordering: .releasing)
+            for worker in workers[..<(size - 1)] { worker.start.signal() }
+            body(0)
+            barrier()
+            self.body = nil
+        }
     }
 
     /// Waits until every member of the running region has called `barrier()` as often as this one.
@@ -69,8 +75,12 @@ public final class SpinTeam: @unchecked Sendable {
     }
 
     fileprivate func work(member: Int) {
-        guard let body else { return }
-        body(member)
+        // The worker's reference to `body` must be gone before the closing
+        // barrier: `run` checks, after it, that the closure did not escape.
+        do {
+            let body = self.body!  // set before the region's start was signalled
+            body(member)
+        }
         barrier()
     }
 

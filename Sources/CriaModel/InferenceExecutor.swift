@@ -25,8 +25,9 @@ public enum KernelCategory: Int, CaseIterable, Sendable {
 /// small layers on groups of up to 16 images per GEMM; with fewer
 /// (batch 1), the threads run the image together in one `SpinTeam` region:
 /// large layers split by output rows, small ones (≤ `channelSplitPixels`)
-/// by channels, with a spinning barrier after each step. Either way each thread calls OpenBLAS with OpenBLAS set
-/// to one thread, so GEMMs and Cria's loops never oversubscribe the cores,
+/// by channels, with a spinning barrier after each step. Either way each
+/// thread calls OpenBLAS with OpenBLAS set to one thread, so GEMMs and
+/// Cria's loops never oversubscribe the cores,
 /// and the partition depends only on (batch, thread count): results are
 /// bit-identical run to run for a fixed thread count.
 final class InferenceExecutor: @unchecked Sendable {
@@ -128,7 +129,6 @@ final class InferenceExecutor: @unchecked Sendable {
         return boundary(member) ..< boundary(member + 1)
     }
 
-
     /// Images per group in the group phase: what each thread holds, up to the option.
     /// Depends only on (batch, threads), as the partition must.
     private func groupSize(batch: Int, threads: Int) -> Int {
@@ -184,10 +184,8 @@ final class InferenceExecutor: @unchecked Sendable {
             // One team region for the whole image: a barrier after every step
             // (its outputs are the next step's inputs), no thread wake-up per layer.
             let team = SpinTeam.shared
-            let own = (0..<threads).map { context(0, scratch: $0, thread: $0) }
-            let shared = (0..<threads).map { context(0, scratch: 0, thread: $0) }
             team.run(size: threads) { thread in
-                let own = own[thread], shared = shared[thread]
+                let own = context(0, scratch: thread, thread: thread), shared = context(0, scratch: 0, thread: thread)
                 for image in 0..<batch {
                     for (index, step) in steps.enumerated() {
                         self.timed(step: index, thread: thread) {

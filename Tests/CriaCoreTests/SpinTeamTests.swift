@@ -1,5 +1,6 @@
 import CriaCore
 import Dispatch
+import Foundation
 import XCTest
 
 final class SpinTeamTests: XCTestCase {
@@ -26,6 +27,23 @@ final class SpinTeamTests: XCTestCase {
             XCTAssertEqual(Array(failures), [Int](repeating: 0, count: size), "team of \(size)")
             XCTAssertEqual(Array(slots), [Int](repeating: phases - 1, count: size))
         }
+    }
+
+    /// Many short regions back to back (one batch-1 prediction after another):
+    /// workers that stayed awake and workers that slept both join each one.
+    func testBackToBackRegions() {
+        let team = SpinTeam.shared
+        let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: 3)
+        counts.initialize(repeating: 0)
+        defer { counts.deallocate() }
+        for region in 0..<2_000 {
+            let size = region % 7 == 0 ? 3 : 2
+            team.run(size: size) { member in counts[member] += 1 }
+            if region % 500 == 0 { usleep(2_000) }  // long enough for the workers to go to sleep
+        }
+        XCTAssertEqual(counts[0], 2_000)
+        XCTAssertEqual(counts[1], 2_000)
+        XCTAssertEqual(counts[2], (0..<2_000).filter { $0 % 7 == 0 }.count)
     }
 
     /// Regions from several callers at once run one after the other, each complete.
