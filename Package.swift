@@ -62,7 +62,7 @@ let package = Package(
 
         .target(name: "CriaTestSupport", dependencies: ["CriaCore"], path: "Tests/CriaTestSupport"),
         .testTarget(name: "CriaCoreTests", dependencies: ["CriaCore", "CriaTestSupport"]),
-        .testTarget(name: "CriaKernelsTests", dependencies: ["CriaKernels", "CriaTestSupport"]),
+        .testTarget(name: "CriaKernelsTests", dependencies: ["CriaKernels", "CDepthwise", "CriaTestSupport"]),
         .testTarget(name: "CriaKerasIOTests", dependencies: ["CriaKerasIO", "CriaTestSupport"]),
         .testTarget(name: "CriaModelTests", dependencies: ["CriaModel", "CriaData", "CriaTestSupport"]),
         .testTarget(name: "CriaReportsTests", dependencies: ["CriaReports", "CriaTestSupport"]),

@@ -64,7 +64,7 @@ static inline float clamp1(float v, float lower, float upper) {
 }
 
 /* Any machine: the same sums, one lane at a time. */
-static void four_scalar(const float *origin, const float *kernel, const float *bias, float *output,
+void cria_depthwise_four_clamped_portable(const float *origin, const float *kernel, const float *bias, float *output,
                         long C, long row_stride, long ky_low, long ky_high, long vector_end,
                         long stride, float in_lower, float in_upper, float out_lower, float out_upper) {
     for (long c = 0; c < vector_end; c++) {
@@ -94,6 +94,7 @@ void cria_depthwise_four_clamped(const float *origin, const float *kernel, const
         return;
     }
 #endif
-    four_scalar(origin, kernel, bias, output, pixel_stride, row_stride, ky_low, ky_high, vector_end,
-                stride, in_lower, in_upper, out_lower, out_upper);
+    cria_depthwise_four_clamped_portable(origin, kernel, bias, output, pixel_stride, row_stride, ky_low,
+                                         ky_high, vector_end, stride, in_lower, in_upper, out_lower,
+                                         out_upper);
 }

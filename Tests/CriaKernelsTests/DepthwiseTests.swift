@@ -1,3 +1,4 @@
+import CDepthwise
 import CriaCore
 import CriaKernels
 import CriaTestSupport
@@ -142,6 +143,26 @@ final class DepthwiseTests: XCTestCase {
                                          bias: bias, clamp: .relu6)
             let actual = bandDepthwise(k, input: input, kernel: kernel, bias: bias, clamp: .relu6, inputClamp: .relu6)
             XCTAssertEqual(actual.map(\.bitPattern), expected.map(\.bitPattern), "clamp on read \(k)")
+        }
+    }
+
+    /// The C kernel's portable path (machines without AVX) gives the AVX path's bits.
+    func testClampedKernelPortablePathMatchesAVX() {
+        var random = TestRandom(seed: 13)
+        for (channels, stride) in [(8, 1), (24, 1), (16, 2), (40, 2)] {
+            let width = 4 * stride + 2, rowStride = width * channels
+            let input = random.tensor([3, width, channels], scale: 10).scalars
+            let kernel = random.tensor([3, 3, channels]).scalars
+            let bias = random.tensor([channels]).scalars
+            for kyRange in [0..<3, 1..<3, 0..<2] {
+                var simd = [Float](repeating: .nan, count: 4 * channels), portable = simd
+                cria_depthwise_four_clamped(input, kernel, bias, &simd, channels, rowStride, kyRange.lowerBound,
+                                            kyRange.upperBound, channels, stride, 0, 6, 0, 6)
+                cria_depthwise_four_clamped_portable(input, kernel, bias, &portable, channels, rowStride,
+                                                     kyRange.lowerBound, kyRange.upperBound, channels, stride,
+                                                     0, 6, 0, 6)
+                XCTAssertEqual(simd.map(\.bitPattern), portable.map(\.bitPattern), "C \(channels) stride \(stride) ky \(kyRange)")
+            }
         }
     }
 

@@ -16,4 +16,12 @@ void cria_depthwise_four_clamped(const float *origin, const float *kernel, const
                                  long ky_high, long vector_end, long stride, float in_lower,
                                  float in_upper, float out_lower, float out_upper);
 
+/// The same kernel without SIMD, used where AVX is missing (and tested
+/// against the AVX one for equal bits).
+void cria_depthwise_four_clamped_portable(const float *origin, const float *kernel, const float *bias,
+                                          float *output, long pixel_stride, long row_stride,
+                                          long ky_low, long ky_high, long vector_end, long stride,
+                                          float in_lower, float in_upper, float out_lower,
+                                          float out_upper);
+
 #endif
