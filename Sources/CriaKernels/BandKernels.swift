@@ -175,19 +175,12 @@ public enum BandKernels {
             var ox = interior.lowerBound
             // Four neighbouring pixels share their kernel loads and, at
             // stride 1, two thirds of their input loads; four independent sums
-            // also keep the adder busy. The stride is a type, so that each
-            // specialisation sees a constant and loads each shared address once.
+            // also keep the adder busy.
             if clampsInput {
-                // Each input vector is read and clamped once per kernel row, then used by up to three pixels.
-                if strideW == 1 {
+                // The C kernel reads and clamps each input vector once per kernel row.
+                if strideW <= 2 {
                     while ox + 4 <= interior.upperBound {
-                        window.fourClampedPixels(stride: 1, origin: top + (ox - padLeft) * C,
-                                                 vectorEnd: vectorEnd, output: out + ox * C)
-                        ox += 4
-                    }
-                } else if strideW == 2 {
-                    while ox + 4 <= interior.upperBound {
-                        window.fourClampedPixels(stride: 2, origin: top + (2 * ox - padLeft) * C,
+                        window.fourClampedPixels(stride: strideW, origin: top + (ox * strideW - padLeft) * C,
                                                  vectorEnd: vectorEnd, output: out + ox * C)
                         ox += 4
                     }
@@ -195,6 +188,8 @@ public enum BandKernels {
                 // The rest of the interior takes the general path, which clamps too.
                 interior = interior.lowerBound ..< ox
             } else if strideW == 1 {
+                // The stride is a type, so that each specialisation sees a
+                // constant and loads each shared address once.
                 while ox + 4 <= interior.upperBound {
                     window.fourPixels(ColumnStride1.self, origin: top + (ox - padLeft) * C, vectorEnd: vectorEnd,
                                       output: out + ox * C)

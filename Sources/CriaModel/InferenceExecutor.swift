@@ -281,9 +281,8 @@ final class InferenceExecutor: @unchecked Sendable {
         case .pointwise(let conv):
             category = .pointwise
             let first = rows.lowerBound * conv.outputWidth
-            BandKernels.gemm(input: input + first * conv.inputChannels, rows: rows.count * conv.outputWidth,
-                             inputChannels: conv.inputChannels, kernel: conv.kernel, outputChannels: conv.outputChannels,
-                             bias: conv.bias, clamp: conv.clamp, residual: nil, output: output + first * conv.outputChannels)
+            pointwise(conv, input: input + first * conv.inputChannels, rows: rows.count * conv.outputWidth,
+                      output: output + first * conv.outputChannels)
             if let post = conv.postActivation {
                 post.apply(output + first * conv.outputChannels, rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
             }
@@ -323,7 +322,7 @@ final class InferenceExecutor: @unchecked Sendable {
             }
         case .depthwise(let conv):
             category = .depthwise
-            depthwise(conv, band: input, bandStart: 0, bandRows: conv.inputHeight, rows: rows,
+            depthwise(conv, band: input, bandStart: 0, bandRows: conv.inputHeight, rows: rows, inputClamp: .none,
                       output: output + rows.lowerBound * conv.outputWidth * conv.outputChannels)
         case .block(let block):
             let residual = block.residual.map { address($0, image: image, slot: slot, context) }
@@ -388,14 +387,33 @@ final class InferenceExecutor: @unchecked Sendable {
         if profiling { record(category, since: start, thread: context.thread) }
     }
 
+    /// `conv`'s 1×1 GEMM over `rows` pixel rows, for output channels `columns`
+    /// (all by default; a channel-split thread passes its slice). `output`
+    /// and `residual` point at channel 0 of the first row.
+    private func pointwise(_ conv: ConvOp, input: UnsafePointer<Float>, rows: Int, columns: Range<Int>? = nil,
+                           residual: UnsafeMutablePointer<Float>? = nil, output: UnsafeMutablePointer<Float>) {
+        let columns = columns ?? 0..<conv.outputChannels, first = columns.lowerBound
+        BandKernels.gemm(input: input, rows: rows, inputChannels: conv.inputChannels, kernel: conv.kernel + first,
+                         kernelStride: conv.outputChannels, outputChannels: columns.count,
+                         bias: conv.bias.map { $0 + first }, clamp: conv.clamp,
+                         residual: residual.map { UnsafePointer($0 + first) }, output: output + first,
+                         outputStride: conv.outputChannels)
+    }
+
+    /// Depthwise rows of a band (see `BandKernels.depthwiseRows`), for
+    /// channels `channels` (all by default). `band` and `output` point at channel 0.
     private func depthwise(_ conv: ConvOp, band: UnsafePointer<Float>, bandStart: Int, bandRows: Int,
-                           rows: Range<Int>, inputClamp: Clamp = .none, output: UnsafeMutablePointer<Float>) {
-        BandKernels.depthwiseRows(band: band, bandStart: bandStart, bandRows: bandRows, height: conv.inputHeight,
-                                  width: conv.inputWidth, channels: conv.inputChannels, kernel: conv.kernel,
+                           rows: Range<Int>, channels: Range<Int>? = nil, inputClamp: Clamp,
+                           output: UnsafeMutablePointer<Float>) {
+        let channels = channels ?? 0..<conv.inputChannels, first = channels.lowerBound
+        BandKernels.depthwiseRows(band: band + first, bandStart: bandStart, bandRows: bandRows,
+                                  height: conv.inputHeight, width: conv.inputWidth, channels: channels.count,
+                                  channelStride: conv.inputChannels, kernel: conv.kernel + first,
                                   kernelHeight: conv.kernelHeight, kernelWidth: conv.kernelWidth,
                                   strideH: conv.strideH, strideW: conv.strideW, padTop: conv.padTop,
                                   padLeft: conv.padLeft, rows: rows, outputWidth: conv.outputWidth,
-                                  bias: conv.bias, clamp: conv.clamp, inputClamp: inputClamp, output: output)
+                                  bias: conv.bias.map { $0 + first }, clamp: conv.clamp, inputClamp: inputClamp,
+                                  output: output + first)
     }
 
     /// One inverted-residual block over output rows `rows`, band by band.
@@ -403,9 +421,6 @@ final class InferenceExecutor: @unchecked Sendable {
     /// The expanded rows of a band live in scratch; rows that the next band
     /// needs again (the 3×3 window's overlap) are moved to the front rather
     /// than recomputed, so the expand GEMM computes every row once per thread.
-    /// The expanded rows are stored before the expand layer's ReLU6, which
-    /// the depthwise kernel applies as it reads them (`inputClamp`): one pass
-    /// over the band fewer. The group and channel-split paths do the same.
     private func runBlock(_ block: BlockOp, input: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>?,
                           output: UnsafeMutablePointer<Float>, rows: Range<Int>, _ context: Context) {
         let dw = block.depthwise, project = block.project
@@ -429,10 +444,8 @@ final class InferenceExecutor: @unchecked Sendable {
                     start = low; end = low
                 }
                 if high > end {
-                    BandKernels.gemm(input: input + end * width * expand.inputChannels, rows: (high - end) * width,
-                                     inputChannels: expand.inputChannels, kernel: expand.kernel,
-                                     outputChannels: channels, bias: expand.bias, clamp: .none, residual: nil,
-                                     output: expanded + (end - start) * rowScalars)
+                    pointwise(expand, input: input + end * width * expand.inputChannels, rows: (high - end) * width,
+                              output: expanded + (end - start) * rowScalars)
                     end = high
                 }
                 band = UnsafePointer(expanded); bandStart = start; bandRows = end - start
@@ -440,13 +453,11 @@ final class InferenceExecutor: @unchecked Sendable {
             }
             var time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             depthwise(dw, band: band, bandStart: bandStart, bandRows: bandRows, rows: first..<last,
-                      inputClamp: block.expand?.clamp ?? .none, output: depthwiseOut)
+                      inputClamp: block.depthwiseInputClamp, output: depthwiseOut)
             if profiling { record(.depthwise, since: time, thread: context.thread); time = DispatchTime.now().uptimeNanoseconds }
             let offset = first * project.outputWidth * project.outputChannels
-            BandKernels.gemm(input: depthwiseOut, rows: (last - first) * dw.outputWidth, inputChannels: channels,
-                             kernel: project.kernel, outputChannels: project.outputChannels, bias: project.bias,
-                             clamp: project.clamp, residual: residual.map { UnsafePointer($0 + offset) },
-                             output: output + offset)
+            pointwise(project, input: depthwiseOut, rows: (last - first) * dw.outputWidth,
+                      residual: residual.map { $0 + offset }, output: output + offset)
             if profiling { record(.pointwise, since: time, thread: context.thread) }
             first = last
         }
@@ -464,20 +475,16 @@ final class InferenceExecutor: @unchecked Sendable {
         var band = UnsafePointer(input)
         var depthwiseOut = context.scratch
         if let expand = block.expand {
-            BandKernels.gemm(input: input, rows: images * dw.inputHeight * dw.inputWidth,
-                             inputChannels: expand.inputChannels, kernel: expand.kernel, outputChannels: dw.inputChannels,
-                             bias: expand.bias, clamp: .none, residual: nil, output: context.scratch)
+            pointwise(expand, input: input, rows: images * dw.inputHeight * dw.inputWidth, output: context.scratch)
             band = UnsafePointer(context.scratch)
             depthwiseOut += ArenaPlan.aligned(images * inputScalars)
         }
         for image in 0..<images {
             depthwise(dw, band: band + image * inputScalars, bandStart: 0, bandRows: dw.inputHeight,
-                      rows: 0..<dw.outputHeight, inputClamp: block.expand?.clamp ?? .none,
+                      rows: 0..<dw.outputHeight, inputClamp: block.depthwiseInputClamp,
                       output: depthwiseOut + image * outputPixels * dw.inputChannels)
         }
-        BandKernels.gemm(input: depthwiseOut, rows: images * outputPixels, inputChannels: dw.inputChannels,
-                         kernel: project.kernel, outputChannels: project.outputChannels, bias: project.bias,
-                         clamp: project.clamp, residual: residual.map { UnsafePointer($0) }, output: output)
+        pointwise(project, input: depthwiseOut, rows: images * outputPixels, residual: residual, output: output)
     }
 
     /// `member`'s share of a channel-split step (see `splitsChannels`) on one
@@ -490,47 +497,30 @@ final class InferenceExecutor: @unchecked Sendable {
         let output = address(step.node, image: image, slot: 0, context)
         switch step.op {
         case .pointwise(let conv):
-            let slice = Self.channelSlice(conv.outputChannels, member: member, of: members)
-            BandKernels.gemm(input: input, rows: conv.outputHeight * conv.outputWidth, inputChannels: conv.inputChannels,
-                             kernel: conv.kernel + slice.lowerBound, kernelStride: conv.outputChannels,
-                             outputChannels: slice.count, bias: conv.bias.map { $0 + slice.lowerBound },
-                             clamp: conv.clamp, residual: nil, output: output + slice.lowerBound,
-                             outputStride: conv.outputChannels)
+            pointwise(conv, input: input, rows: conv.outputHeight * conv.outputWidth,
+                      columns: Self.channelSlice(conv.outputChannels, member: member, of: members), output: output)
             if profiling { record(.pointwise, since: start, thread: context.thread) }
         case .block(let block):
-            let dw = block.depthwise, project = block.project, channels = dw.inputChannels
-            let slice = Self.channelSlice(channels, member: member, of: members)
+            let dw = block.depthwise, project = block.project
+            let slice = Self.channelSlice(dw.inputChannels, member: member, of: members)
             var band = UnsafePointer(input)
             var filtered = context.scratch
             if let expand = block.expand {
-                BandKernels.gemm(input: input, rows: dw.inputHeight * dw.inputWidth, inputChannels: expand.inputChannels,
-                                 kernel: expand.kernel + slice.lowerBound, kernelStride: channels,
-                                 outputChannels: slice.count, bias: expand.bias.map { $0 + slice.lowerBound },
-                                 clamp: .none, residual: nil, output: context.scratch + slice.lowerBound,
-                                 outputStride: channels)
+                pointwise(expand, input: input, rows: dw.inputHeight * dw.inputWidth, columns: slice,
+                          output: context.scratch)
                 band = UnsafePointer(context.scratch)
-                filtered += ArenaPlan.aligned(dw.inputHeight * dw.inputWidth * channels)
+                filtered += ArenaPlan.aligned(dw.inputHeight * dw.inputWidth * dw.inputChannels)
             }
-            var time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             if profiling { record(.pointwise, since: start, thread: context.thread) }
-            BandKernels.depthwiseRows(band: band + slice.lowerBound, bandStart: 0, bandRows: dw.inputHeight,
-                                      height: dw.inputHeight, width: dw.inputWidth, channels: slice.count,
-                                      channelStride: channels, kernel: dw.kernel + slice.lowerBound,
-                                      kernelHeight: dw.kernelHeight, kernelWidth: dw.kernelWidth,
-                                      strideH: dw.strideH, strideW: dw.strideW, padTop: dw.padTop, padLeft: dw.padLeft,
-                                      rows: 0..<dw.outputHeight, outputWidth: dw.outputWidth,
-                                      bias: dw.bias.map { $0 + slice.lowerBound }, clamp: dw.clamp,
-                                      inputClamp: block.expand?.clamp ?? .none, output: filtered + slice.lowerBound)
+            var time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+            depthwise(dw, band: band, bandStart: 0, bandRows: dw.inputHeight, rows: 0..<dw.outputHeight,
+                      channels: slice, inputClamp: block.depthwiseInputClamp, output: filtered)
             if profiling { record(.depthwise, since: time, thread: context.thread) }
             team.barrier()
             time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            let outputs = Self.channelSlice(project.outputChannels, member: member, of: members)
-            let residual = block.residual.map { UnsafePointer(address($0, image: image, slot: 0, context)) }
-            BandKernels.gemm(input: filtered, rows: dw.outputHeight * dw.outputWidth, inputChannels: channels,
-                             kernel: project.kernel + outputs.lowerBound, kernelStride: project.outputChannels,
-                             outputChannels: outputs.count, bias: project.bias.map { $0 + outputs.lowerBound },
-                             clamp: project.clamp, residual: residual.map { $0 + outputs.lowerBound },
-                             output: output + outputs.lowerBound, outputStride: project.outputChannels)
+            pointwise(project, input: filtered, rows: dw.outputHeight * dw.outputWidth,
+                      columns: Self.channelSlice(project.outputChannels, member: member, of: members),
+                      residual: block.residual.map { address($0, image: image, slot: 0, context) }, output: output)
             if profiling { record(.pointwise, since: time, thread: context.thread) }
         default:
             preconditionFailure("step \(step.node) does not split by channels")

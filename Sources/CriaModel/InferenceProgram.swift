@@ -34,7 +34,12 @@ struct ConvOp {
 /// depthwise 3×3 → project (1×1 GEMM) [+ residual], over bands of output rows
 /// so that the expanded tensor of a band stays in L2 between the three kernels.
 struct BlockOp {
+    /// The expand 1×1 convolution, without its clamp: the expanded rows are
+    /// stored before ReLU6, which the depthwise kernel applies as it reads
+    /// them (`depthwiseInputClamp`), sparing a pass over every expanded band.
     var expand: ConvOp?
+    /// The expand layer's clamp (identity without an expand layer).
+    var depthwiseInputClamp: Clamp
     var depthwise: ConvOp
     var project: ConvOp
     /// The node added to the projection (Keras's `block_i_add`), if any.
@@ -317,12 +322,15 @@ struct InferenceProgram {
         }
         var expandOp = expand.map { ConvOp($0, weights: weights) }
         expandOp?.postActivation = nil
+        let depthwiseInputClamp = expandOp?.clamp ?? .none
+        expandOp?.clamp = .none
         var dwOp = ConvOp(dw, weights: weights)
         dwOp.isDepthwise = true
         let projectOp = ConvOp(project, weights: weights)
         let rowBytes = dwOp.inputWidth * dwOp.inputChannels * 4 * dwOp.strideH
         let bandRows = options.blockBandBytes <= 0 ? dwOp.outputHeight
             : max(1, min(dwOp.outputHeight, options.blockBandBytes / max(1, rowBytes)))
-        return (BlockOp(expand: expandOp, depthwise: dwOp, project: projectOp, residual: residual, bandRows: bandRows), consumed)
+        return (BlockOp(expand: expandOp, depthwiseInputClamp: depthwiseInputClamp, depthwise: dwOp, project: projectOp,
+                        residual: residual, bandRows: bandRows), consumed)
     }
 }

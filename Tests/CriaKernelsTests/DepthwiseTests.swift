@@ -94,28 +94,8 @@ final class DepthwiseTests: XCTestCase {
             let bias = random.tensor([C])
             let whole = bandDepthwise(k, input: input, kernel: kernel, bias: bias, clamp: .relu6)
             for boundaries in [[0, C], [0, (C / 2) & ~7, C], [0, 8 * (C / 24), 8 * (C / 12), C]] {
-                var sliced = [Float](repeating: .nan, count: whole.count)
-                for (lower, upper) in zip(boundaries, boundaries.dropFirst()) where upper > lower {
-                    input.scalars.withUnsafeBufferPointer { x in
-                        kernel.scalars.withUnsafeBufferPointer { w in
-                            bias.scalars.withUnsafeBufferPointer { b in
-                                sliced.withUnsafeMutableBufferPointer { o in
-                                    for n in 0..<k.batch {
-                                        BandKernels.depthwiseRows(
-                                            band: x.baseAddress! + n * k.height * k.width * C + lower, bandStart: 0,
-                                            bandRows: k.height, height: k.height, width: k.width, channels: upper - lower,
-                                            channelStride: C, kernel: w.baseAddress! + lower,
-                                            kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-                                            strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                                            rows: 0..<k.outputHeight, outputWidth: k.outputWidth,
-                                            bias: b.baseAddress! + lower, clamp: .relu6,
-                                            output: o.baseAddress! + n * k.outputHeight * k.outputWidth * C + lower)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                let sliced = bandDepthwise(k, input: input, kernel: kernel, bias: bias, clamp: .relu6,
+                                           channelSlices: boundaries)
                 XCTAssertEqual(sliced.map(\.bitPattern), whole.map(\.bitPattern), "slices \(boundaries) of \(k)")
             }
         }
@@ -166,9 +146,12 @@ final class DepthwiseTests: XCTestCase {
         }
     }
 
+    /// The band kernel over bands of rows of each image and, when
+    /// `channelSlices` holds boundaries, over those slices of channels.
     private func bandDepthwise(_ k: ConvCase, input: Tensor, kernel: Tensor, bias: Tensor?, clamp: Clamp,
-                               inputClamp: Clamp = .none) -> [Float] {
+                               inputClamp: Clamp = .none, channelSlices: [Int]? = nil) -> [Float] {
         let C = k.inputChannels, rowScalars = k.width * C, outRow = k.outputWidth * C
+        let boundaries = channelSlices ?? [0, C]
         var output = [Float](repeating: .nan, count: k.batch * k.outputHeight * outRow)
         let splits = Set([0, k.outputHeight / 3, k.outputHeight / 2, k.outputHeight]).sorted()
         for n in 0..<k.batch {
@@ -182,13 +165,17 @@ final class DepthwiseTests: XCTestCase {
                     kernel.scalars.withUnsafeBufferPointer { w in
                         Fast.withOptionalPointer(bias) { bp in
                             output.withUnsafeMutableBufferPointer { o in
-                                BandKernels.depthwiseRows(
-                                    band: x.baseAddress!, bandStart: low, bandRows: high - low, height: k.height,
-                                    width: k.width, channels: C, kernel: w.baseAddress!,
-                                    kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-                                    strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                                    rows: first..<last, outputWidth: k.outputWidth, bias: bp, clamp: clamp,
-                                    inputClamp: inputClamp, output: o.baseAddress! + (n * k.outputHeight + first) * outRow)
+                                for (lower, upper) in zip(boundaries, boundaries.dropFirst()) where upper > lower {
+                                    BandKernels.depthwiseRows(
+                                        band: x.baseAddress! + lower, bandStart: low, bandRows: high - low,
+                                        height: k.height, width: k.width, channels: upper - lower, channelStride: C,
+                                        kernel: w.baseAddress! + lower, kernelHeight: k.kernelHeight,
+                                        kernelWidth: k.kernelWidth, strideH: k.strideH, strideW: k.strideW,
+                                        padTop: k.padTop, padLeft: k.padLeft, rows: first..<last,
+                                        outputWidth: k.outputWidth, bias: bp.map { $0 + lower }, clamp: clamp,
+                                        inputClamp: inputClamp,
+                                        output: o.baseAddress! + (n * k.outputHeight + first) * outRow + lower)
+                                }
                             }
                         }
                     }
