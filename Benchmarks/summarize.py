@@ -43,7 +43,7 @@ def main(path, header):
                 if record.get("inference_b32_img_s"):
                     rates[("cria", 32)].append(record["inference_b32_img_s"])
                 rates[("cria", 1)].append(1000.0 / record["inference_b1_ms"])
-                for key in ("gemm_gflops", "achieved_gflops", "fraction_of_sgemm", "peak_rss_mb",
+                for key in ("inference_b1_pointwise_only_ms", "gemm_gflops", "achieved_gflops", "fraction_of_sgemm", "peak_rss_mb",
                             "time_fraction_pointwise", "time_fraction_depthwise", "time_fraction_first_conv",
                             "time_fraction_other"):
                     if record.get(key) is not None:
@@ -68,6 +68,12 @@ def main(path, header):
             a, b = med.get(("cria", batch)), med.get((other, batch))
             cells.append(f"{a / b:.2f}x" if a and b else "-")
         print(f"| Cria / {names[other]} | {cells[0]} | {cells[1]} |")
+    floor, ort_b1 = cria_extra.get("inference_b1_pointwise_only_ms"), med.get(("ort", 1))
+    if floor and ort_b1:
+        floor = statistics.median(floor)
+        print()
+        print(f"Batch 1, Cria's 1x1 OpenBLAS calls alone (depthwise, first conv and pooling skipped): "
+              f"{floor:.2f} ms, {floor * ort_b1 / 1000:.2f}x ONNX Runtime's whole model ({1000 / ort_b1:.2f} ms)")
     if cria_extra:
         print()
         print("Cria, medians over rounds: " + ", ".join(

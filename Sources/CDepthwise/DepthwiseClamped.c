@@ -56,6 +56,57 @@ __attribute__((target("avx"))) static void four_avx(const float *origin, const f
         _mm256_storeu_ps(output + 3 * C + c, clamp8(a3, olo, ohi));
     }
 }
+
+/* One tap of four channel blocks: the loads, the optional clamp, the sums. */
+#define PIXEL_TAP(acc, offset)                                                             \
+    do {                                                                                   \
+        __m256 v = _mm256_loadu_ps(x + (offset));                                          \
+        if (clamps_input) v = clamp8(v, lo, hi);                                           \
+        acc = MADD(acc, v, _mm256_loadu_ps(t + (offset)));                                 \
+    } while (0)
+
+__attribute__((target("avx"))) static void pixel_avx(const float *top, long origin_x, const float *kernel,
+                                                     const float *bias, float *output, long C, long row_stride,
+                                                     long ky_low, long ky_high, long kx_low, long kx_high,
+                                                     long kernel_width, long vector_end, int clamps_input,
+                                                     float in_lower, float in_upper, float out_lower,
+                                                     float out_upper) {
+    const __m256 lo = _mm256_set1_ps(in_lower), hi = _mm256_set1_ps(in_upper);
+    const __m256 olo = _mm256_set1_ps(out_lower), ohi = _mm256_set1_ps(out_upper);
+    long c = 0;
+    /* Four channel blocks at a time: four independent sums keep the adder busy. */
+    for (; c + 32 <= vector_end; c += 32) {
+        __m256 a0, a1, a2, a3;
+        if (bias) {
+            a0 = _mm256_loadu_ps(bias + c); a1 = _mm256_loadu_ps(bias + c + 8);
+            a2 = _mm256_loadu_ps(bias + c + 16); a3 = _mm256_loadu_ps(bias + c + 24);
+        } else {
+            a0 = a1 = a2 = a3 = _mm256_setzero_ps();
+        }
+        for (long ky = ky_low; ky < ky_high; ky++) {
+            for (long kx = kx_low; kx < kx_high; kx++) {
+                const float *x = top + ky * row_stride + (origin_x + kx) * C + c;
+                const float *t = kernel + (ky * kernel_width + kx) * C + c;
+                PIXEL_TAP(a0, 0); PIXEL_TAP(a1, 8); PIXEL_TAP(a2, 16); PIXEL_TAP(a3, 24);
+            }
+        }
+        _mm256_storeu_ps(output + c, clamp8(a0, olo, ohi));
+        _mm256_storeu_ps(output + c + 8, clamp8(a1, olo, ohi));
+        _mm256_storeu_ps(output + c + 16, clamp8(a2, olo, ohi));
+        _mm256_storeu_ps(output + c + 24, clamp8(a3, olo, ohi));
+    }
+    for (; c < vector_end; c += 8) {
+        __m256 a0 = bias ? _mm256_loadu_ps(bias + c) : _mm256_setzero_ps();
+        for (long ky = ky_low; ky < ky_high; ky++) {
+            for (long kx = kx_low; kx < kx_high; kx++) {
+                const float *x = top + ky * row_stride + (origin_x + kx) * C + c;
+                const float *t = kernel + (ky * kernel_width + kx) * C + c;
+                PIXEL_TAP(a0, 0);
+            }
+        }
+        _mm256_storeu_ps(output + c, clamp8(a0, olo, ohi));
+    }
+}
 #endif
 
 static inline float clamp1(float v, float lower, float upper) {
@@ -97,4 +148,39 @@ void cria_depthwise_four_clamped(const float *origin, const float *kernel, const
     cria_depthwise_four_clamped_portable(origin, kernel, bias, output, pixel_stride, row_stride, ky_low,
                                          ky_high, vector_end, stride, in_lower, in_upper, out_lower,
                                          out_upper);
+}
+
+void cria_depthwise_pixel_portable(const float *top, long origin_x, const float *kernel, const float *bias,
+                                   float *output, long C, long row_stride, long ky_low, long ky_high,
+                                   long kx_low, long kx_high, long kernel_width, long vector_end,
+                                   int clamps_input, float in_lower, float in_upper, float out_lower,
+                                   float out_upper) {
+    for (long c = 0; c < vector_end; c++) {
+        float acc = bias ? bias[c] : 0.0f;
+        for (long ky = ky_low; ky < ky_high; ky++) {
+            for (long kx = kx_low; kx < kx_high; kx++) {
+                float v = top[ky * row_stride + (origin_x + kx) * C + c];
+                if (clamps_input) v = clamp1(v, in_lower, in_upper);
+                float product = v * kernel[(ky * kernel_width + kx) * C + c];
+                acc = acc + product;
+            }
+        }
+        output[c] = clamp1(acc, out_lower, out_upper);
+    }
+}
+
+void cria_depthwise_pixel(const float *top, long origin_x, const float *kernel, const float *bias, float *output,
+                          long pixel_stride, long row_stride, long ky_low, long ky_high, long kx_low,
+                          long kx_high, long kernel_width, long vector_end, int clamps_input, float in_lower,
+                          float in_upper, float out_lower, float out_upper) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx")) {
+        pixel_avx(top, origin_x, kernel, bias, output, pixel_stride, row_stride, ky_low, ky_high, kx_low,
+                  kx_high, kernel_width, vector_end, clamps_input, in_lower, in_upper, out_lower, out_upper);
+        return;
+    }
+#endif
+    cria_depthwise_pixel_portable(top, origin_x, kernel, bias, output, pixel_stride, row_stride, ky_low,
+                                  ky_high, kx_low, kx_high, kernel_width, vector_end, clamps_input, in_lower,
+                                  in_upper, out_lower, out_upper);
 }

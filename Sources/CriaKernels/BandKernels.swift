@@ -367,23 +367,13 @@ private struct DepthwiseWindow {
         let kxLow = max(0, -originX), kxHigh = min(kernelWidth, width - originX)
         let vectorEnd = count & ~7
         let clampsInput = !inputClamp.isIdentity
-        let inputLow = SIMD8<Float>(repeating: inputClamp.lower), inputHigh = SIMD8<Float>(repeating: inputClamp.upper)
         var c = from
-        while c < vectorEnd {
-            var acc = bias.map { bandLoad($0 + c) } ?? SIMD8<Float>()
-            var ky = kyLow
-            while ky < kyHigh {
-                var kx = kxLow
-                while kx < kxHigh {
-                    var value = bandLoad(top + ky * rowStride + (originX + kx) * C + c)
-                    if clampsInput { value = bandClamp(value, inputLow, inputHigh) }
-                    acc = bandMadd(acc, value, bandLoad(kernel + (ky * kernelWidth + kx) * C + c))
-                    kx += 1
-                }
-                ky += 1
-            }
-            bandStore(bandClamp(acc, lower, upper), output + c)
-            c += 8
+        if c < vectorEnd {
+            // The C kernel: four channel blocks at a time, the clamp in two instructions.
+            cria_depthwise_pixel(top + c, originX, kernel + c, bias.map { $0 + c }, output + c, C, rowStride,
+                                 kyLow, kyHigh, kxLow, kxHigh, kernelWidth, vectorEnd - c, clampsInput ? 1 : 0,
+                                 inputClamp.lower, inputClamp.upper, clamp.lower, clamp.upper)
+            c = vectorEnd
         }
         while c < count {
             var acc: Float = bias?[c] ?? 0

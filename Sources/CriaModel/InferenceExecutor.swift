@@ -39,6 +39,11 @@ final class InferenceExecutor: @unchecked Sendable {
     /// Arena (re)allocations so far: constant in steady state, which the tests check.
     private(set) var arenaAllocations = 0
     var profiling = false
+    /// A diagnostic for `cria bench`: run only the 1×1 GEMM calls (and the
+    /// barriers between them), skipping the depthwise, first-convolution and
+    /// other kernels. The outputs are then meaningless; the time is what the
+    /// OpenBLAS calls alone cost in the real schedule.
+    var pointwiseOnly = false
     /// Seconds per (thread, category), summed across threads when read.
     private let timings = UnsafeMutablePointer<Double>.allocate(capacity: 256 * KernelCategory.allCases.count)
 
@@ -273,6 +278,7 @@ final class InferenceExecutor: @unchecked Sendable {
 
     private func runSpatial(_ step: SpatialStep, image: Int, slot: Int, rows: Range<Int>, _ context: Context) {
         guard !rows.isEmpty else { return }
+        if pointwiseOnly { switch step.op { case .pointwise, .block: break; default: return } }
         let output = address(step.node, image: image, slot: slot, context)
         let input = address(step.inputs[0], image: image, slot: slot, context)
         let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
@@ -405,6 +411,7 @@ final class InferenceExecutor: @unchecked Sendable {
     private func depthwise(_ conv: ConvOp, band: UnsafePointer<Float>, bandStart: Int, bandRows: Int,
                            rows: Range<Int>, channels: Range<Int>? = nil, inputClamp: Clamp,
                            output: UnsafeMutablePointer<Float>) {
+        guard !pointwiseOnly else { return }
         let channels = channels ?? 0..<conv.inputChannels, first = channels.lowerBound
         BandKernels.depthwiseRows(band: band + first, bandStart: bandStart, bandRows: bandRows,
                                   height: conv.inputHeight, width: conv.inputWidth, channels: channels.count,

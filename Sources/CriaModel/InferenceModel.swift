@@ -106,6 +106,14 @@ public final class InferenceModel {
         set { executor.profiling = newValue }
     }
 
+    /// A diagnostic: predictions run only their 1×1 GEMM calls, in the real
+    /// schedule, and give meaningless outputs. `cria bench` times batch 1 this
+    /// way to show what OpenBLAS alone costs. Off by default.
+    public var runsOnlyPointwise: Bool {
+        get { executor.pointwiseOnly }
+        set { executor.pointwiseOnly = newValue }
+    }
+
     /// Seconds spent per kernel category since the last `resetProfile()`, summed over threads.
     public func profileSeconds() -> [KernelCategory: Double] {
         Dictionary(uniqueKeysWithValues: KernelCategory.allCases.map { ($0, executor.seconds($0)) })

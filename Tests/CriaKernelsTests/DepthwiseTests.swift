@@ -146,6 +146,37 @@ final class DepthwiseTests: XCTestCase {
         }
     }
 
+    /// The one-pixel C kernel (borders, leftovers, 5×5 images) gives the same
+    /// bits with and without AVX, for every tap range a border can leave, with
+    /// and without the input clamp, and channel counts on both sides of its
+    /// four-block step (8, 40: 32 + 8).
+    func testPixelKernelPortablePathMatchesAVX() {
+        var random = TestRandom(seed: 14)
+        for channels in [8, 40] {
+            let width = 4, rowStride = width * channels
+            var input = random.tensor([3, width, channels], scale: 10).scalars
+            input[5] = .nan
+            let kernel = random.tensor([3, 3, channels]).scalars
+            let bias = random.tensor([channels]).scalars
+            for (kyRange, kxRange, originX) in [(0..<3, 0..<3, 0), (1..<3, 1..<3, -1), (0..<2, 0..<2, 2), (0..<3, 0..<1, 3)] {
+                for clamps in [Int32(0), 1] {
+                    var simd = [Float](repeating: .nan, count: channels), portable = simd
+                    input.withUnsafeBufferPointer { x in
+                        cria_depthwise_pixel(x.baseAddress!, originX, kernel, bias, &simd, channels, rowStride,
+                                             kyRange.lowerBound, kyRange.upperBound, kxRange.lowerBound,
+                                             kxRange.upperBound, 3, channels, clamps, 0, 6, 0, 6)
+                        cria_depthwise_pixel_portable(x.baseAddress!, originX, kernel, bias, &portable, channels,
+                                                      rowStride, kyRange.lowerBound, kyRange.upperBound,
+                                                      kxRange.lowerBound, kxRange.upperBound, 3, channels, clamps,
+                                                      0, 6, 0, 6)
+                    }
+                    XCTAssertEqual(simd.map(\.bitPattern), portable.map(\.bitPattern),
+                                   "C \(channels) ky \(kyRange) kx \(kxRange) clamp \(clamps)")
+                }
+            }
+        }
+    }
+
     /// The band kernel over bands of rows of each image and, when
     /// `channelSlices` holds boundaries, over those slices of channels.
     private func bandDepthwise(_ k: ConvCase, input: Tensor, kernel: Tensor, bias: Tensor?, clamp: Clamp,

@@ -24,4 +24,24 @@ void cria_depthwise_four_clamped_portable(const float *origin, const float *kern
                                           float in_lower, float in_upper, float out_lower,
                                           float out_upper);
 
+/// One output pixel of a depthwise convolution of any kernel size, channels
+/// [0, vector_end) (a multiple of 8): the taps ky in [ky_low, ky_high), kx in
+/// [kx_low, kx_high) of the window whose top-left input is column origin_x of
+/// the row at `top` (taps outside the image are skipped, not added as zeros).
+/// Inputs are clamped to [in_lower, in_upper] when clamps_input is nonzero.
+/// The same sums, in the same order, as the four-pixel kernel: the image
+/// borders, the leftovers of four-pixel runs and images narrower than six
+/// pixels (5x5, where no run fits) take this path.
+void cria_depthwise_pixel(const float *top, long origin_x, const float *kernel, const float *bias, float *output,
+                          long pixel_stride, long row_stride, long ky_low, long ky_high, long kx_low,
+                          long kx_high, long kernel_width, long vector_end, int clamps_input, float in_lower,
+                          float in_upper, float out_lower, float out_upper);
+
+/// `cria_depthwise_pixel` without SIMD (tested against it for equal bits).
+void cria_depthwise_pixel_portable(const float *top, long origin_x, const float *kernel, const float *bias,
+                                   float *output, long pixel_stride, long row_stride, long ky_low, long ky_high,
+                                   long kx_low, long kx_high, long kernel_width, long vector_end,
+                                   int clamps_input, float in_lower, float in_upper, float out_lower,
+                                   float out_upper);
+
 #endif
