@@ -120,4 +120,3 @@ public enum RunInfo {
         return process.terminationStatus == 0 && !text.isEmpty ? text : "unknown"
     }()
 }
-

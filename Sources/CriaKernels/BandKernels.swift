@@ -150,8 +150,6 @@ public enum BandKernels {
         let C = channelStride ?? channels
         let rowStride = width * C
         let vectorEnd = channels & ~7
-        let lower = SIMD8<Float>(repeating: clamp.lower), upper = SIMD8<Float>(repeating: clamp.upper)
-        let clampsInput = !inputClamp.isIdentity
         // Output columns whose whole window is inside the image (floor division:
         // an image narrower than the kernel has none).
         let interiorColumns = interiorRange(input: width, kernel: kernelWidth, stride: strideW, pad: padLeft,
@@ -166,54 +164,28 @@ public enum BandKernels {
             let out = output + (oy - rows.lowerBound) * outputWidth * C
             let window = DepthwiseWindow(top: top, rowStride: rowStride, channels: C, count: channels, kernel: kernel,
                                          kernelWidth: kernelWidth, kyLow: kyLow, kyHigh: kyHigh, bias: bias,
-                                         lower: lower, upper: upper, inputClamp: inputClamp)
-            var interior = interiorLow..<interiorHigh
-            if kernelWidth != 3 || kyLow >= kyHigh { interior = interiorLow..<interiorLow }
-            for ox in 0..<interior.lowerBound {
-                window.pixel(originX: ox * strideW - padLeft, width: width, from: 0, clamp: clamp, output: out + ox * C)
+                                         clamp: clamp, inputClamp: inputClamp)
+            // Four neighbouring interior pixels share their kernel loads and,
+            // at stride 1, two thirds of their input loads; four independent
+            // sums also keep the adder busy. Every other pixel (borders, the
+            // leftovers of the runs, other strides and kernel sizes) takes
+            // the one-pixel kernel.
+            var runs = interiorLow..<interiorLow
+            if kernelWidth == 3 && kyLow < kyHigh && strideW <= 2 {
+                runs = interiorLow ..< interiorLow + (interiorHigh - interiorLow) / 4 * 4
             }
-            var ox = interior.lowerBound
-            // Four neighbouring pixels share their kernel loads and, at
-            // stride 1, two thirds of their input loads; four independent sums
-            // also keep the adder busy.
-            if clampsInput {
-                // The C kernel reads and clamps each input vector once per kernel row.
-                if strideW <= 2 {
-                    while ox + 4 <= interior.upperBound {
-                        window.fourClampedPixels(stride: strideW, origin: top + (ox * strideW - padLeft) * C,
-                                                 vectorEnd: vectorEnd, output: out + ox * C)
-                        ox += 4
+            for ox in 0..<outputWidth where !runs.contains(ox) {
+                window.pixel(originX: ox * strideW - padLeft, width: width, from: 0, output: out + ox * C)
+            }
+            for ox in stride(from: runs.lowerBound, to: runs.upperBound, by: 4) {
+                window.fourPixels(stride: strideW, origin: top + (ox * strideW - padLeft) * C, vectorEnd: vectorEnd,
+                                  output: out + ox * C)
+                if vectorEnd < channels {
+                    for pixel in ox ..< ox + 4 {
+                        window.pixel(originX: pixel * strideW - padLeft, width: width, from: vectorEnd,
+                                     output: out + pixel * C)
                     }
                 }
-                // The rest of the interior takes the general path, which clamps too.
-                interior = interior.lowerBound ..< ox
-            } else if strideW == 1 {
-                // The stride is a type, so that each specialisation sees a
-                // constant and loads each shared address once.
-                while ox + 4 <= interior.upperBound {
-                    window.fourPixels(ColumnStride1.self, origin: top + (ox - padLeft) * C, vectorEnd: vectorEnd,
-                                      output: out + ox * C)
-                    ox += 4
-                }
-            } else if strideW == 2 {
-                while ox + 4 <= interior.upperBound {
-                    window.fourPixels(ColumnStride2.self, origin: top + (2 * ox - padLeft) * C, vectorEnd: vectorEnd,
-                                      output: out + ox * C)
-                    ox += 4
-                }
-            }
-            while ox < interior.upperBound {
-                window.onePixel(origin: top + (ox * strideW - padLeft) * C, vectorEnd: vectorEnd, output: out + ox * C)
-                ox += 1
-            }
-            if vectorEnd < channels {
-                for ox in interior {
-                    window.pixel(originX: ox * strideW - padLeft, width: width, from: vectorEnd, clamp: clamp,
-                                 output: out + ox * C)
-                }
-            }
-            for ox in interior.upperBound..<outputWidth {
-                window.pixel(originX: ox * strideW - padLeft, width: width, from: 0, clamp: clamp, output: out + ox * C)
             }
         }
     }
@@ -274,13 +246,9 @@ public enum BandKernels {
     }
 }
 
-private protocol ColumnStride { static var value: Int { get } }
-private enum ColumnStride1: ColumnStride { static var value: Int { 1 } }
-private enum ColumnStride2: ColumnStride { static var value: Int { 2 } }
-
 /// One output row's view of a depthwise band: the valid kernel rows
-/// `kyLow..<kyHigh` and where they start. Every path adds the bias, then the
-/// taps in (ky, kx) order, so a value does not depend on which path computed it.
+/// `kyLow..<kyHigh` and where they start. Both kernels add the bias, then the
+/// taps in (ky, kx) order, so a value does not depend on which one computed it.
 /// `channels` is the distance between pixels; `count` of them are computed.
 private struct DepthwiseWindow {
     let top: UnsafePointer<Float>
@@ -288,88 +256,28 @@ private struct DepthwiseWindow {
     let kernel: UnsafePointer<Float>
     let kernelWidth, kyLow, kyHigh: Int
     let bias: UnsafePointer<Float>?
-    let lower, upper: SIMD8<Float>
+    /// The output's clamp (ReLU6 of the depthwise layer, or none).
+    let clamp: Clamp
     /// Applied to input values as they are read (identity: none).
     let inputClamp: Clamp
 
-    /// `fourPixels` on clamped inputs (the C kernel in `CDepthwise`): each
-    /// distinct input vector of a kernel row is read and clamped once and
-    /// kept for the pixels that share it; each pixel still adds its taps in
-    /// (ky, kx) order.
-    func fourClampedPixels(stride: Int, origin: UnsafePointer<Float>, vectorEnd: Int,
-                           output: UnsafeMutablePointer<Float>) {
-        cria_depthwise_four_clamped(origin, kernel, bias, output, channels, rowStride, kyLow, kyHigh, vectorEnd,
-                                    stride, inputClamp.lower, inputClamp.upper, lower[0], upper[0])
-    }
-
     /// Channels `0..<vectorEnd` of four interior pixels of a 3-wide kernel
-    /// whose windows start at `origin + p * stride * channels`.
-    func fourPixels<S: ColumnStride>(_: S.Type, origin: UnsafePointer<Float>, vectorEnd: Int,
-                                     output: UnsafeMutablePointer<Float>) {
-        let C = channels, s = S.value
-        var c = 0
-        while c < vectorEnd {
-            let b = bias.map { bandLoad($0 + c) } ?? SIMD8<Float>()
-            var a0 = b, a1 = b, a2 = b, a3 = b
-            var x = origin + kyLow * rowStride + c
-            var t = kernel + kyLow * 3 * C + c
-            for _ in kyLow..<kyHigh {
-                let w0 = bandLoad(t), w1 = bandLoad(t + C), w2 = bandLoad(t + 2 * C)
-                a0 = bandMadd(a0, bandLoad(x), w0)
-                a0 = bandMadd(a0, bandLoad(x + C), w1)
-                a0 = bandMadd(a0, bandLoad(x + 2 * C), w2)
-                a1 = bandMadd(a1, bandLoad(x + s * C), w0)
-                a1 = bandMadd(a1, bandLoad(x + (s + 1) * C), w1)
-                a1 = bandMadd(a1, bandLoad(x + (s + 2) * C), w2)
-                a2 = bandMadd(a2, bandLoad(x + 2 * s * C), w0)
-                a2 = bandMadd(a2, bandLoad(x + (2 * s + 1) * C), w1)
-                a2 = bandMadd(a2, bandLoad(x + (2 * s + 2) * C), w2)
-                a3 = bandMadd(a3, bandLoad(x + 3 * s * C), w0)
-                a3 = bandMadd(a3, bandLoad(x + (3 * s + 1) * C), w1)
-                a3 = bandMadd(a3, bandLoad(x + (3 * s + 2) * C), w2)
-                x += rowStride
-                t += 3 * C
-            }
-            bandStore(bandClamp(a0, lower, upper), output + c)
-            bandStore(bandClamp(a1, lower, upper), output + C + c)
-            bandStore(bandClamp(a2, lower, upper), output + 2 * C + c)
-            bandStore(bandClamp(a3, lower, upper), output + 3 * C + c)
-            c += 8
-        }
-    }
-
-    /// Channels `0..<vectorEnd` of one interior pixel of a 3-wide kernel.
-    @inline(__always)
-    func onePixel(origin: UnsafePointer<Float>, vectorEnd: Int, output: UnsafeMutablePointer<Float>) {
-        let C = channels
-        var c = 0
-        while c < vectorEnd {
-            var a = bias.map { bandLoad($0 + c) } ?? SIMD8<Float>()
-            var x = origin + kyLow * rowStride + c
-            var t = kernel + kyLow * 3 * C + c
-            for _ in kyLow..<kyHigh {
-                a = bandMadd(a, bandLoad(x), bandLoad(t))
-                a = bandMadd(a, bandLoad(x + C), bandLoad(t + C))
-                a = bandMadd(a, bandLoad(x + 2 * C), bandLoad(t + 2 * C))
-                x += rowStride
-                t += 3 * C
-            }
-            bandStore(bandClamp(a, lower, upper), output + c)
-            c += 8
-        }
+    /// whose windows start at `origin + p * stride * channels` (the C kernel in `CDepthwise`).
+    func fourPixels(stride: Int, origin: UnsafePointer<Float>, vectorEnd: Int, output: UnsafeMutablePointer<Float>) {
+        cria_depthwise_four(origin, kernel, bias, output, channels, rowStride, kyLow, kyHigh, vectorEnd, stride,
+                            inputClamp.isIdentity ? 0 : 1, inputClamp.lower, inputClamp.upper, clamp.lower, clamp.upper)
     }
 
     /// Any kernel width and position: channels `from..<channels` of the pixel
     /// whose window starts at column `originX`, skipping taps outside the image.
-    @inline(never)
-    func pixel(originX: Int, width: Int, from: Int, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
+    func pixel(originX: Int, width: Int, from: Int, output: UnsafeMutablePointer<Float>) {
         let C = channels
         let kxLow = max(0, -originX), kxHigh = min(kernelWidth, width - originX)
         let vectorEnd = count & ~7
         let clampsInput = !inputClamp.isIdentity
         var c = from
         if c < vectorEnd {
-            // The C kernel: four channel blocks at a time, the clamp in two instructions.
+            // The C kernel: four channel blocks at a time.
             cria_depthwise_pixel(top + c, originX, kernel + c, bias.map { $0 + c }, output + c, C, rowStride,
                                  kyLow, kyHigh, kxLow, kxHigh, kernelWidth, vectorEnd - c, clampsInput ? 1 : 0,
                                  inputClamp.lower, inputClamp.upper, clamp.lower, clamp.upper)
@@ -394,10 +302,9 @@ private struct DepthwiseWindow {
     }
 }
 
-// Local SIMD helpers (the depthwise files have their own; these stay private
-// so that neither file's tuning can break the other). Multiply and add stay
-// separate, as in `DepthwiseSIMD.swift`: without a `-target-cpu` that has FMA,
-// `addingProduct` becomes a libm call per lane.
+// Local SIMD helpers for the GEMM prologue and epilogue (the depthwise files
+// have their own; these stay private so that neither file's tuning can break
+// the other).
 @inline(__always)
 private func bandLoad(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
@@ -411,11 +318,6 @@ private func bandLoad(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
 @inline(__always)
 private func bandStore(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
-
-@inline(__always)
-private func bandMadd(_ acc: SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
-    acc + a * b
 }
 
 @inline(__always)

@@ -155,21 +155,20 @@ public enum Benchmark {
         if batch != 32 { report.set("inference_b32_img_s", "inference, batch 32", nil) }
 
         log("batch 1...")
-        let latency = input.withUnsafeBufferPointer { images -> Double in
-            median(timings(warmup: 3, count: configuration.latencyRepetitions) {
-                model.predict(input: images.baseAddress!, batch: 1, output: output)
-            })
+        func batch1Latency() -> Double {
+            input.withUnsafeBufferPointer { images in
+                median(timings(warmup: 3, count: configuration.latencyRepetitions) {
+                    model.predict(input: images.baseAddress!, batch: 1, output: output)
+                })
+            }
         }
+        let latency = batch1Latency()
         report.set("inference_b1_ms", "inference, batch 1, latency", latency * 1000, unit: "ms")
         report.set("inference_b1_img_s", "inference, batch 1", 1 / latency, unit: "img/s")
         // The same schedule with only the 1×1 GEMMs: the part of batch-1 latency
         // that OpenBLAS sets (it packs every call's weights; see Benchmarks/README.md).
         model.runsOnlyPointwise = true
-        let pointwiseLatency = input.withUnsafeBufferPointer { images -> Double in
-            median(timings(warmup: 3, count: configuration.latencyRepetitions) {
-                model.predict(input: images.baseAddress!, batch: 1, output: output)
-            })
-        }
+        let pointwiseLatency = batch1Latency()
         model.runsOnlyPointwise = false
         report.set("inference_b1_pointwise_only_ms", "batch 1, its 1x1 GEMM calls alone", pointwiseLatency * 1000, unit: "ms")
 

@@ -224,11 +224,9 @@ final class InferenceExecutor: @unchecked Sendable {
     /// One step of the group phase on images `first ..< first + count`, in slots `slot ..< slot + count`.
     private func runGroup(_ step: SpatialStep, first: Int, slot: Int, count: Int, _ context: Context) {
         if case .block(let block) = step.op {
-            let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            runBlockGroup(block, input: address(step.inputs[0], image: first, slot: slot, context),
-                          residual: block.residual.map { address($0, image: first, slot: slot, context) },
-                          output: address(step.node, image: first, slot: slot, context), images: count, context)
-            if profiling { record(.pointwise, since: start, thread: context.thread) }
+            runWholeImageBlock(block, input: address(step.inputs[0], image: first, slot: slot, context),
+                               residual: block.residual.map { address($0, image: first, slot: slot, context) },
+                               output: address(step.node, image: first, slot: slot, context), images: count, context)
         } else if step.op.stacksImages {
             // The group's images lie one after the other in every buffer: one call over all their rows.
             runSpatial(step, image: first, slot: slot, rows: 0 ..< count * step.rows, context)
@@ -472,26 +470,38 @@ final class InferenceExecutor: @unchecked Sendable {
 
     /// One inverted-residual block on `images` whole images stored one after
     /// the other: one expand GEMM and one project GEMM for all of them, the
-    /// depthwise step image by image in between.
-    private func runBlockGroup(_ block: BlockOp, input: UnsafeMutablePointer<Float>,
-                               residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
-                               images: Int, _ context: Context) {
+    /// depthwise step image by image in between. A channel-split thread
+    /// passes its slices of the expanded channels (`expanded`) and of the
+    /// output channels (`outputs`), and a barrier as `between`: the
+    /// projection reads every thread's filtered channels.
+    private func runWholeImageBlock(_ block: BlockOp, input: UnsafeMutablePointer<Float>,
+                                    residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
+                                    images: Int, expanded: Range<Int>? = nil, outputs: Range<Int>? = nil,
+                                    between: () -> Void = {}, _ context: Context) {
         let dw = block.depthwise, project = block.project
         let inputScalars = dw.inputHeight * dw.inputWidth * dw.inputChannels
         let outputPixels = dw.outputHeight * dw.outputWidth
         var band = UnsafePointer(input)
-        var depthwiseOut = context.scratch
+        var filtered = context.scratch
+        var time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
         if let expand = block.expand {
-            pointwise(expand, input: input, rows: images * dw.inputHeight * dw.inputWidth, output: context.scratch)
+            pointwise(expand, input: input, rows: images * dw.inputHeight * dw.inputWidth, columns: expanded,
+                      output: context.scratch)
             band = UnsafePointer(context.scratch)
-            depthwiseOut += ArenaPlan.aligned(images * inputScalars)
+            filtered += ArenaPlan.aligned(images * inputScalars)
+            if profiling { record(.pointwise, since: time, thread: context.thread); time = DispatchTime.now().uptimeNanoseconds }
         }
         for image in 0..<images {
             depthwise(dw, band: band + image * inputScalars, bandStart: 0, bandRows: dw.inputHeight,
-                      rows: 0..<dw.outputHeight, inputClamp: block.depthwiseInputClamp,
-                      output: depthwiseOut + image * outputPixels * dw.inputChannels)
+                      rows: 0..<dw.outputHeight, channels: expanded, inputClamp: block.depthwiseInputClamp,
+                      output: filtered + image * outputPixels * dw.inputChannels)
         }
-        pointwise(project, input: depthwiseOut, rows: images * outputPixels, residual: residual, output: output)
+        if profiling { record(.depthwise, since: time, thread: context.thread) }
+        between()
+        time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+        pointwise(project, input: filtered, rows: images * outputPixels, columns: outputs, residual: residual,
+                  output: output)
+        if profiling { record(.pointwise, since: time, thread: context.thread) }
     }
 
     /// `member`'s share of a channel-split step (see `splitsChannels`) on one
@@ -499,36 +509,20 @@ final class InferenceExecutor: @unchecked Sendable {
     /// at one barrier between the depthwise step and the projection.
     private func runChannelSlice(_ step: SpatialStep, image: Int, member: Int, of members: Int,
                                  _ context: Context, team: SpinTeam) {
-        let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
         let input = address(step.inputs[0], image: image, slot: 0, context)
         let output = address(step.node, image: image, slot: 0, context)
         switch step.op {
         case .pointwise(let conv):
+            let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             pointwise(conv, input: input, rows: conv.outputHeight * conv.outputWidth,
                       columns: Self.channelSlice(conv.outputChannels, member: member, of: members), output: output)
             if profiling { record(.pointwise, since: start, thread: context.thread) }
         case .block(let block):
-            let dw = block.depthwise, project = block.project
-            let slice = Self.channelSlice(dw.inputChannels, member: member, of: members)
-            var band = UnsafePointer(input)
-            var filtered = context.scratch
-            if let expand = block.expand {
-                pointwise(expand, input: input, rows: dw.inputHeight * dw.inputWidth, columns: slice,
-                          output: context.scratch)
-                band = UnsafePointer(context.scratch)
-                filtered += ArenaPlan.aligned(dw.inputHeight * dw.inputWidth * dw.inputChannels)
-            }
-            if profiling { record(.pointwise, since: start, thread: context.thread) }
-            var time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            depthwise(dw, band: band, bandStart: 0, bandRows: dw.inputHeight, rows: 0..<dw.outputHeight,
-                      channels: slice, inputClamp: block.depthwiseInputClamp, output: filtered)
-            if profiling { record(.depthwise, since: time, thread: context.thread) }
-            team.barrier()
-            time = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            pointwise(project, input: filtered, rows: dw.outputHeight * dw.outputWidth,
-                      columns: Self.channelSlice(project.outputChannels, member: member, of: members),
-                      residual: block.residual.map { address($0, image: image, slot: 0, context) }, output: output)
-            if profiling { record(.pointwise, since: time, thread: context.thread) }
+            runWholeImageBlock(block, input: input, residual: block.residual.map { address($0, image: image, slot: 0, context) },
+                               output: output, images: 1,
+                               expanded: Self.channelSlice(block.depthwise.inputChannels, member: member, of: members),
+                               outputs: Self.channelSlice(block.project.outputChannels, member: member, of: members),
+                               between: { team.barrier() }, context)
         default:
             preconditionFailure("step \(step.node) does not split by channels")
         }

@@ -135,16 +135,9 @@ public final class InferenceModel {
     /// Per-step profile since the last `resetProfile()` (profiling on).
     public func stepProfiles() -> [StepProfile] {
         executor.program.spatialSteps.enumerated().map { index, step in
-            var macs = 0
-            switch step.op {
-            case .pointwise(let conv), .depthwise(let conv), .convolution(let conv, _), .directConvolution(let conv):
-                macs = conv.multiplyAdds
-            case .block(let block):
-                macs = (block.expand?.multiplyAdds ?? 0) + block.depthwise.multiplyAdds + block.project.multiplyAdds
-            default: break
-            }
-            return StepProfile(layers: step.layers, inputPixels: step.inputPixels,
-                               multiplyAddsPerImage: macs, seconds: executor.seconds(step: index))
+            StepProfile(layers: step.layers, inputPixels: step.inputPixels,
+                        multiplyAddsPerImage: step.op.multiplyAdds.reduce(0) { $0 + $1.count },
+                        seconds: executor.seconds(step: index))
         }
     }
 
@@ -152,16 +145,7 @@ public final class InferenceModel {
     public var multiplyAddsPerImage: [KernelCategory: Int] {
         var result: [KernelCategory: Int] = [:]
         for step in executor.program.spatialSteps {
-            switch step.op {
-            case .pointwise(let conv): result[.pointwise, default: 0] += conv.multiplyAdds
-            case .depthwise(let conv): result[.depthwise, default: 0] += conv.multiplyAdds
-            case .convolution(let conv, _), .directConvolution(let conv):
-                result[.firstConvolution, default: 0] += conv.multiplyAdds
-            case .block(let block):
-                result[.pointwise, default: 0] += (block.expand?.multiplyAdds ?? 0) + block.project.multiplyAdds
-                result[.depthwise, default: 0] += block.depthwise.multiplyAdds
-            default: break
-            }
+            for (category, count) in step.op.multiplyAdds { result[category, default: 0] += count }
         }
         for (_, step) in executor.program.vectorSteps {
             if case .dense(let input, _, _, let units, _) = step {

@@ -86,6 +86,19 @@ enum SpatialOp {
         }
     }
 
+    /// Multiply-adds per image by kernel category (none for elementwise steps).
+    var multiplyAdds: [(category: KernelCategory, count: Int)] {
+        switch self {
+        case .pointwise(let conv): return [(.pointwise, conv.multiplyAdds)]
+        case .depthwise(let conv): return [(.depthwise, conv.multiplyAdds)]
+        case .convolution(let conv, _), .directConvolution(let conv): return [(.firstConvolution, conv.multiplyAdds)]
+        case .block(let block):
+            return [(.pointwise, (block.expand?.multiplyAdds ?? 0) + block.project.multiplyAdds),
+                    (.depthwise, block.depthwise.multiplyAdds)]
+        default: return []
+        }
+    }
+
     /// Per-image scratch in the group phase, where a block runs on whole images.
     var groupScratchPerImage: Int {
         guard case .block(let block) = self else { return 0 }

@@ -126,8 +126,9 @@ final class DepthwiseTests: XCTestCase {
         }
     }
 
-    /// The C kernel's portable path (machines without AVX) gives the AVX path's bits.
-    func testClampedKernelPortablePathMatchesAVX() {
+    /// The four-pixel C kernel's portable path (machines without AVX) gives
+    /// the AVX path's bits, with and without the input clamp.
+    func testFourPixelKernelPortablePathMatchesAVX() {
         var random = TestRandom(seed: 13)
         for (channels, stride) in [(8, 1), (24, 1), (16, 2), (40, 2)] {
             let width = 4 * stride + 2, rowStride = width * channels
@@ -135,13 +136,16 @@ final class DepthwiseTests: XCTestCase {
             let kernel = random.tensor([3, 3, channels]).scalars
             let bias = random.tensor([channels]).scalars
             for kyRange in [0..<3, 1..<3, 0..<2] {
-                var simd = [Float](repeating: .nan, count: 4 * channels), portable = simd
-                cria_depthwise_four_clamped(input, kernel, bias, &simd, channels, rowStride, kyRange.lowerBound,
-                                            kyRange.upperBound, channels, stride, 0, 6, 0, 6)
-                cria_depthwise_four_clamped_portable(input, kernel, bias, &portable, channels, rowStride,
-                                                     kyRange.lowerBound, kyRange.upperBound, channels, stride,
-                                                     0, 6, 0, 6)
-                XCTAssertEqual(simd.map(\.bitPattern), portable.map(\.bitPattern), "C \(channels) stride \(stride) ky \(kyRange)")
+                for clamps in [Int32(0), 1] {
+                    var simd = [Float](repeating: .nan, count: 4 * channels), portable = simd
+                    cria_depthwise_four(input, kernel, bias, &simd, channels, rowStride, kyRange.lowerBound,
+                                        kyRange.upperBound, channels, stride, clamps, 0, 6, 0, 6)
+                    cria_depthwise_four_portable(input, kernel, bias, &portable, channels, rowStride,
+                                                 kyRange.lowerBound, kyRange.upperBound, channels, stride, clamps,
+                                                 0, 6, 0, 6)
+                    XCTAssertEqual(simd.map(\.bitPattern), portable.map(\.bitPattern),
+                                   "C \(channels) stride \(stride) ky \(kyRange) clamp \(clamps)")
+                }
             }
         }
     }

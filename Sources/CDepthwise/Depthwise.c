@@ -13,13 +13,15 @@ __attribute__((target("avx"))) static inline __m256 clamp8(__m256 v, __m256 lowe
 
 #define MADD(acc, x, w) _mm256_add_ps(acc, _mm256_mul_ps(x, w))
 
-__attribute__((target("avx"))) static void four_avx(const float *origin, const float *kernel,
-                                                    const float *bias, float *output, long C,
-                                                    long row_stride, long ky_low, long ky_high,
-                                                    long vector_end, long stride, float in_lower,
-                                                    float in_upper, float out_lower, float out_upper) {
-    const __m256 lo = _mm256_set1_ps(in_lower), hi = _mm256_set1_ps(in_upper);
-    const __m256 olo = _mm256_set1_ps(out_lower), ohi = _mm256_set1_ps(out_upper);
+/* Input vector i of the current kernel row, clamped when the caller asked for it. */
+#define INPUT(i) (clamps_input ? clamp8(_mm256_loadu_ps(x + (i) * C), lo, hi) : _mm256_loadu_ps(x + (i) * C))
+
+/* Inlined twice by four_avx, with clamps_input a constant each time, so that
+   the unclamped kernel carries no clamp instructions. */
+__attribute__((target("avx"), always_inline)) static inline void
+four_body(const float *origin, const float *kernel, const float *bias, float *output, long C, long row_stride,
+          long ky_low, long ky_high, long vector_end, long stride, const int clamps_input, __m256 lo, __m256 hi,
+          __m256 olo, __m256 ohi) {
     for (long c = 0; c < vector_end; c += 8) {
         __m256 b = bias ? _mm256_loadu_ps(bias + c) : _mm256_setzero_ps();
         __m256 a0 = b, a1 = b, a2 = b, a3 = b;
@@ -27,26 +29,21 @@ __attribute__((target("avx"))) static void four_avx(const float *origin, const f
         const float *t = kernel + ky_low * 3 * C + c;
         for (long ky = ky_low; ky < ky_high; ky++, x += row_stride, t += 3 * C) {
             const __m256 w0 = _mm256_loadu_ps(t), w1 = _mm256_loadu_ps(t + C), w2 = _mm256_loadu_ps(t + 2 * C);
-            const __m256 x0 = clamp8(_mm256_loadu_ps(x), lo, hi);
-            const __m256 x1 = clamp8(_mm256_loadu_ps(x + C), lo, hi);
-            const __m256 x2 = clamp8(_mm256_loadu_ps(x + 2 * C), lo, hi);
+            const __m256 x0 = INPUT(0), x1 = INPUT(1), x2 = INPUT(2);
             a0 = MADD(MADD(MADD(a0, x0, w0), x1, w1), x2, w2);
             if (stride == 1) {
-                const __m256 x3 = clamp8(_mm256_loadu_ps(x + 3 * C), lo, hi);
+                const __m256 x3 = INPUT(3);
                 a1 = MADD(MADD(MADD(a1, x1, w0), x2, w1), x3, w2);
-                const __m256 x4 = clamp8(_mm256_loadu_ps(x + 4 * C), lo, hi);
+                const __m256 x4 = INPUT(4);
                 a2 = MADD(MADD(MADD(a2, x2, w0), x3, w1), x4, w2);
-                const __m256 x5 = clamp8(_mm256_loadu_ps(x + 5 * C), lo, hi);
+                const __m256 x5 = INPUT(5);
                 a3 = MADD(MADD(MADD(a3, x3, w0), x4, w1), x5, w2);
             } else {
-                const __m256 x3 = clamp8(_mm256_loadu_ps(x + 3 * C), lo, hi);
-                const __m256 x4 = clamp8(_mm256_loadu_ps(x + 4 * C), lo, hi);
+                const __m256 x3 = INPUT(3), x4 = INPUT(4);
                 a1 = MADD(MADD(MADD(a1, x2, w0), x3, w1), x4, w2);
-                const __m256 x5 = clamp8(_mm256_loadu_ps(x + 5 * C), lo, hi);
-                const __m256 x6 = clamp8(_mm256_loadu_ps(x + 6 * C), lo, hi);
+                const __m256 x5 = INPUT(5), x6 = INPUT(6);
                 a2 = MADD(MADD(MADD(a2, x4, w0), x5, w1), x6, w2);
-                const __m256 x7 = clamp8(_mm256_loadu_ps(x + 7 * C), lo, hi);
-                const __m256 x8 = clamp8(_mm256_loadu_ps(x + 8 * C), lo, hi);
+                const __m256 x7 = INPUT(7), x8 = INPUT(8);
                 a3 = MADD(MADD(MADD(a3, x6, w0), x7, w1), x8, w2);
             }
         }
@@ -54,6 +51,22 @@ __attribute__((target("avx"))) static void four_avx(const float *origin, const f
         _mm256_storeu_ps(output + C + c, clamp8(a1, olo, ohi));
         _mm256_storeu_ps(output + 2 * C + c, clamp8(a2, olo, ohi));
         _mm256_storeu_ps(output + 3 * C + c, clamp8(a3, olo, ohi));
+    }
+}
+
+__attribute__((target("avx"))) static void four_avx(const float *origin, const float *kernel, const float *bias,
+                                                    float *output, long C, long row_stride, long ky_low,
+                                                    long ky_high, long vector_end, long stride, int clamps_input,
+                                                    float in_lower, float in_upper, float out_lower,
+                                                    float out_upper) {
+    const __m256 lo = _mm256_set1_ps(in_lower), hi = _mm256_set1_ps(in_upper);
+    const __m256 olo = _mm256_set1_ps(out_lower), ohi = _mm256_set1_ps(out_upper);
+    if (clamps_input) {
+        four_body(origin, kernel, bias, output, C, row_stride, ky_low, ky_high, vector_end, stride, 1, lo, hi,
+                  olo, ohi);
+    } else {
+        four_body(origin, kernel, bias, output, C, row_stride, ky_low, ky_high, vector_end, stride, 0, lo, hi,
+                  olo, ohi);
     }
 }
 
@@ -115,9 +128,10 @@ static inline float clamp1(float v, float lower, float upper) {
 }
 
 /* Any machine: the same sums, one lane at a time. */
-void cria_depthwise_four_clamped_portable(const float *origin, const float *kernel, const float *bias, float *output,
-                        long C, long row_stride, long ky_low, long ky_high, long vector_end,
-                        long stride, float in_lower, float in_upper, float out_lower, float out_upper) {
+void cria_depthwise_four_portable(const float *origin, const float *kernel, const float *bias, float *output,
+                                  long C, long row_stride, long ky_low, long ky_high, long vector_end, long stride,
+                                  int clamps_input, float in_lower, float in_upper, float out_lower,
+                                  float out_upper) {
     for (long c = 0; c < vector_end; c++) {
         for (long p = 0; p < 4; p++) {
             float acc = bias ? bias[c] : 0.0f;
@@ -125,7 +139,9 @@ void cria_depthwise_four_clamped_portable(const float *origin, const float *kern
                 const float *x = origin + ky * row_stride + p * stride * C + c;
                 const float *t = kernel + ky * 3 * C + c;
                 for (long kx = 0; kx < 3; kx++) {
-                    float product = clamp1(x[kx * C], in_lower, in_upper) * t[kx * C];
+                    float v = x[kx * C];
+                    if (clamps_input) v = clamp1(v, in_lower, in_upper);
+                    float product = v * t[kx * C];
                     acc = acc + product;
                 }
             }
@@ -134,20 +150,18 @@ void cria_depthwise_four_clamped_portable(const float *origin, const float *kern
     }
 }
 
-void cria_depthwise_four_clamped(const float *origin, const float *kernel, const float *bias,
-                                 float *output, long pixel_stride, long row_stride, long ky_low,
-                                 long ky_high, long vector_end, long stride, float in_lower,
-                                 float in_upper, float out_lower, float out_upper) {
+void cria_depthwise_four(const float *origin, const float *kernel, const float *bias, float *output,
+                         long pixel_stride, long row_stride, long ky_low, long ky_high, long vector_end, long stride,
+                         int clamps_input, float in_lower, float in_upper, float out_lower, float out_upper) {
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("avx")) {
-        four_avx(origin, kernel, bias, output, pixel_stride, row_stride, ky_low, ky_high, vector_end,
-                 stride, in_lower, in_upper, out_lower, out_upper);
+        four_avx(origin, kernel, bias, output, pixel_stride, row_stride, ky_low, ky_high, vector_end, stride,
+                 clamps_input, in_lower, in_upper, out_lower, out_upper);
         return;
     }
 #endif
-    cria_depthwise_four_clamped_portable(origin, kernel, bias, output, pixel_stride, row_stride, ky_low,
-                                         ky_high, vector_end, stride, in_lower, in_upper, out_lower,
-                                         out_upper);
+    cria_depthwise_four_portable(origin, kernel, bias, output, pixel_stride, row_stride, ky_low, ky_high,
+                                 vector_end, stride, clamps_input, in_lower, in_upper, out_lower, out_upper);
 }
 
 void cria_depthwise_pixel_portable(const float *top, long origin_x, const float *kernel, const float *bias,
