@@ -1,3 +1,4 @@
+import CriaTestSupport
 import CriaCore
 import Foundation
 import XCTest
@@ -136,7 +137,7 @@ final class ExperimentReportTests: XCTestCase {
             df = pd.read_csv(sys.argv[1])
             print(len(df), df["trial_id"][0], df["test_accuracy"].isna().all(), df["phases[1].fine_tune_at"].tolist().count("none"))
             """
-        let result = try Python.run(script, arguments: [experiment.appendingPathComponent("summary.csv").path], requiring: "pandas")
+        let result = try Python.run(script, arguments: [experiment.appendingPathComponent("summary.csv").path], requiring: ["pandas"])
         XCTAssertEqual(result, "12 lr=1e-4,fine_tune_at=120 True 4\n")
     }
 }

@@ -109,7 +109,7 @@ final class MetricsLogTests: XCTestCase {
             print(",".join("%d:%.3f" % (e.step, e.value) for e in acc.Scalars("epoch_val_accuracy")))
             print(len(acc.Tags()["scalars"]))
             """
-        let result = try Python.run(script, arguments: [directory.path], requiring: "tensorboard")
+        let result = try Python.run(script, arguments: [directory.path], requiring: ["tensorboard"])
         XCTAssertEqual(result, "0:0.500,1:0.600,2:0.700\n7\n")
     }
 
@@ -124,7 +124,7 @@ final class MetricsLogTests: XCTestCase {
             df = pd.read_csv(sys.argv[1])
             print(list(df.columns)); print(df["val_accuracy"].isna().tolist()); print(df["learning_rate"].tolist(), df["phase"].tolist())
             """
-        let result = try Python.run(script, arguments: [directory.appendingPathComponent("metrics.csv").path], requiring: "pandas")
+        let result = try Python.run(script, arguments: [directory.appendingPathComponent("metrics.csv").path], requiring: ["pandas"])
         XCTAssertEqual(result, """
             ['epoch', 'accuracy', 'keras_accuracy', 'learning_rate', 'loss', 'phase', 'seconds', 'val_accuracy', 'val_keras_accuracy', 'val_loss']
             [False, True]

@@ -1,3 +1,4 @@
+import CriaTestSupport
 import CriaCore
 import Foundation
 import XCTest
@@ -99,7 +100,7 @@ final class NotebookExportTests: XCTestCase {
             nbformat.validate(nb)
             print("valid", nb.nbformat, nb.nbformat_minor, len(nb.cells))
             """
-        let result = try Python.run(script, arguments: [url.path], requiring: "nbformat")
+        let result = try Python.run(script, arguments: [url.path], requiring: ["nbformat"])
         XCTAssertTrue(result.hasPrefix("valid 4 5 "), result)
     }
 }

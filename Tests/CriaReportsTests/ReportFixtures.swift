@@ -23,37 +23,6 @@ extension XCTestCase {
     }
 }
 
-/// Runs a Python snippet for the optional interoperability checks, skipping when Python or a module is absent.
-enum Python {
-    static func run(_ script: String, arguments: [String], requiring module: String) throws -> String {
-        // The first python3 on PATH, as a user's shell would pick it (pyenv, venv or system).
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        guard let python = path.split(separator: ":").map({ "\($0)/python3" })
-            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw XCTSkip("python3 is not installed")
-        }
-        let probe = try execute(python, ["-c", "import \(module)"])
-        if probe.status != 0 { throw XCTSkip("python3 cannot import \(module) (pip install \(module) to run this check)") }
-        let result = try execute(python, ["-c", script] + arguments)
-        if result.status != 0 { XCTFail("python failed: \(result.stderr)") }
-        return result.stdout
-    }
-
-    private static func execute(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-    }
-}
-
 extension ReportFixtures {
     /// Writes a finished trial like the runner does: metrics through MetricsLog, config, curves and summary.json last.
     /// `valAccuracies` has one entry per epoch; the first `frozenEpochs` are the frozen phase, the rest fine-tune from `fineTuneAt`.
