@@ -10,7 +10,14 @@ import Foundation
 /// bit-identical from run to run for a given thread count.
 public enum Threads {
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var current: Int = defaultCount
+    /// OpenBLAS's own default (OPENBLAS_NUM_THREADS, else every core) may differ from
+    /// Cria's (CRIA_THREADS, else every core); results depend on both, so the first use
+    /// sets OpenBLAS to Cria's budget and the pair is always one number.
+    nonisolated(unsafe) private static var current: Int = {
+        let value = defaultCount
+        openblas_set_num_threads(Int32(value))
+        return value
+    }()
 
     public static var defaultCount: Int {
         if let text = ProcessInfo.processInfo.environment["CRIA_THREADS"], let value = Int(text), value > 0 {
@@ -27,7 +34,7 @@ public enum Threads {
     /// Sets the budget for both OpenBLAS and Cria. Call before running a model.
     public static func set(_ value: Int) {
         let value = max(1, value)
-        lock.lock(); current = value; lock.unlock()
+        lock.lock(); _ = current; current = value; lock.unlock()
         openblas_set_num_threads(Int32(value))
     }
 

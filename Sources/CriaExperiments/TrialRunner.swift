@@ -53,7 +53,20 @@ public final class TrialRunner {
         let resolved = config.resolvedTree(criaVersion: criaVersion, gitCommit: RunInfo.gitCommit)
         try AtomicFile.write("# \(config.name) / \(plan.id): every default filled in; `cria run` accepts this file.\n"
                              + ConfigEmitter.yaml(resolved), to: directory.appendingPathComponent("config.resolved.yaml"))
-        if let threads = config.threads { Threads.set(threads) }
+        // The config's thread budget holds for this trial only: it is process-wide state
+        // (Cria's loops and OpenBLAS), and a caller running trials in-process (tests, a
+        // notebook) must get back the budget it had.
+        if let threads = config.threads {
+            let previous = Threads.count
+            Threads.set(threads)
+            defer { Threads.set(previous) }
+            return try train(plan, directory: directory, started: started)
+        }
+        return try train(plan, directory: directory, started: started)
+    }
+
+    private func train(_ plan: TrialPlan, directory: URL, started: Date) throws -> JSONValue {
+        let config = plan.config
 
         let data = try self.data(for: config)
         let classes = data.classNames.count

@@ -11,7 +11,24 @@ import XCTest
 /// (Notebooks-export/make_adam_reference_f64.py). Keras's own float32 goldens are
 /// measured against the same reference (train/adam_f64.json) and printed beside
 /// Cria's, so each figure reads as "as close to exact as Keras float32 is".
+///
+/// What these figures depend on: the CPU (OpenBLAS's kernel family and Cria's SIMD path)
+/// and the thread count (Cria's and OpenBLAS's, always equal: `Threads`). Nothing else:
+/// checked with glibc heap layouts changed (tcache off, mmap threshold, top pad, one
+/// arena), other paths and environments, and test orders. An earlier dependence on test
+/// order was a leak of the thread count: an in-process trial with `threads: 1` left it
+/// at 1 for every later test; trials now restore it, and this class states its own.
 final class ExactArithmeticParityTests: XCTestCase {
+    /// The float32 error model of the trainable part alone (blocks 13-16 and the head, 35
+    /// layers whose longest sums have 9·960 terms): each value's rounding is a random walk
+    /// over its chain of sums, √(35·9·960)·u ≈ 3.3e-5 of a tensor's scale (u = 2⁻²⁴).
+    private static let trainableRounding = Float((35.0 * 9 * 960).squareRoot()) * Float.ulpOfOne / 2
+
+    override func setUp() {
+        super.setUp()
+        Threads.set(Threads.defaultCount)
+    }
+
     private func reference() throws -> JSONValue {
         let url = TrainingFixture.url("adam_f64.json")
         guard FileManager.default.fileExists(atPath: url.path) else {
@@ -24,7 +41,17 @@ final class ExactArithmeticParityTests: XCTestCase {
     /// largest exact value. `exactPrefix` feeds the float64 output of the frozen prefix
     /// (`block_13_pad`) instead of Cria's float32 one; `weights` replaces the trainable
     /// variables (the float64 weights after one Adam step, for the second step).
-    private func worstGradientErrors(_ mode: BatchNormMode, exactPrefix: Bool, weights: String? = nil,
+    /// The frozen prefix's output fed to the trainable part.
+    private enum PrefixSource {
+        /// Cria's own float32 prefix.
+        case cria
+        /// The float64 prefix (rounded once to float32).
+        case exact
+        /// The float64 prefix plus uniform noise of the given half-width, drawn with `seed`.
+        case exactPlusNoise(halfWidth: Float, seed: UInt64)
+    }
+
+    private func worstGradientErrors(_ mode: BatchNormMode, prefix source: PrefixSource, weights: String? = nil,
                                      expected: String) throws -> [(name: String, cria: Float)] {
         var (graph, data) = try TrainingFixture.modelAndBatch()
         if let weights {
@@ -37,10 +64,17 @@ final class ExactArithmeticParityTests: XCTestCase {
         }
         let session = try TrainingGraph(graph: graph, bnMode: mode)
         var prefix = try session.runPrefix(data.images)
-        if exactPrefix {
+        switch source {
+        case .cria: break
+        case .exact, .exactPlusNoise:
             let boundary = try XCTUnwrap(graph.index(of: "block_13_pad"))
             XCTAssertEqual(Array(prefix.keys), [boundary], "the prefix of fine_tune_at=120 ends at block_13_pad")
-            prefix[boundary] = try TrainingFixture.npy("prefix_f64_block_13_pad.npy").scalars
+            var exact = try TrainingFixture.npy("prefix_f64_block_13_pad.npy").scalars
+            if case .exactPlusNoise(let halfWidth, let seed) = source {
+                var generator = SplitMix64(seed: seed)
+                for i in exact.indices { exact[i] += (generator.nextUnitFloat() * 2 - 1) * halfWidth }
+            }
+            prefix[boundary] = exact
         }
         let (output, tape) = session.forward(prefix: prefix, batch: data.count, training: true, dropoutSeed: 0)
         let (_, outputGradient) = Loss.binaryCrossentropyFromLogits.evaluate(outputs: output, labels: data.labels, columns: 1)
@@ -63,22 +97,61 @@ final class ExactArithmeticParityTests: XCTestCase {
         return errors
     }
 
-    /// From Cria's own float32 prefix. Measured: inference mode 7.8e-6 (Keras float32 7.7e-6);
-    /// train mode 4.6e-4 (Keras float32 2.4e-5), see the next test for why.
-    private func checkEndToEnd(_ mode: BatchNormMode, tolerance: Float) throws {
+    /// Cria's float32 prefix output (`block_13_pad`) against the float64 one: the root-mean-square
+    /// difference, the size of the rounding that the end-to-end checks propagate.
+    private func prefixRoundingRMS() throws -> (rms: Float, relativeToScale: Float) {
+        let (graph, data) = try TrainingFixture.modelAndBatch()
+        let session = try TrainingGraph(graph: graph, bnMode: .inference)
+        let cria = try XCTUnwrap(try session.runPrefix(data.images)[try XCTUnwrap(graph.index(of: "block_13_pad"))])
+        let exact = try TrainingFixture.npy("prefix_f64_block_13_pad.npy")
+        var sum = 0.0
+        for (a, b) in zip(cria, exact.scalars) { sum += Double(a - b) * Double(a - b) }
+        let rms = Float((sum / Double(cria.count)).squareRoot())
+        return (rms, rms / exact.maxMagnitude)
+    }
+
+    /// From Cria's own float32 prefix, whose output carries float32 rounding. How much such
+    /// rounding moves each gradient is a property of the function, not of Cria: ReLU6 kinks and
+    /// batch statistics downstream amplify it (in train mode, 20-70 times Keras's own error on
+    /// some γ, from different but equally accurate prefix bits). So the bound is measured:
+    /// the trainable part is run six times from the exact prefix plus noise of the
+    /// root-mean-square size of Cria's prefix rounding; each tensor may be off by the trainable
+    /// part's own float32 error (`trainableRounding`, checked by `testGradientsFromTheExactPrefix`) plus twice the
+    /// largest change that noise caused. Cria's prefix rounding itself must stay within the
+    /// float32 model (checked first), or a wrong prefix would widen its own tolerance.
+    private func checkEndToEnd(_ mode: BatchNormMode) throws {
         let json = try reference()
-        for (name, cria) in try worstGradientErrors(mode, exactPrefix: false, expected: "\(mode.rawValue)/grad_f64") {
+        let (rms, relative) = try prefixRoundingRMS()
+        print("prefix block_13_pad vs float64: rms \(rms) (\(relative) of scale)")
+        // ~50 float32 layers, sums of up to 9·576 terms, each element's error a random walk of
+        // roundings: √(50·5184)·u ≈ 3e-5 of the scale is the float32 model's bound for the RMS.
+        XCTAssertLessThan(relative, 3e-5, "the frozen prefix is further from float64 than float32 rounding explains")
+        // Uniform noise with the RMS of Cria's rounding, six draws: each is what another thread
+        // count or CPU (other rounding bits, same size) might hand the trainable part, so the
+        // bound covers the near-kink flips such rounding can cause. Measured over the draws:
+        // median tolerance 5e-5 of scale; the 10 % of tensors downstream of flipped units
+        // get 1e-2 and more. With 1 and 2 threads, Cria stays within a fifth of every bound.
+        let halfWidth = rms * Float(3).squareRoot()
+        var noiseEffect: [String: Float] = [:]
+        for seed in UInt64(1)...6 {
+            for (name, error) in try worstGradientErrors(mode, prefix: .exactPlusNoise(halfWidth: halfWidth, seed: seed),
+                                                         expected: "\(mode.rawValue)/grad_f64") {
+                noiseEffect[name] = max(noiseEffect[name] ?? 0, error)
+            }
+        }
+        for (name, cria) in try worstGradientErrors(mode, prefix: .cria, expected: "\(mode.rawValue)/grad_f64") {
             let keras = json["modes"]?[mode.rawValue]?["gradient_relative_error_keras_float32"]?[name]?.double ?? .nan
-            print("gradient vs float64, \(mode) \(name): Cria \(cria), Keras float32 \(keras)")
+            let tolerance = Self.trainableRounding + 2 * (noiseEffect[name] ?? 0)
+            print("gradient vs float64, \(mode) \(name): Cria \(cria), Keras float32 \(keras), tolerance \(tolerance)")
             XCTAssertLessThanOrEqual(cria, tolerance, "\(mode) \(name)")
         }
     }
 
-    func testInferenceModeGradientsAgainstFloat64() throws { try checkEndToEnd(.inference, tolerance: 1e-5) }
-    func testTrainModeGradientsAgainstFloat64() throws { try checkEndToEnd(.train, tolerance: 5e-4) }
+    func testInferenceModeGradientsAgainstFloat64() throws { try checkEndToEnd(.inference) }
+    func testTrainModeGradientsAgainstFloat64() throws { try checkEndToEnd(.train) }
 
     /// Given the exact prefix output, everything Cria computes after it (forward with batch
-    /// statistics, backward, in both modes) is within 1e-5 of float64 — measured 1.6e-6 in
+    /// statistics, backward, in both modes) is within the trainable part's rounding model (`trainableRounding`) of float64 — measured 1.6e-6 in
     /// train mode, 1.0e-6 in inference mode, closer than Keras float32 gets (2.4e-5, 7.7e-6).
     /// So train mode's 4.6e-4 above is the prefix's float32 rounding (Cria 3.3e-6 of scale,
     /// Keras 2.8e-6: as accurate, but not the same bits) amplified by ReLU6 kinks and 72-value
@@ -86,21 +159,21 @@ final class ExactArithmeticParityTests: XCTestCase {
     func testGradientsFromTheExactPrefix() throws {
         _ = try reference()
         for mode in [BatchNormMode.inference, .train] {
-            for (name, cria) in try worstGradientErrors(mode, exactPrefix: true, expected: "\(mode.rawValue)/grad_f64") {
-                XCTAssertLessThanOrEqual(cria, 1e-5, "\(mode) \(name)")
+            for (name, cria) in try worstGradientErrors(mode, prefix: .exact, expected: "\(mode.rawValue)/grad_f64") {
+                XCTAssertLessThanOrEqual(cria, Self.trainableRounding, "\(mode) \(name)")
             }
         }
     }
 
     /// The second Adam step's gradients at float64's weights after the first step: within
-    /// 1e-5 of float64 in both modes. Cria has no state that drifts between steps; what moves
+    /// the same bound of float64 in both modes. Cria has no state that drifts between steps; what moves
     /// its three-step weights is the first step's rounding (see `testStepLossesAgainstFloat64`).
     func testSecondStepGradientsAtTheExactFirstStepWeights() throws {
         _ = try reference()
         for mode in [BatchNormMode.inference, .train] {
-            for (name, cria) in try worstGradientErrors(mode, exactPrefix: true, weights: "\(mode.rawValue)/after1_f64",
+            for (name, cria) in try worstGradientErrors(mode, prefix: .exact, weights: "\(mode.rawValue)/after1_f64",
                                                         expected: "\(mode.rawValue)/grad2_f64") {
-                XCTAssertLessThanOrEqual(cria, 1e-5, "\(mode) \(name)")
+                XCTAssertLessThanOrEqual(cria, Self.trainableRounding, "\(mode) \(name)")
             }
         }
     }
