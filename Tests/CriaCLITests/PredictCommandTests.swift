@@ -60,8 +60,8 @@ final class PredictCommandTests: XCTestCase {
     }
 
     func testPredictJSONOnRealPhotosWithLabdog() throws {
-        guard Fixtures.labdogModel != nil else { throw XCTSkip("Weights/dog_breed_mobilenetv2.h5 is absent; run `make setup`") }
-        guard let alpaca = Fixtures.alpacaDirectory else { throw XCTSkip("alpaca data absent (set CRIA_ALPACA_DIR)") }
+        guard Fixtures.labdogModel != nil else { throw Skip.missing("Weights/dog_breed_mobilenetv2.h5 is absent; run `make setup`") }
+        guard let alpaca = Fixtures.alpacaDirectory else { throw Skip.decision("alpaca data absent (set CRIA_ALPACA_DIR)") }
         let photo = alpaca.appendingPathComponent("alpaca/01ad3ff1d94eb557.jpg")
         let result = try CLI.run(["predict", "--model", "Weights/dog_breed_mobilenetv2.h5", photo.path, "--top", "3", "--json"])
         XCTAssertEqual(result.status, 0, result.stderr)

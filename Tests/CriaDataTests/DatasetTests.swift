@@ -107,7 +107,7 @@ final class DatasetTests: XCTestCase {
     /// The real alpaca folder: Keras's 210/52 split, decoded and resized to 160×160 like Keras.
     func testAlpacaSplitLoadsLikeKeras() throws {
         guard let directory = Fixtures.alpacaDirectory else {
-            throw XCTSkip("alpaca data not found; set CRIA_ALPACA_DIR or place it at ../shared/data/alpaca")
+            throw Skip.decision("alpaca data not found; set CRIA_ALPACA_DIR or place it at ../shared/data/alpaca")
         }
         let (base, messages) = options { $0.imageSize = (160, 160); $0.validationSplit = 0.2; $0.batchSize = 32 }
         let (training, validation) = try DirectoryDataset.loadSplit(directory, options: base)

@@ -97,7 +97,7 @@ final class DecodeTests: XCTestCase {
     /// Real photographs: TF's full decode checked by checksums, then the 160×160 resize.
     func testRealAlpacaPhotosMatchTensorFlow() throws {
         guard let directory = Fixtures.alpacaDirectory else {
-            throw XCTSkip("alpaca data not found; set CRIA_ALPACA_DIR or place it at ../shared/data/alpaca")
+            throw Skip.decision("alpaca data not found; set CRIA_ALPACA_DIR or place it at ../shared/data/alpaca")
         }
         let index = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("data/alpaca/index.json"))) as! [String: [String: Any]]
         for (key, entry) in index.sorted(by: { $0.key < $1.key }) {

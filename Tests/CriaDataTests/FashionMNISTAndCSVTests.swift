@@ -11,7 +11,7 @@ final class FashionMNISTTests: XCTestCase {
 
     private func requireData() throws {
         guard FileManager.default.fileExists(atPath: FashionMNIST.defaultDirectory.appendingPathComponent("train-labels-idx1-ubyte.gz").path) else {
-            throw XCTSkip("Fashion-MNIST IDX files not installed (apt install dataset-fashion-mnist)")
+            throw Skip.missing("Fashion-MNIST IDX files not installed (apt install dataset-fashion-mnist)")
         }
     }
 

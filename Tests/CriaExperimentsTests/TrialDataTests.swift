@@ -48,7 +48,7 @@ final class TrialDataTests: XCTestCase {
 
     func testFashionMNISTOneVersusRest() throws {
         guard FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") else {
-            throw XCTSkip("Debian's dataset-fashion-mnist is not installed")
+            throw Skip.missing("Debian's dataset-fashion-mnist is not installed")
         }
         let data = try TrialData.load(try spec("source: fashion_mnist, limit: 50, image_size: 32, fashion_mnist: {classes: [Sandal, Sneaker], positive_class: Sneaker, test: true, test_limit: 20}"),
                                       seed: 42, verbose: false)

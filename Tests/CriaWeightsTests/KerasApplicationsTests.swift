@@ -55,7 +55,7 @@ final class LabdogModelTests: XCTestCase {
 
     /// Runs only where `make setup` fetched the model.
     func testFetchedModelMatchesPinnedHash() throws {
-        guard let url = Fixtures.labdogModel else { throw XCTSkip("Weights/\(LabdogModel.fileName) not fetched") }
+        guard let url = Fixtures.labdogModel else { throw Skip.missing("Weights/\(LabdogModel.fileName) not fetched") }
         XCTAssertTrue(Weights.hasHDF5Signature(url))
         XCTAssertEqual(try SHA256.hexDigest(ofFile: url), LabdogModel.sha256)
     }
