@@ -7,6 +7,7 @@
 #   CRIA=/path/to/cria Benchmarks/compare.sh              # an already built binary
 #   TRAIN=0 Benchmarks/compare.sh                         # inference only (no training rows)
 #   CRIA_ALPACA_DIR=DIR Benchmarks/compare.sh             # data-loading rows on DIR (default ../shared/data/alpaca)
+#   RESULTS=/tmp/x.jsonl Benchmarks/compare.sh            # append the run there instead of Benchmarks/results/bench-compare.jsonl
 #
 # The Keras model is the reference: Cria loads the same .h5, and ONNX Runtime
 # runs an ONNX graph that Benchmarks/engines.py writes from the Keras layers
@@ -93,4 +94,8 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 header="MobileNetV2 ($(basename "$KERAS_MODEL"), ${SIZE}x${SIZE}), $THREADS threads, $(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; log: $LOG"
-$PYTHON Benchmarks/summarize.py "$LOG" "$header" | tee "$OUT/compare-summary.md"
+# The run is also appended to $RESULTS (default Benchmarks/results/bench-compare.jsonl),
+# from which `python3 Benchmarks/tables.py speed` prints the README's table.
+RESULTS=${RESULTS:-Benchmarks/results/bench-compare.jsonl}
+$PYTHON Benchmarks/summarize.py "$LOG" "$header" --append "$RESULTS" --model "$(basename "$KERAS_MODEL")" \
+    --size "$SIZE" --threads "$THREADS" --rounds "$ROUNDS" --train "$TRAIN" | tee "$OUT/compare-summary.md"

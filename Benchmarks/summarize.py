@@ -8,6 +8,10 @@ or a data-loading timing ({"engine", "data_seconds"}) from engines.py data or
 `cria data bench --json`.
 Ratios are of medians over the rounds of this one run: on a shared machine
 only numbers measured side by side are comparable.
+
+With --append FILE it also appends the run as one JSON line to FILE
+(compare.sh: Benchmarks/results/bench-compare.jsonl), the record that
+Benchmarks/tables.py reads; the format is in Benchmarks/README.md.
 """
 import json
 import statistics
@@ -80,6 +84,7 @@ def main(path, header):
             f"{key} {statistics.median(values):.3g}" for key, values in cria_extra.items()))
     print_training(training)
     print_data(data)
+    return rates, cria_extra, training, data
 
 
 def print_training(training):
@@ -124,5 +129,81 @@ def print_data(data):
     print(f"| Keras/TF | {k:.3f} | |")
 
 
+def run_record(log, rates, cria_extra, training, data, settings):
+    """One bench-compare run in the format of Benchmarks/results/bench-compare.jsonl."""
+    import datetime
+    import importlib.metadata
+    import os
+    import subprocess
+
+    def version(dist):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def command(*args):
+        try:
+            return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip() or None
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown CPU")
+    software = {"cria": command("git", "rev-parse", "--short", "HEAD"),
+                "openblas": command("dpkg-query", "-W", "-f=${Version}", "libopenblas0-pthread"),
+                "onnxruntime": version("onnxruntime"), "tensorflow": version("tensorflow") or version("tensorflow-cpu"),
+                "keras": version("keras")}
+    median = defaultdict(dict)
+    for (engine, batch), values in rates.items():
+        value = statistics.median(values)
+        if batch == 32:
+            median[engine]["b32_img_s"] = round(value, 1)
+        else:
+            median[engine]["b1_ms"] = round(1000 / value, 2)
+    if cria_extra.get("inference_b1_pointwise_only_ms"):
+        median["cria"]["b1_pointwise_only_ms"] = round(statistics.median(cria_extra["inference_b1_pointwise_only_ms"]), 2)
+    rounds = []
+    for i in range(max((len(v) for v in rates.values()), default=0)):
+        row = {"round": i + 1}
+        for (engine, batch), values in rates.items():
+            if i < len(values):
+                key = f"{engine}_b32_img_s" if batch == 32 else f"{engine}_b1_ms"
+                row[key] = round(values[i], 1) if batch == 32 else round(1000 / values[i], 2)
+        pointwise = cria_extra.get("inference_b1_pointwise_only_ms", [])
+        if i < len(pointwise):
+            row["cria_b1_pointwise_only_ms"] = round(pointwise[i], 2)
+        rounds.append(row)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    record = {"benchmark": "bench-compare", "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "date": now.strftime("%Y-%m-%d"),
+              "machine": f"{os.cpu_count()}-core {cpu}", "software": {k: v for k, v in software.items() if v},
+              "settings": settings, "log": log, "median": dict(median), "rounds": rounds,
+              "source": "Benchmarks/summarize.py"}
+    extra = {key: round(statistics.median(values), 4) for key, values in cria_extra.items() if key != "inference_b1_pointwise_only_ms"}
+    if extra:
+        record["cria"] = extra
+    med = {key: statistics.median(values) for key, values in training.items()}
+    if any(engine == "keras" for engine, _ in med):
+        record["training"] = {engine: {key: round(value, 4) for (e, key), value in med.items() if e == engine} for engine in ("cria", "keras")}
+    if data.get("cria") and data.get("keras"):
+        record["data"] = {"cria_seconds": round(statistics.median(data["cria"]), 3), "keras_seconds": round(statistics.median(data["keras"]), 3)}
+    return record
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")
+    import argparse
+    parser = argparse.ArgumentParser(description="Medians and ratios of one compare.sh run.")
+    parser.add_argument("log")
+    parser.add_argument("header", nargs="?", default="")
+    parser.add_argument("--append", metavar="FILE", help="append the run as one JSON line to FILE")
+    parser.add_argument("--model", default="")
+    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=0)
+    parser.add_argument("--train", default="1")
+    args = parser.parse_args()
+    collected = main(args.log, args.header)
+    if args.append:
+        settings = {"model": args.model, "size": args.size, "threads": args.threads, "rounds": args.rounds, "train": args.train == "1"}
+        with open(args.append, "a") as handle:
+            handle.write(json.dumps(run_record(args.log, *collected, settings)) + "\n")
+        print(f"\nappended to {args.append}; tables: python3 Benchmarks/tables.py speed", file=sys.stderr)
