@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The two measurements behind the batch-1 analysis in Benchmarks/README.md:
+# The two measurements behind the batch-1 analysis in docs/inference-speed.md:
 # the cache this process really gets, and what a batch-1 sgemm loses when its
 # weights come from DRAM. Needs gcc and libopenblas-dev (make setup).
 set -euo pipefail
