@@ -85,7 +85,8 @@ def speed(args):
     for other in ("ort", "keras"):
         b32 = ratio(med(record, "cria", "b32_img_s"), med(record, other, "b32_img_s"))
         b1 = ratio(med(record, other, "b1_ms"), med(record, "cria", "b1_ms"))
-        print(f"| **Cria / {names[other].split(' (')[0]}** (speed) | **{b32}** | **{b1}** |")
+        short = {"ort": "ONNX Runtime", "keras": "Keras"}[other]
+        print(f"| **Cria / {short}** (speed) | **{b32}** | **{b1}** |")
     pointwise = med(record, "cria", "b1_pointwise_only_ms")
     if pointwise:
         ort = med(record, "ort", "b1_ms")
