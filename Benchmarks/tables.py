@@ -11,6 +11,7 @@
     python3 Benchmarks/tables.py accuracy         # validation accuracy per seed (compare-keras)
     python3 Benchmarks/tables.py openblas         # the test suite under each OpenBLAS kernel
     python3 Benchmarks/tables.py all
+    python3 Benchmarks/tables.py check README.md docs/*.md   # every quoted table row still regenerates
 
 Standard library only. Ratios are of medians within one run: on a shared
 machine only numbers measured side by side are comparable, so no table mixes
@@ -47,7 +48,7 @@ def pick(records, run, has=lambda r: True):
 def caption(record, command):
     settings = record.get("settings", {})
     parts = [f"{k}={v}" for k, v in settings.items() if k not in ("data",)]
-    return (f"{command}; {record['timestamp']}; {record['machine']}; "
+    return (f"{command}; {record['date']}; {record['machine']}; "
             + ", ".join(parts) + "; " + ", ".join(f"{k} {v}" for k, v in record.get("software", {}).items()))
 
 
@@ -192,15 +193,50 @@ def openblas(args):
         print(f"| {r['openblas_coretype']} | {r['threads']} | {r['tests']} | {r['failures']} |")
 
 
+def check(files):
+    """Every Markdown table in FILES whose header a table here prints must consist of rows it prints
+    (a document may leave rows out, never change one). Exit status 1 on a mismatch."""
+    import contextlib
+    import io
+    generated = {}
+    for name, table in TABLES.items():
+        if name == "rounds":
+            continue
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            table(argparse.Namespace(run=None))
+        rows = [line for line in buffer.getvalue().splitlines() if line.startswith("|")]
+        generated[rows[0]] = (name, set(rows))
+    bad = checked = 0
+    for path in files:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+        for number, line in enumerate(lines):
+            if line in generated and (number == 0 or not lines[number - 1].startswith("|")):
+                name, rows = generated[line]
+                checked += 1
+                for offset, row in enumerate(lines[number:], start=number):
+                    if not row.startswith("|"):
+                        break
+                    if row not in rows:
+                        bad += 1
+                        print(f"{path}:{offset + 1}: not what `tables.py {name}` prints: {row}")
+    print(f"{checked} quoted tables checked, {bad} rows differ")
+    return bad == 0
+
+
 TABLES = {"speed": speed, "runs": runs, "rounds": rounds, "training": training, "data": data,
           "recipe": recipe, "accuracy": accuracy, "openblas": openblas}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("table", choices=list(TABLES) + ["all"])
+    parser.add_argument("table", choices=list(TABLES) + ["all", "check"])
+    parser.add_argument("files", nargs="*", help="with check: the documents whose tables to check")
     parser.add_argument("--run", help="a run's timestamp (default: the latest run with these figures)")
     args = parser.parse_args()
+    if args.table == "check":
+        sys.exit(0 if check(args.files) else 1)
     for name in (TABLES if args.table == "all" else [args.table]):
         if args.table == "all":
             print(f"\n## {name}\n")
