@@ -15,6 +15,9 @@ this script mean anything on a shared machine.
 
 Prints both histories, total wall time, time per phase, peak RSS and the
 ratios, and writes the same as Markdown to runs/compare-keras/<stamp>/report.md.
+Appends the run as one JSON line to Benchmarks/results/compare-keras.jsonl
+($RESULTS), from which `python3 Benchmarks/tables.py recipe` and `accuracy`
+print the README's tables.
 Standard library only; Keras runs in the interpreter given by $KERAS_PYTHON
 (default: python3), which needs tensorflow-cpu.
 """
@@ -77,6 +80,38 @@ def mean(values):
     return statistics.mean(values) if values else float("nan")
 
 
+def results_record(seeds, results):
+    """One run in the format of Benchmarks/results/compare-keras.jsonl (Benchmarks/README.md)."""
+    def engine(name):
+        runs = results[name]
+        logit_key = "val_accuracy" if name == "cria" else "val_accuracy_logits"
+        record = {"wall_s": round(mean([r["wall"] for r in runs]), 1),
+                  "frozen_phase_s": round(mean([r["frozen_s"] for r in runs]), 1),
+                  "fine_tune_phase_s": round(mean([r["fine_s"] for r in runs]), 1),
+                  "peak_rss_mb": round(mean([r["rss"] for r in runs])),
+                  "frozen_val_accuracy": [round(float(r["rows"][4][logit_key]), 4) for r in runs if len(r["rows"]) > 4],
+                  "final_val_accuracy": [round(float(r["rows"][-1][logit_key]), 4) for r in runs]}
+        if name == "keras":
+            record["final_keras_val_accuracy"] = [round(float(r["rows"][-1]["val_accuracy"]), 4) for r in runs]
+        return record
+
+    def version(module):
+        try:
+            return subprocess.run([os.environ.get("KERAS_PYTHON", sys.executable), "-c", f"import {module}; print({module}.__version__)"],
+                                  capture_output=True, text=True, timeout=120).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown CPU")
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    software = {"cria": commit or None, "tensorflow": version("tensorflow"), "keras": version("keras")}
+    return {"benchmark": "compare-keras", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": f"{os.cpu_count()}-core {cpu}",
+            "software": {k: v for k, v in software.items() if v},
+            "settings": {"config": "Experiments/alpaca.yaml", "seeds": seeds},
+            "cria": engine("cria"), "keras": engine("keras"), "source": "scripts/compare_keras.py"}
+
+
 def main():
     seeds = [int(s) for s in os.environ.get("SEEDS", "42").split()]
     cria = os.environ.get("CRIA", os.path.join(REPO, ".build", "release", "cria"))
@@ -124,8 +159,11 @@ def main():
         handle.write(report)
     with open(os.path.join(out_dir, "results.json"), "w") as handle:
         json.dump({e: [{k: v for k, v in r.items() if k != "rows"} for r in rs] for e, rs in results.items()}, handle, indent=1)
+    results_path = os.environ.get("RESULTS", os.path.join(REPO, "Benchmarks", "results", "compare-keras.jsonl"))
+    with open(results_path, "a") as handle:
+        handle.write(json.dumps(results_record(seeds, results)) + "\n")
     print(report)
-    print(f"written to {out_dir}/report.md")
+    print(f"written to {out_dir}/report.md; appended to {results_path}")
 
 
 if __name__ == "__main__":
