@@ -11,9 +11,6 @@ import Foundation
 /// are all numbers is FLOAT64, all booleans BOOL, anything else (`none` beside 100,
 /// augmentation presets) STRING, with the values as trial ids print them.
 enum TensorBoardRecords {
-    /// The summary metrics written into each trial's own run at its end, under their summary.json names.
-    static let summaryMetrics = SweepSpec.metrics
-
     static func experiment(config: ExperimentConfig, trials: [TrialPlan], configHash: String, time: Double) -> HParams.Experiment {
         let sweep = config.sweep
         let keys = (sweep?.parameters ?? []).map(\.path)
@@ -26,17 +23,18 @@ enum TensorBoardRecords {
                 let type = dataType(items)
                 var domain = [HParams.Value]()
                 for item in items.map({ value($0, as: type) }) where !domain.contains(item) { domain.append(item) }
-                infos.append(.init(name: name, displayName: label, type: type, domain: .discrete(domain)))
+                infos.append(.init(name: name, displayName: label, type: type, domain: .discrete(domain), differs: domain.count > 1))
             case .uniform(let low, let high), .logUniform(let low, let high):
-                infos.append(.init(name: name, displayName: label, type: .float64, domain: .interval(min: low, max: high)))
+                infos.append(.init(name: name, displayName: label, type: .float64, domain: .interval(min: low, max: high), differs: true))
             case .intUniform(let low, let high):
-                infos.append(.init(name: name, displayName: label, type: .float64, domain: .interval(min: Double(low), max: Double(high))))
+                infos.append(.init(name: name, displayName: label, type: .float64, domain: .interval(min: Double(low), max: Double(high)),
+                                   differs: high > low))
             }
         }
         if includesSeed(config) {
             let seeds = (0..<config.repeats).map { HParams.Value.number(Double(config.seed + $0)) }
             infos.append(.init(name: "seed", displayName: "seed", description: "training seed (repeat r uses seed + r)", type: .float64,
-                               domain: .discrete(seeds)))
+                               domain: .discrete(seeds), differs: seeds.count > 1))
         }
         let metric = sweep?.metric ?? "best_val_accuracy"
         let metrics: [HParams.MetricInfo] = [
@@ -113,15 +111,13 @@ enum TensorBoardRecords {
         return "Phase `\(phase.name)` from epoch \(epoch): \(what)"
     }
 
-    /// The summary metrics of a finished trial, read back from its summary.json and epoch log.
-    static func summaryScalars(_ trialDirectory: URL) -> (scalars: [(tag: String, value: Double)], step: Int64) {
-        guard let summary = try? TrialSummary(directory: trialDirectory) else { return ([], 0) }
-        let scalars = summaryMetrics.compactMap { metric -> (tag: String, value: Double)? in
-            let direction: RankDirection = metric.hasSuffix("loss") ? .min : .max
-            guard let value = summary.value(of: metric, direction: direction), value.isFinite else { return nil }
-            return (metric, value)
-        }
-        return (scalars, Int64(max(0, summary.epochsRun - 1)))
+    /// The sweep's ranking metric of a finished trial, as a scalar for the trial's own run
+    /// (the experiment lists it with an empty group), read back from its summary.json and epoch log.
+    /// Only that one: every summary metric would add a one-point chart per trial to the Scalars tab.
+    static func summaryScalars(_ trialDirectory: URL, metric: String, direction: SweepDirection) -> (scalars: [(tag: String, value: Double)], step: Int64) {
+        guard let summary = try? TrialSummary(directory: trialDirectory),
+              let value = summary.value(of: metric, direction: direction == .max ? .max : .min), value.isFinite else { return ([], 0) }
+        return ([(metric, value)], Int64(max(0, summary.epochsRun - 1)))
     }
 }
 
@@ -145,7 +141,8 @@ extension ExperimentRunner {
             try? HParams.endSession(in: directory, status: .failure)
             throw error
         }
-        let (scalars, step) = TensorBoardRecords.summaryScalars(directory)
+        let (scalars, step) = TensorBoardRecords.summaryScalars(directory, metric: config.sweep?.metric ?? "best_val_accuracy",
+                                                                direction: config.sweep?.direction ?? .max)
         try HParams.endSession(in: directory, status: .success, scalars: scalars, step: step)
         return summary
     }

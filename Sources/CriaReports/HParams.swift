@@ -43,13 +43,16 @@ public enum HParams {
         public var description: String
         public var type: DataType
         public var domain: Domain?
+        /// Whether sessions take different values; TensorBoard's dashboard shows such hparams first.
+        public var differs: Bool
 
-        public init(name: String, displayName: String = "", description: String = "", type: DataType, domain: Domain?) {
+        public init(name: String, displayName: String = "", description: String = "", type: DataType, domain: Domain?, differs: Bool = true) {
             self.name = name
             self.displayName = displayName
             self.description = description
             self.type = type
             self.domain = domain
+            self.differs = differs
         }
     }
 
@@ -152,7 +155,7 @@ public enum HParams {
     }
 
     /// HParamInfo { string name = 1; string display_name = 2; string description = 3; DataType type = 4;
-    ///   oneof domain { google.protobuf.ListValue domain_discrete = 5; Interval domain_interval = 6; } }
+    ///   oneof domain { google.protobuf.ListValue domain_discrete = 5; Interval domain_interval = 6; } bool differs = 7; }
     /// ListValue { repeated Value values = 1; }  Interval { double min_value = 1; double max_value = 2; }
     static func encode(_ info: HParamInfo) -> ProtobufMessage {
         ProtobufMessage { out in
@@ -170,6 +173,7 @@ public enum HParams {
                 })
             case nil: break
             }
+            if info.differs { out.bool(7, true) }
         }
     }
 
