@@ -101,6 +101,8 @@ EOF
 }
 
 start() {
+    # slurmd starts every job as its submitting user, which only root can do.
+    [ "$(id -u)" -eq 0 ] || die "run as root (slurmd must be able to start jobs as any user)"
     install_packages
     if alive "$STATE/slurmctld.pid" || alive "$STATE/slurmd.pid" || alive "$STATE/munge/munged.pid"; then
         die "already running from $STATE (scripts/slurm-local.sh stop first)"

@@ -109,7 +109,7 @@ public enum HParams {
     public static func content(_ experiment: Experiment) -> [UInt8] {
         pluginData(2, ProtobufMessage { out in
             if !experiment.description.isEmpty { out.string(1, experiment.description) }
-            out.double(3, experiment.timeCreatedSecs)
+            out.doubleField(3, experiment.timeCreatedSecs)
             for info in experiment.hparams { out.message(4, encode(info)) }
             for info in experiment.metrics { out.message(5, encode(info)) }
             if !experiment.name.isEmpty { out.string(6, experiment.name) }
@@ -130,15 +130,15 @@ public enum HParams {
             }
             if !modelURI.isEmpty { out.string(2, modelURI) }
             if !groupName.isEmpty { out.string(4, groupName) }
-            out.double(5, startTimeSecs)
+            out.doubleField(5, startTimeSecs)
         })
     }
 
     /// SessionEndInfo { Status status = 1; double end_time_secs = 2; }
     public static func sessionEndContent(status: Status, endTimeSecs: Double) -> [UInt8] {
         pluginData(4, ProtobufMessage { out in
-            out.varint(1, status.rawValue)
-            out.double(2, endTimeSecs)
+            if status != .unknown { out.varint(1, status.rawValue) }
+            out.doubleField(2, endTimeSecs)
         })
     }
 
@@ -168,8 +168,8 @@ public enum HParams {
                 out.message(5, ProtobufMessage { list in for value in values { list.message(1, encode(value)) } })
             case .interval(let low, let high)?:
                 out.message(6, ProtobufMessage { interval in
-                    interval.double(1, low)
-                    interval.double(2, high)
+                    interval.doubleField(1, low)
+                    interval.doubleField(2, high)
                 })
             case nil: break
             }

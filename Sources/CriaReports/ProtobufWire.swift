@@ -30,6 +30,12 @@ struct ProtobufMessage {
         bytes += TFEvents.littleEndian(value.bitPattern)
     }
 
+    /// A proto3 field outside any `oneof`: its default (+0.0) is left out, as protobuf's own encoders do,
+    /// so the bytes are the canonical ones.
+    mutating func doubleField(_ field: Int, _ value: Double) {
+        if value.bitPattern != 0 { double(field, value) }
+    }
+
     /// Wire type 5.
     mutating func float(_ field: Int, _ value: Float) {
         key(field, wireType: 5)
