@@ -12,7 +12,8 @@
 #  5. merges both with `cria report` and checks each summary.csv, and every trial's
 #     metrics.csv, equal the reference apart from timings;
 #  6. checks the cancelled task's finished trial was kept (same summary.json and model.h5)
-#     and that the rerun ran only the interrupted trial;
+#     and that the rerun ran only the interrupted trial; requeues a finished task of A
+#     (scontrol requeue keeps the array job id) and checks it finds its trial done;
 #  7. starts TensorBoard on sweep B (scripts/check_tensorboard.py) and checks its HParams,
 #     scalars and text against the trial files.
 # Every task gets one CPU and one thread, like the reference run: metrics are bit-identical
@@ -117,6 +118,19 @@ for task in 1 2 3; do
     grep -q "^shard $shard/3 (task $task of array job $JOB_A" "$WORK/logs/${JOB_A}_$task.log" || fail "task $task of $JOB_A did not run shard $shard/3"
 done
 log "job $JOB_A: $states_a; job $JOB_B: $states_b"
+
+# Requeueing keeps the array job id, hence the directory: task 2 (shard 2/3, one finished
+# trial) runs again, appends to its log, and finds nothing to do. Slurm holds a requeued
+# job for a while; StartTime=now releases it.
+scontrol requeue "${JOB_A}_2" || fail "scontrol requeue ${JOB_A}_2"
+scontrol update JobId="${JOB_A}_2" StartTime=now || fail "scontrol update ${JOB_A}_2 StartTime=now"
+wait_until "grep -q 'restart 1' '$WORK/logs/${JOB_A}_2.log'" "$WAIT" || fail "the requeued task ${JOB_A}_2 did not start again"
+wait_job "$JOB_A"
+[ "$(task_states "$JOB_A" | tr '\n' ' ')" = "1=COMPLETED 2=COMPLETED 3=COMPLETED " ] || fail "job $JOB_A after requeue: $(task_states "$JOB_A")"
+[ "$(grep -c "^shard 2/3 (task 2 of array job $JOB_A" "$WORK/logs/${JOB_A}_2.log")" -eq 2 ] || fail "the requeued task's log lost its first run"
+grep -q "1 trial(s) in this shard, 1 already finished, running 0" "$WORK/logs/${JOB_A}_2.log" \
+    || fail "the requeued task did not find its finished trial in slurm-$JOB_A"
+log "requeued ${JOB_A}_2: same directory, its finished trial kept"
 
 JOB_C=$(submit --array=1 --export="ALL,CRIA_STAMP=slurm-$JOB_B,CRIA_SHARDS=2" Experiments/slurm/sweep.sbatch "$CONFIG" "${SETS[@]}")
 log "resubmitted task 1 of $JOB_B as $JOB_C (CRIA_STAMP=slurm-$JOB_B, CRIA_SHARDS=2)"
