@@ -20,7 +20,7 @@ test-debug: setup
 	$(SWIFT) test
 
 # Experiments/slurm/sweep.sbatch on a real one-node Slurm cluster started here and stopped
-# at the end (installs slurm-wlm and munge when missing; runs as root or with sudo): array
+# at the end (installs slurm-wlm and munge when missing; must run as root, as CI does): array
 # sweeps merged equal the unsharded sweep, a task cancelled mid-trial and resubmitted keeps
 # its finished trial, and TensorBoard ($$CRIA_PYTHON with tensorboard) shows the sweep.
 # Built with the same flags as `make test`, so after it nothing is rebuilt.
