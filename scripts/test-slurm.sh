@@ -84,6 +84,19 @@ else
 fi
 RUNS=$WORK/runs/smoke-sweep
 
+# The shard mapping alone, with Slurm's variables set by hand and `cria sweep --dry-run`:
+# any contiguous range is shards id mod n; a range with gaps is refused.
+for id in 1 2 3; do
+    out=$(SLURM_ARRAY_TASK_ID=$id SLURM_ARRAY_JOB_ID=99 SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=3 \
+          CRIA=$CRIA bash Experiments/slurm/sweep.sbatch "$CONFIG" "${SETS[@]}" --dry-run 2>&1) || fail "sweep.sbatch --dry-run: $out"
+    grep -q "shard $((id % 3))/3: " <<<"$out" || fail "task $id of --array=1-3 is not shard $((id % 3))/3: $out"
+done
+if out=$(SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_JOB_ID=99 SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_MAX=6 \
+         CRIA=$CRIA bash Experiments/slurm/sweep.sbatch "$CONFIG" --dry-run 2>&1); then
+    fail "sweep.sbatch accepted --array=0-6:3 without CRIA_SHARDS: $out"
+fi
+grep -q "with gaps" <<<"$out" || fail "sweep.sbatch refused --array=0-6:3 for another reason: $out"
+
 log "reference: the unsharded sweep, one thread"
 CRIA_THREADS=1 "$CRIA" sweep "$CONFIG" "${SETS[@]}" --stamp reference --quiet >"$WORK/logs/reference.log" 2>&1 \
     || fail "the reference sweep failed: $(tail -n 5 "$WORK/logs/reference.log")"
