@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-debug fixtures clean bench bench-compare check-keras-roundtrip demo compare-keras
+.PHONY: setup build test test-debug test-slurm fixtures clean bench bench-compare check-keras-roundtrip demo compare-keras
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,15 @@ test: setup
 
 test-debug: setup
 	CRIA_PYTHON="$$(bash scripts/python-env.sh)" $(SWIFT) test
+
+# Experiments/slurm/sweep.sbatch on a real one-node Slurm cluster started here and stopped
+# at the end (installs slurm-wlm and munge when missing; must run as root, as CI does): array
+# sweeps merged equal the unsharded sweep, a task cancelled mid-trial and resubmitted keeps
+# its finished trial, and TensorBoard ($$CRIA_PYTHON with tensorboard) shows the sweep.
+# Built with the same flags as `make test`, so after it nothing is rebuilt.
+test-slurm: setup
+	$(SWIFT) build $(RELEASE) --product cria
+	bash scripts/test-slurm.sh
 
 # Regenerates the committed Keras fixtures (needs: pip install tensorflow-cpu tf-keras h5py).
 fixtures:

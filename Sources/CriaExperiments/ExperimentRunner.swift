@@ -129,6 +129,7 @@ public final class ExperimentRunner {
         let directory = try experimentDirectory()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try AtomicFile.write(sweepJSON().serialized(pretty: true) + "\n", to: directory.appendingPathComponent("sweep.json"))
+        try writeHParamsExperiment(directory)
         let runner = runner ?? TrialRunner(criaVersion: options.criaVersion, verbose: options.verbose)
         let mine = shardTrials
         var pending = mine.filter { !Self.isFinished(directory.appendingPathComponent($0.id)) }
@@ -142,7 +143,7 @@ public final class ExperimentRunner {
             // An interrupted trial restarts from scratch: its partial logs must not mix with the new run.
             if FileManager.default.fileExists(atPath: trialDirectory.path) { try FileManager.default.removeItem(at: trialDirectory) }
             write(progressLine(position: position, of: pending.count, trial: trial, started: started))
-            let summary = try runner.run(trial, directory: trialDirectory)
+            let summary = try withHParamsSession(trial, in: trialDirectory) { try runner.run(trial, directory: trialDirectory) }
             write(Self.resultLine(summary, id: trial.id))
         }
         if !pending.isEmpty {

@@ -105,6 +105,7 @@ public final class TrialRunner {
             switch phase.type {
             case .train:
                 if fineTuneStart == nil && phase.freezing != .baseFrozen && phase.epochs > 0 { fineTuneStart = epoch }
+                try log.phaseStarted(epoch: epoch, text: TensorBoardRecords.phaseText(phase, epoch: epoch, fineTuneStart: fineTuneStart))
                 let records = try trainer.fit(phase.phaseConfig(defaultBatchSize: config.data.batchSize), train: train,
                                               validation: validation, initialEpoch: epoch)
                 if let error = observer.error { throw error }

@@ -2,11 +2,14 @@ import CriaCore
 import CriaTraining
 import Foundation
 
-/// The per-epoch logs of one trial: `metrics.csv`, `metrics.jsonl` and a TensorBoard event file.
+/// The per-epoch logs of one trial: `metrics.csv`, `metrics.jsonl`, and TensorBoard
+/// event files in the layout Keras's `TensorBoard` callback writes: a `train/` and a
+/// `validation/` run under the trial directory, each with `epoch_<metric>` scalars,
+/// so TensorBoard overlays a trial's training and validation curves.
 ///
 /// The CSV and JSON-lines files are rewritten whole on every epoch (temporary
 /// file, then rename), so a reader or a killed process never leaves a
-/// half-written row. The event file is append-only, as TensorBoard expects; its
+/// half-written row. The event files are append-only, as TensorBoard expects; their
 /// records are self-delimiting and CRC-checked, so a torn tail is detectable.
 public final class MetricsLog {
     public static let csvFileName = "metrics.csv"
@@ -16,58 +19,65 @@ public final class MetricsLog {
     public static let csvColumns = ["epoch", "accuracy", "keras_accuracy", "learning_rate", "loss", "phase", "seconds",
                                     "val_accuracy", "val_keras_accuracy", "val_loss"]
 
-    /// The scalars sent to TensorBoard, by their Keras log key; the event tag is `epoch_<key>`.
-    public static let eventKeys = ["loss", "accuracy", "keras_accuracy", "val_loss", "val_accuracy", "val_keras_accuracy",
-                                   "learning_rate"]
+    /// Keras's run names: `TensorBoard(log_dir)` writes `log_dir/train` and `log_dir/validation`.
+    public static let trainRun = "train", validationRun = "validation"
+
+    /// The Keras log keys sent to the `train/` run, in Keras's order (compiled metrics, then
+    /// the learning rate its callback collects); the event tag is `epoch_<key>`.
+    public static let trainEventKeys = ["loss", "accuracy", "keras_accuracy", "learning_rate"]
+    /// The `val_` log keys sent to the `validation/` run; the tag drops the prefix (`epoch_loss`), as Keras does.
+    public static let validationEventKeys = ["val_loss", "val_accuracy", "val_keras_accuracy"]
+    /// The text summary in `train/` that marks where each phase starts (the fine-tune start among them).
+    public static let phaseTag = "phase"
 
     public let directory: URL
-    public let eventsURL: URL
     public private(set) var records: [EpochRecord]
-    private let events: FileHandle
+    private let train: EventFileWriter
+    private let validation: EventFileWriter
+
+    public var trainEventsURL: URL { train.url }
+    public var validationEventsURL: URL { validation.url }
 
     /// Opens the logs of `directory`, creating it. Records already in `metrics.jsonl`
-    /// are kept and an existing event file is appended to, so a writer can be reopened.
+    /// are kept and existing event files are appended to, so a writer can be reopened.
     public init(directory: URL) throws {
         self.directory = directory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         records = FileManager.default.fileExists(atPath: directory.appendingPathComponent(Self.jsonlFileName).path)
             ? try Self.read(directory: directory) : []
-        let existing = (try? FileManager.default.contentsOfDirectory(atPath: directory.path))?
-            .filter { $0.hasPrefix("events.out.tfevents.") }.sorted().first
-        if let existing {
-            eventsURL = directory.appendingPathComponent(existing)
-            events = try FileHandle(forWritingTo: eventsURL)
-            events.seekToEndOfFile()
-        } else {
-            let now = Date().timeIntervalSince1970
-            eventsURL = directory.appendingPathComponent(TFEvents.fileName(wallTime: now))
-            guard FileManager.default.createFile(atPath: eventsURL.path, contents: Data(TFEvents.record(TFEvents.fileVersionEvent(wallTime: now)))) else {
-                throw CriaError("\(eventsURL.path): cannot create the event file")
-            }
-            events = try FileHandle(forWritingTo: eventsURL)
-            events.seekToEndOfFile()
-        }
+        train = try EventFileWriter(directory: directory.appendingPathComponent(Self.trainRun))
+        validation = try EventFileWriter(directory: directory.appendingPathComponent(Self.validationRun))
     }
 
-    deinit { try? events.close() }
-
-    /// Adds one epoch: rewrites metrics.csv and metrics.jsonl atomically and appends its scalars to the event file.
+    /// Adds one epoch: rewrites metrics.csv and metrics.jsonl atomically and appends its scalars to the event files.
     public func append(_ record: EpochRecord) throws {
         records.append(record)
         try AtomicFile.write(Self.csv(records), to: directory.appendingPathComponent(Self.csvFileName))
         try AtomicFile.write(Self.jsonl(records), to: directory.appendingPathComponent(Self.jsonlFileName))
         let now = Date().timeIntervalSince1970
-        var bytes = [UInt8]()
-        for key in Self.eventKeys {
-            guard let value = record.metric(key) else { continue }
-            bytes += TFEvents.record(TFEvents.scalarEvent(wallTime: now, step: Int64(record.epoch), tag: "epoch_" + key, value: Float(value)))
+        func scalars(_ keys: [String]) -> [TFEvents.SummaryValue] {
+            keys.compactMap { key in
+                record.metric(key).map { .scalar(tag: Self.eventTag(key), value: Float($0)) }
+            }
         }
-        // One write(2) per epoch, straight to the kernel: FileHandle does not buffer, so TensorBoard sees it at once.
-        do {
-            try events.write(contentsOf: Data(bytes))
-        } catch {
-            throw CriaError("\(eventsURL.path): cannot append: \(error.localizedDescription)")
+        let step = Int64(record.epoch)
+        try train.append([TFEvents.summaryEvent(wallTime: now, step: step, values: scalars(Self.trainEventKeys))])
+        let validationValues = scalars(Self.validationEventKeys)
+        if !validationValues.isEmpty {
+            try validation.append([TFEvents.summaryEvent(wallTime: now, step: step, values: validationValues)])
         }
+    }
+
+    /// Marks the start of a phase in the `train/` run: a text summary at its first epoch
+    /// (TensorBoard's Text tab lists them by step, beside the curves' epochs).
+    public func phaseStarted(epoch: Int, text: String) throws {
+        try train.append([TFEvents.summaryEvent(wallTime: Date().timeIntervalSince1970, step: Int64(epoch),
+                                                values: [.text(tag: Self.phaseTag, text: text)])])
+    }
+
+    /// `loss` → `epoch_loss`, `val_loss` → `epoch_loss` (in the validation run), as Keras names them.
+    public static func eventTag(_ key: String) -> String {
+        "epoch_" + (key.hasPrefix("val_") ? String(key.dropFirst(4)) : key)
     }
 
     /// The records of a trial directory, from `metrics.jsonl`.

@@ -53,7 +53,8 @@ final class MetricsLogTests: XCTestCase {
         // Reopening continues the same logs rather than starting over.
         let reopened = try MetricsLog(directory: directory)
         XCTAssertEqual(reopened.records.count, 2)
-        XCTAssertEqual(reopened.eventsURL, log.eventsURL)
+        XCTAssertEqual(reopened.trainEventsURL, log.trainEventsURL)
+        XCTAssertEqual(reopened.validationEventsURL, log.validationEventsURL)
     }
 
     func testCRC32CKnownVectors() {
@@ -79,38 +80,72 @@ final class MetricsLogTests: XCTestCase {
         XCTAssertThrowsError(try TFEvents.records(Array(framed.dropLast()), source: "test"))
     }
 
-    func testEventFileParsesBack() throws {
+    func testEventFilesFollowKerasTensorBoardLayout() throws {
         let directory = try temporaryDirectory()
         let log = try MetricsLog(directory: directory)
+        try log.phaseStarted(epoch: 0, text: "Phase `frozen` from epoch 0")
         try log.append(ReportFixtures.record(epoch: 0, phase: "frozen", valAccuracy: 0.75))
         try log.append(ReportFixtures.record(epoch: 1, phase: "frozen", valAccuracy: 0.8))
-        XCTAssertTrue(log.eventsURL.lastPathComponent.hasPrefix("events.out.tfevents."))
-        let bytes = [UInt8](try Data(contentsOf: log.eventsURL))
+        // One run per Keras writer: <log_dir>/train and <log_dir>/validation.
+        XCTAssertEqual(log.trainEventsURL.deletingLastPathComponent().lastPathComponent, "train")
+        XCTAssertEqual(log.validationEventsURL.deletingLastPathComponent().lastPathComponent, "validation")
+        XCTAssertTrue(log.trainEventsURL.lastPathComponent.hasPrefix("events.out.tfevents."))
+        let bytes = [UInt8](try Data(contentsOf: log.trainEventsURL))
         let records = try TFEvents.records(bytes, source: "events")
-        XCTAssertEqual(records.count, 1 + 2 * 7)
-        // The first event carries only wall_time and file_version.
+        // file_version, the phase text, then one event per epoch holding all of its scalars.
+        XCTAssertEqual(records.count, 1 + 1 + 2)
         XCTAssertTrue(String(decoding: records[0], as: UTF8.self).contains("brain.Event:2"))
-        let scalars = try TFEvents.readScalars(log.eventsURL)
-        XCTAssertEqual(scalars.count, 14)
-        XCTAssertEqual(Set(scalars.map(\.tag)), Set(MetricsLog.eventKeys.map { "epoch_" + $0 }))
-        let val = scalars.filter { $0.tag == "epoch_val_accuracy" }
-        XCTAssertEqual(val.map(\.step), [0, 1])
-        XCTAssertEqual(val.map(\.value), [0.75, 0.8])
+
+        let train = try TFEvents.readScalars(log.trainEventsURL)
+        XCTAssertEqual(train.map(\.tag), Array(repeating: ["epoch_loss", "epoch_accuracy", "epoch_keras_accuracy", "epoch_learning_rate"], count: 2).flatMap { $0 })
+        let validation = try TFEvents.readScalars(log.validationEventsURL)
+        XCTAssertEqual(validation.map(\.tag), Array(repeating: ["epoch_loss", "epoch_accuracy", "epoch_keras_accuracy"], count: 2).flatMap { $0 })
+        let valAccuracy = validation.filter { $0.tag == "epoch_accuracy" }
+        XCTAssertEqual(valAccuracy.map(\.step), [0, 1])
+        XCTAssertEqual(valAccuracy.map(\.value), [0.75, 0.8])
+        XCTAssertEqual(train.filter { $0.tag == "epoch_learning_rate" }.map(\.value), [0.001, 0.001])
+
+        let text = try TFEvents.readSummaries(log.trainEventsURL).filter { $0.pluginName == "text" }
+        XCTAssertEqual(text.map(\.tag), [MetricsLog.phaseTag])
+        XCTAssertEqual(text.map(\.strings), [["Phase `frozen` from epoch 0"]])
     }
 
-    func testTensorBoardReadsEventFile() throws {
+    func testEpochWithoutValidationWritesNoValidationEvent() throws {
         let directory = try temporaryDirectory()
         let log = try MetricsLog(directory: directory)
+        try log.append(EpochRecord(epoch: 0, phase: "frozen", loss: 0.25, accuracy: 0.875, kerasAccuracy: 0.5,
+                                   valLoss: nil, valAccuracy: nil, valKerasAccuracy: nil, learningRate: 1e-05, seconds: 2.0))
+        XCTAssertEqual(try TFEvents.readScalars(log.validationEventsURL).count, 0)
+        XCTAssertEqual(try TFEvents.readScalars(log.trainEventsURL).count, 4)
+    }
+
+    /// TensorBoard's own reader sees Keras's layout: the same tags in both runs, and the phase text.
+    func testTensorBoardReadsEventFiles() throws {
+        let directory = try temporaryDirectory()
+        let log = try MetricsLog(directory: directory)
+        try log.phaseStarted(epoch: 0, text: "Phase `frozen` from epoch 0")
         for epoch in 0 ..< 3 { try log.append(ReportFixtures.record(epoch: epoch, phase: "frozen", valAccuracy: 0.5 + Double(epoch) / 10)) }
+        try log.phaseStarted(epoch: 3, text: "**Start Fine Tuning** at epoch 3")
         let script = """
-            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+            from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+            from tensorboard.util import tensor_util
             import sys
-            acc = EventAccumulator(sys.argv[1]); acc.Reload()
-            print(",".join("%d:%.3f" % (e.step, e.value) for e in acc.Scalars("epoch_val_accuracy")))
-            print(len(acc.Tags()["scalars"]))
+            mux = EventMultiplexer(); mux.AddRunsFromDirectory(sys.argv[1]); mux.Reload()
+            print(sorted(mux.Runs()))
+            print(sorted(mux.Runs()["train"]["scalars"]), sorted(mux.Runs()["validation"]["scalars"]))
+            print(",".join("%d:%.3f" % (e.step, e.value) for e in mux.Scalars("validation", "epoch_accuracy")))
+            print([(e.step, tensor_util.make_ndarray(e.tensor_proto).item().decode()) for e in mux.Tensors("train", "phase")])
+            print(mux.SummaryMetadata("train", "phase").plugin_data.plugin_name)
             """
         let result = try Python.run(script, arguments: [directory.path], requiring: ["tensorboard"])
-        XCTAssertEqual(result, "0:0.500,1:0.600,2:0.700\n7\n")
+        XCTAssertEqual(result, """
+            ['train', 'validation']
+            ['epoch_accuracy', 'epoch_keras_accuracy', 'epoch_learning_rate', 'epoch_loss'] ['epoch_accuracy', 'epoch_keras_accuracy', 'epoch_loss']
+            0:0.500,1:0.600,2:0.700
+            [(0, 'Phase `frozen` from epoch 0'), (3, '**Start Fine Tuning** at epoch 3')]
+            text
+
+            """)
     }
 
     func testPandasReadsCSV() throws {
