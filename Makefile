@@ -28,7 +28,7 @@ test-debug: setup
 # Built with the same flags as `make test`, so after it nothing is rebuilt.
 test-slurm: setup
 	$(SWIFT) build $(RELEASE) --product cria
-	bash scripts/test-slurm.sh
+	CRIA_PYTHON="$$(bash scripts/python-env.sh)" bash scripts/test-slurm.sh
 
 # Regenerates the committed Keras fixtures (needs: pip install tensorflow-cpu tf-keras h5py).
 fixtures:
