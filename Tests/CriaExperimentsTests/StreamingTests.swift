@@ -72,4 +72,18 @@ final class StreamingTests: XCTestCase {
         }
         XCTAssertEqual(source.labels, Array(0..<10))
     }
+
+    func testCacheAndMemoryLimitKeysParseAndLeaveTheConfigHashAlone() throws {
+        let base = "experiment: {name: t}\ndata:\n  directory: /tmp/none\nphases:\n  - {name: frozen, epochs: 1}\n"
+        func tree(_ extra: String) throws -> ConfigNode {
+            try ConfigNode.parse(base.replacingOccurrences(of: "  directory: /tmp/none\n", with: "  directory: /tmp/none\n" + extra), source: "t.yaml")
+        }
+        let config = try ExperimentConfig.decode(try tree("  cache: .cache/pixels\n  memory_limit: 2GiB\n"), source: "t.yaml", defaultName: "t")
+        XCTAssertEqual(config.data.cache, ".cache/pixels")
+        XCTAssertEqual(config.data.memoryLimit, 2 << 30)
+        XCTAssertEqual(ConfigEmitter.hash(try tree("  cache: /somewhere\n  memory_limit: 1\n")), ConfigEmitter.hash(try tree("")))
+        XCTAssertThrowsError(try ExperimentConfig.decode(try tree("  memory_limit: lots\n"), source: "t.yaml", defaultName: "t")) { error in
+            XCTAssertTrue("\(error)".contains("data.memory_limit: line 4: must be a size such as 4GB"), "\(error)")
+        }
+    }
 }
