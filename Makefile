@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-debug test-slurm fixtures clean bench bench-compare check-keras-roundtrip demo compare-keras
+.PHONY: setup build test test-debug test-slurm fixtures clean bench bench-compare bench-scale check-keras-roundtrip demo compare-keras
 
 setup:
 	@bash scripts/setup.sh
@@ -73,3 +73,9 @@ compare-keras: build
 # Decoding + resizing the alpaca images: Cria vs Keras's image_dataset_from_directory (needs tensorflow).
 bench-data: build
 	python3 Benchmarks/data_speed.py
+
+# Cost per image as the dataset grows: Fashion-MNIST at 160² with 10,000 / 30,000 / 60,000
+# images (one frozen epoch each; SIZES="..."), wall time, peak RSS and RssAnon, then the
+# alpaca pixel cache built and reused. JSON lines in Benchmarks/results/scale.jsonl.
+bench-scale: build
+	CRIA_BIN=$$($(SWIFT) build -c release --show-bin-path)/cria python3 Benchmarks/scale.py

@@ -47,6 +47,7 @@ public enum CSVDataset {
         try DirectoryDataset.check(options)
         var index = try self.index(csv, shuffle: options.shuffle, seed: options.seed)
         var shuffle = options.shuffle
+        let all = index  // both parts share one pixel cache file
         if let split = options.validationSplit {
             let parts = try DirectoryIndex.split(index, validationSplit: split)
             switch options.subset {
@@ -56,7 +57,8 @@ public enum CSVDataset {
             }
         }
         return try DirectoryDataset.materialise(index, options: options, shuffle: shuffle,
-                                                role: options.subset == .validation ? "validation" : "training")
+                                                role: options.subset == .validation ? "validation" : "training",
+                                                cache: try DirectoryDataset.mappedPixels([all], options: options))
     }
 
     /// One CSV line: commas separate fields; double quotes protect commas and quote themselves ("").

@@ -27,6 +27,11 @@ public struct DirectoryDatasetOptions: Sendable {
     public var onBadImage: OnBadImage = .skip
     public var storage: PixelStorage = .float32
     public var maxPixels = ImageDecoder.defaultMaxPixels
+    /// `data.cache`: a directory of memory-mapped pixel caches (see `PixelCache`); nil: none.
+    public var cacheDirectory: URL?
+    /// `data.memory_limit` in bytes: above it pixels are streamed from a mapped file instead
+    /// of held in memory; nil: `MemoryBudget.defaultFraction` of physical memory.
+    public var memoryLimit: Int?
     /// Keras's `verbose`: "Found N files belonging to C classes." and the split counts.
     public var verbose = true
     /// A decoding progress bar on stderr (redrawn on a terminal, one final line otherwise).
@@ -63,8 +68,9 @@ public enum DirectoryDataset {
         guard options.subset != .both else { throw CriaError("subset \"both\" returns two datasets; call loadSplit") }
         let lists = try fileLists(directory, options: options)
         let isValidation = options.subset == .validation
+        let cache = try mappedPixels([lists.training], options: options)
         return try materialise(lists.training, options: options, shuffle: options.shuffle && !isValidation,
-                               role: isValidation ? "validation" : "training")
+                               role: isValidation ? "validation" : "training", cache: cache)
     }
 
     /// `subset="both"`: the training set reshuffles each epoch, the validation set never does.
@@ -73,8 +79,10 @@ public enum DirectoryDataset {
         options.subset = .both
         let lists = try fileLists(directory, options: options)
         guard let validation = lists.validation else { throw CriaError("loadSplit needs validation_split") }
-        return (try materialise(lists.training, options: options, shuffle: options.shuffle, role: "training"),
-                try materialise(validation, options: options, shuffle: false, role: "validation"))
+        // One cache file for both parts: every split of the same images shares it.
+        let cache = try mappedPixels([lists.training, validation], options: options)
+        return (try materialise(lists.training, options: options, shuffle: options.shuffle, role: "training", cache: cache),
+                try materialise(validation, options: options, shuffle: false, role: "validation", cache: cache))
     }
 
     static func check(_ options: DirectoryDatasetOptions) throws {
@@ -93,8 +101,49 @@ public enum DirectoryDataset {
         guard options.batchSize > 0 else { throw CriaError("batch_size must be positive, got \(options.batchSize)") }
     }
 
-    static func materialise(_ index: FileIndex, options: DirectoryDatasetOptions, shuffle: Bool, role: String) throws -> ImageDataset {
+    /// The mapped pixel file for these parts, when a cache is configured or the images do not
+    /// fit `memoryLimit` (then a temporary file, unlinked at once); nil: decode into memory.
+    public static func mappedPixels(_ parts: [FileIndex], options: DirectoryDatasetOptions) throws -> PixelCacheFile? {
+        let count = parts.reduce(0) { $0 + $1.count }
+        let needed = MemoryBudget.bytes(count: count, height: options.imageSize.height, width: options.imageSize.width, storage: options.storage)
+        let limit = MemoryBudget.limit(options.memoryLimit)
+        guard options.cacheDirectory != nil || needed > limit else { return nil }
+        if options.cacheDirectory == nil && options.verbose {
+            options.log("\(count) images need \(MemoryBudget.describe(needed)), above data.memory_limit \(MemoryBudget.describe(limit)): "
+                        + "streaming them from a temporary mapped file (set data.cache to keep it for the next run).")
+        }
+        let settings = PixelCacheSettings(height: options.imageSize.height, width: options.imageSize.width, interpolation: options.interpolation,
+                                          cropToAspectRatio: options.cropToAspectRatio, maxPixels: options.maxPixels)
+        let paths = parts.flatMap { part in (0..<part.count).map { part.url($0).path } }
+        return try PixelCache.open(paths: paths, directory: options.cacheDirectory, settings: settings,
+                                   showProgress: options.showProgress && options.verbose, verbose: options.verbose, log: options.log)
+    }
+
+    static func materialise(_ index: FileIndex, options: DirectoryDatasetOptions, shuffle: Bool, role: String,
+                            cache: PixelCacheFile? = nil) throws -> ImageDataset {
         if options.verbose { options.log("Using \(index.count) files for \(role).") }
+        if let cache {
+            // The same skip/fail handling and messages as ImageLoader, from the cache's record of failures.
+            var files = [String](), labels = [Int](), slots = [Int](), unreadable = [(file: String, reason: String)]()
+            for i in 0..<index.count {
+                let path = index.url(i).path
+                if let reason = cache.failures[path] {
+                    if options.onBadImage == .fail { throw CriaError(reason) }
+                    options.log("warning: skipping unreadable image \(index.files[i]): \(reason)")
+                    unreadable.append((index.files[i], reason))
+                } else if let slot = cache.slot(path) {
+                    files.append(index.files[i]); labels.append(index.labels[i]); slots.append(slot)
+                }
+            }
+            if !unreadable.isEmpty {
+                options.log("found \(index.count) files, \(unreadable.count) unreadable: \(unreadable.map(\.file).joined(separator: ", "))")
+            }
+            return ImageDataset(directory: index.directory, classNames: index.classNames, files: files, labels: labels,
+                                height: options.imageSize.height, width: options.imageSize.width, pixels: [],
+                                storage: options.storage, labelMode: options.labelMode, unreadable: unreadable,
+                                batchSize: options.batchSize, shuffle: shuffle,
+                                seed: options.seed ?? UInt32.random(in: 0..<1_000_000), streamed: (cache, slots))
+        }
         let loaded = try ImageLoader.load(index, height: options.imageSize.height, width: options.imageSize.width,
                                           interpolation: options.interpolation, cropToAspectRatio: options.cropToAspectRatio,
                                           onBadImage: options.onBadImage, maxPixels: options.maxPixels,

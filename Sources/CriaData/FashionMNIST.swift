@@ -30,6 +30,9 @@ public enum FashionMNIST {
         public var shuffle = true
         public var seed: UInt32 = 0
         public var storage: PixelStorage = .float32
+        /// `data.memory_limit` in bytes: above it images are rendered from the IDX bytes on
+        /// demand instead of held resized in memory; nil: the default share of physical memory.
+        public var memoryLimit: Int?
         public init() {}
     }
 
@@ -93,18 +96,19 @@ public enum FashionMNIST {
             names = ["not \(classNames[positive])", classNames[positive]]
         }
         if let limit = options.limit { selected = Array(selected.prefix(max(0, limit))) }
-        let (h, w) = options.imageSize, side = images.shape[1] * images.shape[2]
-        var pixels = [Float](repeating: 0, count: selected.count * h * w * 3)
-        pixels.withUnsafeMutableBufferPointer { buffer in
-            let out = UnsafeMutableSendableBuffer(buffer)
-            Threads.parallelFor(selected.count, minimumPerChunk: 64) { range in
-                for j in range {
-                    let grey = images.bytes[(selected[j] * side)..<((selected[j] + 1) * side)]
-                    var rgb = [UInt8](repeating: 0, count: side * 3)
-                    for (p, value) in grey.enumerated() { rgb[3 * p] = value; rgb[3 * p + 1] = value; rgb[3 * p + 2] = value }
-                    let image = RGBImage(width: images.shape[2], height: images.shape[1], pixels: rgb)
-                    let resized = Resize.resize(image, height: h, width: w, method: options.interpolation)
-                    for k in 0..<resized.count { out.buffer[j * h * w * 3 + k] = resized.scalars[k] }
+        let (h, w) = options.imageSize
+        let renderer = Renderer(bytes: images.bytes, imageHeight: images.shape[1], imageWidth: images.shape[2],
+                                height: h, width: w, interpolation: options.interpolation)
+        let needed = MemoryBudget.bytes(count: selected.count, height: h, width: w, storage: options.storage)
+        // Over the budget the dataset keeps only the IDX bytes (784 per image) and renders each
+        // image when a batch needs it: cheaper than reading 300 KB per image back from a cache.
+        let streamed = needed > MemoryBudget.limit(options.memoryLimit)
+        var pixels = [Float](repeating: 0, count: streamed ? 0 : selected.count * h * w * 3)
+        if !streamed {
+            pixels.withUnsafeMutableBufferPointer { buffer in
+                let out = UnsafeMutableSendableBuffer(buffer)
+                Threads.parallelFor(selected.count, minimumPerChunk: 64) { range in
+                    for j in range { renderer.render(selected[j], into: out.buffer.baseAddress! + j * h * w * 3) }
                 }
             }
         }
@@ -114,6 +118,28 @@ public enum FashionMNIST {
         return ImageDataset(directory: directory, classNames: names, files: selected.map { "\(split.prefix)/\($0)" },
                             labels: selected.map { label[$0] }, height: h, width: w, pixels: pixels, storage: options.storage,
                             labelMode: options.labelMode, unreadable: [], batchSize: options.batchSize,
-                            shuffle: options.shuffle, seed: options.seed)
+                            shuffle: options.shuffle, seed: options.seed, streamed: streamed ? (renderer, selected) : nil)
+    }
+
+    /// One IDX image expanded to RGB and resized: the in-memory and the streamed path both call it.
+    struct Renderer: PixelSource {
+        let bytes: [UInt8]
+        let imageHeight: Int
+        let imageWidth: Int
+        let height: Int
+        let width: Int
+        let interpolation: Interpolation
+
+        func render(_ slot: Int, into destination: UnsafeMutablePointer<Float>) {
+            let side = imageHeight * imageWidth
+            var rgb = [UInt8](repeating: 0, count: side * 3)
+            for p in 0..<side {
+                let value = bytes[slot * side + p]
+                rgb[3 * p] = value; rgb[3 * p + 1] = value; rgb[3 * p + 2] = value
+            }
+            let image = RGBImage(width: imageWidth, height: imageHeight, pixels: rgb)
+            let resized = Resize.resize(image, height: height, width: width, method: interpolation)
+            resized.scalars.withUnsafeBufferPointer { destination.update(from: $0.baseAddress!, count: $0.count) }
+        }
     }
 }

@@ -20,10 +20,17 @@ public enum Preprocess: String, CaseIterable, Sendable {
 }
 
 /// How resized pixels are held in memory.
+///
+/// float32 stays the default: bilinear resizing gives fractional values, and rounding
+/// them moves the inputs by up to 0.5 grey level, which changes losses from the fifth
+/// digit on and can flip a borderline prediction, so results would no longer match
+/// Keras's. For data that does not fit, the memory-mapped cache (`data.cache`) carries
+/// the float32 size on disk instead: its pages belong to the file, not to the process.
 public enum PixelStorage: String, Sendable {
     /// Exactly Keras's float resize output (4 bytes per value; 80 MB for 262 images at 160²).
     case float32
-    /// Rounded to bytes (20 MB for 262 at 160²): at most 0.5 grey level from Keras.
+    /// Rounded to bytes (20 MB for 262 at 160²): at most 0.5 grey level from Keras, so
+    /// results differ slightly from Keras's. Applied the same way to cached and streamed pixels.
     case uint8
 }
 
@@ -60,10 +67,17 @@ public struct ImageDataset: Sendable {
 
     private let floatPixels: [Float]
     private let bytePixels: [UInt8]
+    /// Pixels kept out of anonymous memory (a memory-mapped cache file, or a renderer that
+    /// recomputes an image on demand) and each image's slot there; nil when held in memory.
+    private let streamed: (source: PixelSource, slots: [Int])?
+
+    /// Whether pixels come from a mapped file or a renderer rather than memory (then batches are prefetched).
+    public var isStreamed: Bool { streamed != nil }
 
     init(directory: URL, classNames: [String], files: [String], labels: [Int], height: Int, width: Int,
          pixels: [Float], storage: PixelStorage, labelMode: LabelMode, unreadable: [(file: String, reason: String)],
-         batchSize: Int, shuffle: Bool, seed: UInt32) {
+         batchSize: Int, shuffle: Bool, seed: UInt32, streamed: (source: PixelSource, slots: [Int])? = nil) {
+        self.streamed = streamed
         self.directory = directory
         self.classNames = classNames
         self.files = files
@@ -88,6 +102,15 @@ public struct ImageDataset: Sendable {
 
     /// Image `i` as HWC float32 in [0, 255], before augmentation and preprocessing.
     public func image(_ i: Int) -> Tensor {
+        if let streamed {
+            var scalars = [Float](unsafeUninitializedCapacity: imageSize) { buffer, initialized in
+                streamed.source.render(streamed.slots[i], into: buffer.baseAddress!)
+                initialized = imageSize
+            }
+            // The same rounding as the in-memory uint8 copy, so storage means the same thing either way.
+            if storage == .uint8 { for k in scalars.indices { scalars[k] = Float(UInt8(min(max(scalars[k].rounded(), 0), 255))) } }
+            return Tensor(shape: [height, width, 3], scalars: scalars)
+        }
         let range = (i * imageSize)..<((i + 1) * imageSize)
         switch storage {
         case .float32: return Tensor(shape: [height, width, 3], scalars: Array(floatPixels[range]))

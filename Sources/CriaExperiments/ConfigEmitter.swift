@@ -30,6 +30,8 @@ extension ExperimentConfig {
             ("class_names", data.classNames.map { .list($0.map(s)) } ?? null),
             ("limit", data.limit.map(i) ?? null),
             ("test_directory", data.testDirectory.map(s) ?? null),
+            ("cache", data.cache.map(s) ?? null),
+            ("memory_limit", data.memoryLimit.map(i) ?? null),
         ]
         if data.source == .fashionMNIST {
             dataEntries.append(("fashion_mnist", .map([
@@ -181,6 +183,9 @@ public enum ConfigEmitter {
         var tree = tree
         tree.remove(ConfigPath([.key("experiment"), .key("runs_dir")]))
         tree.remove(ConfigPath([.key("cria")]))
+        // Where pixels are kept (a cache, streaming) never changes a result.
+        tree.remove(ConfigPath([.key("data"), .key("cache")]))
+        tree.remove(ConfigPath([.key("data"), .key("memory_limit")]))
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in canonical(tree).utf8 {
             hash ^= UInt64(byte)

@@ -94,7 +94,8 @@ extension ExperimentConfig {
     static func decodeData(_ node: ConfigNode, _ reader: ConfigReader) -> DataSpec {
         var data = DataSpec()
         let keys = ["source", "directory", "csv", "validation_split", "seed", "image_size", "batch_size", "interpolation",
-                    "crop_to_aspect_ratio", "on_bad_image", "storage", "class_names", "limit", "test_directory", "fashion_mnist"]
+                    "crop_to_aspect_ratio", "on_bad_image", "storage", "class_names", "limit", "test_directory", "fashion_mnist",
+                    "cache", "memory_limit"]
         guard let section = MapReader(reader, "data", node, keys: keys) else { return data }
         data.source = section.choice("source", data.source)
         data.directory = section.string("directory")
@@ -112,6 +113,13 @@ extension ExperimentConfig {
         }
         data.limit = section.optionalInt("limit", range: 2...Int.max)
         data.testDirectory = section.string("test_directory")
+        data.cache = section.string("cache")
+        if let node = section["memory_limit"], !node.isNull {
+            data.memoryLimit = node.scalarText.flatMap(MemoryBudget.parse)
+            if data.memoryLimit == nil {
+                reader.fail("data.memory_limit", node, "must be a size such as 4GB, 512MiB or a number of bytes, got \(reader.show(node))")
+            }
+        }
         if data.source == .csv && data.csv == nil { reader.failMissing("data.csv", node, "required when source is csv: a path,label file") }
         if let node = section["fashion_mnist"],
            let fashion = MapReader(reader, "data.fashion_mnist", node, keys: ["directory", "classes", "positive_class", "test", "test_limit"]) {

@@ -48,6 +48,10 @@ public struct DataSpec: Equatable, Sendable {
     /// At most this many images, taken from the front of Keras's shuffled file list before the split.
     public var limit: Int?
     public var testDirectory: String?
+    /// Directory of memory-mapped pixel caches (PixelCache); nil: none. Does not change results.
+    public var cache: String?
+    /// Bytes of decoded pixels held in memory before streaming; nil: a share of physical memory. Does not change results.
+    public var memoryLimit: Int?
     public var fashionMNIST = FashionMNISTSpec()
 }
 

@@ -22,7 +22,9 @@ public struct TrialData {
             switch self {
             case .dataset(var dataset, let indices):
                 dataset.augmentation = augmentation
-                return DatasetBatchSource(dataset, indices: indices)
+                let source = DatasetBatchSource(dataset, indices: indices)
+                // Streamed pixels (data.cache, data.memory_limit): assembled ahead of the trainer.
+                return dataset.isStreamed ? PrefetchingBatchSource(source) : source
             case .loaded(let loaded, let height, let width):
                 return LoadedImagesSource(loaded, height: height, width: width, augmentation: augmentation)
             }
@@ -84,6 +86,8 @@ public struct TrialData {
         options.cropToAspectRatio = data.cropToAspectRatio
         options.onBadImage = data.onBadImage
         options.storage = data.storage
+        options.cacheDirectory = data.cache.map(resolvePath)  // data.cache / data.memory_limit (PixelCache)
+        options.memoryLimit = data.memoryLimit
         options.verbose = verbose
         options.showProgress = verbose
         switch data.source {
@@ -129,6 +133,7 @@ public struct TrialData {
             fashion.batchSize = data.batchSize
             fashion.seed = splitSeed
             fashion.storage = data.storage
+            fashion.memoryLimit = data.memoryLimit  // streams (renders on demand) above it; data.cache is not used here
             let all = try FashionMNIST.load(split: .train, directory: directory, options: fashion)
             // Keras's split on a seeded shuffle of the positions: the last int(split · n) validate.
             var order = Array(0..<all.count)

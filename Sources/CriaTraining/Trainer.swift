@@ -80,6 +80,8 @@ public final class Trainer {
             order.shuffle(using: &shuffler)
             let batches = stride(from: 0, to: order.count, by: phase.batchSize).map { Array(order[$0 ..< min(order.count, $0 + phase.batchSize)]) }
             observer?.epochStarted(epoch: epoch, of: initialEpoch + phase.epochs, batches: batches.count)
+            // Streamed data: lets the source decode upcoming batches on worker threads (BatchPlanning).
+            (train as? BatchPlanning)?.plan(batches, epoch: epoch, augment: train.augments, seed: seed)
             var lossSum = 0.0, correct = 0, kerasCorrect = 0, seen = 0
             var learningRate = phase.optimizer.learningRate
             for (batchIndex, indices) in batches.enumerated() {
@@ -152,6 +154,8 @@ public final class Trainer {
     private func evaluate(_ session: TrainingGraph, _ data: ImageBatchSource, batchSize: Int, cache: inout PrefixCache) throws -> Evaluation {
         var lossSum = 0.0, correct = 0, kerasCorrect = 0
         var predictions: [Int] = []
+        (data as? BatchPlanning)?.plan(stride(from: 0, to: data.count, by: batchSize).map { Array($0 ..< min(data.count, $0 + batchSize)) },
+                                       epoch: 0, augment: false, seed: seed)  // streamed data: prefetch (BatchPlanning)
         for start in stride(from: 0, to: data.count, by: batchSize) {
             let indices = Array(start ..< min(data.count, start + batchSize))
             let labels = indices.map { data.labels[$0] }

@@ -130,4 +130,5 @@ final class Messages: @unchecked Sendable {
     private var stored: [String] = []
     func append(_ line: String) { lock.lock(); stored.append(line); lock.unlock() }
     var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
+    func clear() { lock.lock(); stored.removeAll(); lock.unlock() }
 }
