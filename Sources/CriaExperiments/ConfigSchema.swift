@@ -94,7 +94,8 @@ extension ExperimentConfig {
     static func decodeData(_ node: ConfigNode, _ reader: ConfigReader) -> DataSpec {
         var data = DataSpec()
         let keys = ["source", "directory", "csv", "validation_split", "seed", "image_size", "batch_size", "interpolation",
-                    "crop_to_aspect_ratio", "on_bad_image", "storage", "class_names", "limit", "test_directory", "fashion_mnist"]
+                    "crop_to_aspect_ratio", "on_bad_image", "storage", "class_names", "limit", "test_directory", "fashion_mnist",
+                    "folds", "fold"]
         guard let section = MapReader(reader, "data", node, keys: keys) else { return data }
         data.source = section.choice("source", data.source)
         data.directory = section.string("directory")
@@ -112,6 +113,18 @@ extension ExperimentConfig {
         }
         data.limit = section.optionalInt("limit", range: 2...Int.max)
         data.testDirectory = section.string("test_directory")
+        data.folds = section.optionalInt("folds", range: 2...100_000)
+        data.fold = section.optionalInt("fold", range: 0...100_000)
+        if let foldNode = section["fold"], let fold = data.fold {
+            if let folds = data.folds {
+                if fold >= folds { reader.fail("data.fold", foldNode, "must be below data.folds (\(folds)), got \(fold)") }
+            } else {
+                reader.fail("data.fold", foldNode, "needs data.folds: the fold is one of K")
+            }
+        }
+        if let foldsNode = section["folds"], data.folds != nil, data.source == .csv {
+            reader.fail("data.folds", foldsNode, "cross-validation is not supported for source csv; use a class-folder directory or fashion_mnist")
+        }
         if data.source == .csv && data.csv == nil { reader.failMissing("data.csv", node, "required when source is csv: a path,label file") }
         if let node = section["fashion_mnist"],
            let fashion = MapReader(reader, "data.fashion_mnist", node, keys: ["directory", "classes", "positive_class", "test", "test_limit"]) {
