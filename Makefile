@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-debug fixtures clean bench bench-compare check-keras-roundtrip demo compare-keras
+.PHONY: setup build test test-debug fixtures clean bench bench-compare check-keras-roundtrip demo compare-keras parity-recipe
 
 setup:
 	@bash scripts/setup.sh
@@ -62,3 +62,12 @@ compare-keras: build
 # Decoding + resizing the alpaca images: Cria vs Keras's image_dataset_from_directory (needs tensorflow).
 bench-data: build
 	python3 Benchmarks/data_speed.py
+
+# Cria's side of the cross-validated Keras parity study: the recipe, the recipe with BN in
+# inference mode, flip only and no augmentation, on FOLDS folds x SEEDS seeds (consecutive),
+# each compared fold by fold with Notebooks-export/parity/keras-cv.jsonl. Writes
+# Notebooks-export/parity/cria-vs-keras-cv.md and cria-cv.jsonl; rerun to resume.
+FOLDS ?= 10
+SEEDS ?= 1 2 3
+parity-recipe: build
+	FOLDS=$(FOLDS) SEEDS="$(SEEDS)" bash scripts/parity_recipe.sh
