@@ -162,11 +162,13 @@ public enum ReferenceComparison {
         }
         let verdict: String
         if let difference = accuracyDifference {
-            let sentence = Intervals.verdict(difference, helps: "is higher", hurts: "is lower")
-            if sentence.hasPrefix("makes no clear difference") {
-                verdict = "Cria and \(framework) agree within the interval: Cria − \(framework) = " + Intervals.points(difference) + "."
+            if let lower = difference.lower, let upper = difference.upper, lower > 0 || upper < 0 {
+                verdict = "Cria is \(lower > 0 ? "higher" : "lower") than \(framework) on the same folds: Cria − \(framework) = "
+                    + Intervals.points(difference) + "."
+            } else if difference.lower == nil {
+                verdict = "Cria − \(framework) = " + Intervals.points(difference) + "."
             } else {
-                verdict = "Cria " + sentence + " than \(framework): Cria − \(framework) on the same folds."
+                verdict = "Cria and \(framework) agree within the interval: Cria − \(framework) = " + Intervals.points(difference) + "."
             }
         } else {
             verdict = "No folds (or seeds) in common with the reference: nothing to pair."

@@ -143,7 +143,8 @@ final class CrossValidationReportTests: XCTestCase {
         XCTAssertTrue(markdown.contains("| keras (recipe) | 15 |"), markdown)
 
         let (flip, _) = try ReferenceComparison.compare([cria], reference: file, config: "flip")
-        XCTAssertTrue(try XCTUnwrap(flip.first).verdict.hasPrefix("Cria is higher by +5.0 points"), flip.first!.verdict)
+        XCTAssertTrue(try XCTUnwrap(flip.first).verdict.hasPrefix("Cria is higher than keras on the same folds: Cria − keras = +5.0 points, 95 % CI +"),
+                      flip.first!.verdict)
 
         XCTAssertThrowsError(try ReferenceComparison.compare([cria], reference: file, config: nil)) {
             XCTAssertTrue("\($0)".contains("choose one with --reference-config"), "\($0)")
