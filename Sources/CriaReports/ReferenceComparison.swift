@@ -181,7 +181,7 @@ public enum ReferenceComparison {
         let framework = referenceRuns.first?.framework ?? "reference"
         let versions = Set(referenceRuns.compactMap { $0.kerasVersion ?? $0.criaVersion }).sorted()
         var out = "# Cria vs \(framework): \(config)\n\n"
-        out += "Cria: " + sources.map { "`\($0.path)`" }.joined(separator: ", ") + ". "
+        out += "Cria: " + RunComparison.describe(sources) + ". "
         out += "Reference: `\(reference.lastPathComponent)`, config `\(config)`, \(referenceRuns.count) runs"
         out += versions.isEmpty ? ".\n\n" : " (\(framework) \(versions.joined(separator: ", "))).\n\n"
         out += "Held-out accuracy and loss are the final epoch's on each held-out fold. Intervals: 95 %, \(Estimate.correctedMethod) "

@@ -183,6 +183,15 @@ public enum RunComparison {
             + ExperimentReport.table(section.pooled + ["fine-tune depth", "n", "final val acc", "Δ vs frozen", "paired Δ [95 % CI]"], rows) + "\n"
     }
 
+    /// The run directories as given on the command line; many trial directories of one experiment as their parent and count.
+    static func describe(_ sources: [URL]) -> String {
+        let parents = Set(sources.map { $0.deletingLastPathComponent().relativePath })
+        if sources.count > 3, parents.count == 1, let parent = parents.first {
+            return "\(sources.count) trial directories of `\(parent)`"
+        }
+        return sources.map { "`\($0.relativePath)`" }.joined(separator: ", ")
+    }
+
     static func interval(_ estimate: Estimate?) -> String {
         guard let lower = estimate?.lower, let upper = estimate?.upper else { return "" }
         return String(format: "[%.4f, %.4f]", lower, upper)
@@ -195,7 +204,7 @@ public enum RunComparison {
 
     static func markdown(_ sections: [Section], sources: [URL]) -> String {
         var out = "# Frozen vs fine-tuned\n\n"
-        out += "Runs: " + sources.map { "`\($0.path)`" }.joined(separator: ", ") + "\n\n"
+        out += "Runs: " + describe(sources) + "\n\n"
         out += "Final validation accuracy at equal total epochs, mean ± sample std over seeds, repeats and folds. "
         out += "Δ vs frozen is the difference of means; \"paired Δ\" pairs each trial with the frozen-only trial of the same fold and seed, "
         out += "with its 95 % interval (\(sections.flatMap(\.rows).contains { $0.trials.contains { $0.fold != nil } } ? Estimate.correctedMethod : Estimate.seedsMethod); "
