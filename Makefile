@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-debug test-slurm fixtures clean bench bench-compare bench-scale check-keras-roundtrip demo compare-keras
+.PHONY: setup build test test-debug test-slurm fixtures clean bench bench-compare bench-scale check-keras-roundtrip demo compare-keras parity-recipe
 
 setup:
 	@bash scripts/setup.sh
@@ -79,3 +79,12 @@ bench-data: build
 # alpaca pixel cache built and reused. JSON lines in Benchmarks/results/scale.jsonl.
 bench-scale: build
 	CRIA_BIN=$$($(SWIFT) build -c release --show-bin-path)/cria python3 Benchmarks/scale.py
+
+# Cria's side of the cross-validated Keras parity study: the recipe, the recipe with BN in
+# inference mode, flip only and no augmentation, on FOLDS folds x SEEDS seeds (consecutive),
+# each compared fold by fold with Notebooks-export/parity/keras-cv.jsonl. Writes
+# Notebooks-export/parity/cria-vs-keras-cv.md and cria-cv.jsonl; rerun to resume.
+FOLDS ?= 10
+SEEDS ?= 1 2 3
+parity-recipe: build
+	FOLDS=$(FOLDS) SEEDS="$(SEEDS)" bash scripts/parity_recipe.sh

@@ -29,6 +29,8 @@ extension ExperimentConfig {
             ("storage", s(data.storage.rawValue)),
             ("class_names", data.classNames.map { .list($0.map(s)) } ?? null),
             ("limit", data.limit.map(i) ?? null),
+            ("folds", data.folds.map(i) ?? null),
+            ("fold", data.fold.map(i) ?? null),
             ("test_directory", data.testDirectory.map(s) ?? null),
             ("cache", data.cache.map(s) ?? null),
             ("memory_limit", data.memoryLimit.map(i) ?? null),

@@ -95,7 +95,7 @@ extension ExperimentConfig {
         var data = DataSpec()
         let keys = ["source", "directory", "csv", "validation_split", "seed", "image_size", "batch_size", "interpolation",
                     "crop_to_aspect_ratio", "on_bad_image", "storage", "class_names", "limit", "test_directory", "fashion_mnist",
-                    "cache", "memory_limit"]
+                    "cache", "memory_limit", "folds", "fold"]
         guard let section = MapReader(reader, "data", node, keys: keys) else { return data }
         data.source = section.choice("source", data.source)
         data.directory = section.string("directory")
@@ -119,6 +119,18 @@ extension ExperimentConfig {
             if data.memoryLimit == nil {
                 reader.fail("data.memory_limit", node, "must be a size such as 4GB, 512MiB or a number of bytes, got \(reader.show(node))")
             }
+        }
+        data.folds = section.optionalInt("folds", range: 2...100_000)
+        data.fold = section.optionalInt("fold", range: 0...100_000)
+        if let foldNode = section["fold"], let fold = data.fold {
+            if let folds = data.folds {
+                if fold >= folds { reader.fail("data.fold", foldNode, "must be below data.folds (\(folds)), got \(fold)") }
+            } else {
+                reader.fail("data.fold", foldNode, "needs data.folds: the fold is one of K")
+            }
+        }
+        if let foldsNode = section["folds"], data.folds != nil, data.source == .csv {
+            reader.fail("data.folds", foldsNode, "cross-validation is not supported for source csv; use a class-folder directory or fashion_mnist")
         }
         if data.source == .csv && data.csv == nil { reader.failMissing("data.csv", node, "required when source is csv: a path,label file") }
         if let node = section["fashion_mnist"],

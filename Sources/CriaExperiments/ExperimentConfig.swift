@@ -47,6 +47,11 @@ public struct DataSpec: Equatable, Sendable {
     public var classNames: [String]?
     /// At most this many images, taken from the front of Keras's shuffled file list before the split.
     public var limit: Int?
+    /// k-fold cross-validation: each trial trains once per fold, holding that fold out
+    /// (`validation_split` is then unused). See `Folds`.
+    public var folds: Int?
+    /// The held-out fold of this run (0-based); nil with `folds` set runs every fold.
+    public var fold: Int?
     public var testDirectory: String?
     /// Directory of memory-mapped pixel caches (PixelCache); nil: none. Does not change results.
     public var cache: String?

@@ -102,12 +102,13 @@ public final class ExperimentRunner {
         let sweep = config.sweep
         let list: [JSONValue] = trials.map { trial in
             .object(["index": .number(Double(trial.index)), "id": .string(trial.id), "seed": .number(Double(trial.seed)),
-                     "repeat": .number(Double(trial.repeatIndex)),
+                     "repeat": .number(Double(trial.repeatIndex)), "fold": trial.fold.map { .number(Double($0)) } ?? .null,
                      "parameters": .object(Dictionary(trial.parameters.map { ($0.path, Summary.json($0.value)) }, uniquingKeysWith: { $1 }))])
         }
         return .object([
             "experiment": .string(config.name), "config_hash": .string(configHash), "total": .number(Double(trials.count)),
-            "repeats": .number(Double(config.repeats)), "method": sweep.map { .string($0.method.rawValue) } ?? .null,
+            "repeats": .number(Double(config.repeats)), "folds": config.data.folds.map { .number(Double($0)) } ?? .null,
+            "method": sweep.map { .string($0.method.rawValue) } ?? .null,
             "parameter_keys": .array((sweep?.parameters ?? []).map { .string($0.path.description) }),
             "metric": .string(sweep?.metric ?? "best_val_accuracy"), "direction": .string(sweep?.direction.rawValue ?? "max"),
             "trials": .array(list),

@@ -12,11 +12,13 @@ public struct TrialPlan: Equatable, Sendable {
     public var parameters: [(path: String, value: ConfigNode)]
     public var seed: Int
     public var repeatIndex: Int
+    /// The held-out fold under `data.folds` (nil without cross-validation).
+    public var fold: Int?
     /// The experiment's config with this trial's values and seed, validated.
     public var config: ExperimentConfig
 
     public static func == (a: TrialPlan, b: TrialPlan) -> Bool {
-        a.index == b.index && a.id == b.id && a.seed == b.seed && a.config == b.config
+        a.index == b.index && a.id == b.id && a.seed == b.seed && a.fold == b.fold && a.config == b.config
             && a.parameters.map(\.path) == b.parameters.map(\.path) && a.parameters.map(\.value) == b.parameters.map(\.value)
     }
 }
@@ -135,21 +137,27 @@ public enum SweepPlanner {
             }
         }
         let keys = points.first?.map(\.path) ?? []
+        // Cross-validation: every trial trains once per fold, unless the config names one fold.
+        let folds: [Int?] = config.data.folds.map { count in config.data.fold.map { [$0] } ?? Array(0..<count) } ?? [nil]
         var plans: [TrialPlan] = []
         for point in points {
             for repeatIndex in 0..<config.repeats {
                 let seed = config.seed + repeatIndex
-                var trial = base
-                for (path, value) in point { try ExperimentConfig.setExclusive(&trial, path, value) }
-                try trial.set(ConfigPath([.key("seed")]), to: .scalar(String(seed), location: "default"))
-                var trialConfig = try ExperimentConfig.decode(trial, source: source, defaultName: config.name)
-                trialConfig.name = config.name
-                trialConfig.runsDirectory = config.runsDirectory
-                var parts = point.map { "\(label($0.path, among: keys))=\(valueLabel($0.value))" }
-                if config.repeats > 1 || parts.isEmpty { parts.append("seed=\(seed)") }
-                let id = parts.joined(separator: ",").replacingOccurrences(of: "/", with: "_")
-                plans.append(TrialPlan(index: plans.count, id: id, parameters: point.map { ($0.path.description, $0.value) },
-                                       seed: seed, repeatIndex: repeatIndex, config: trialConfig))
+                for fold in folds {
+                    var trial = base
+                    for (path, value) in point { try ExperimentConfig.setExclusive(&trial, path, value) }
+                    try trial.set(ConfigPath([.key("seed")]), to: .scalar(String(seed), location: "default"))
+                    if let fold { try trial.set(ConfigPath([.key("data"), .key("fold")]), to: .scalar(String(fold), location: "default")) }
+                    var trialConfig = try ExperimentConfig.decode(trial, source: source, defaultName: config.name)
+                    trialConfig.name = config.name
+                    trialConfig.runsDirectory = config.runsDirectory
+                    var parts = point.map { "\(label($0.path, among: keys))=\(valueLabel($0.value))" }
+                    if config.repeats > 1 || parts.isEmpty { parts.append("seed=\(seed)") }
+                    if let fold { parts.append("fold=\(fold)") }
+                    let id = parts.joined(separator: ",").replacingOccurrences(of: "/", with: "_")
+                    plans.append(TrialPlan(index: plans.count, id: id, parameters: point.map { ($0.path.description, $0.value) },
+                                           seed: seed, repeatIndex: repeatIndex, fold: fold, config: trialConfig))
+                }
             }
         }
         var seen: [String: Int] = [:]

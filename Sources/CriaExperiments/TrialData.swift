@@ -123,38 +123,45 @@ public struct TrialData {
             return TrialData(classNames: training.classNames, origin: csv.path, training: .dataset(training, indices: nil),
                              validation: .dataset(validation, indices: nil), test: try loadTest(data, options: options))
         case .fashionMNIST:
-            let directory = resolvePath(data.fashionMNIST.directory)
-            var fashion = FashionMNIST.Options()
-            fashion.classes = data.fashionMNIST.classes
-            fashion.positiveClass = data.fashionMNIST.positiveClass
-            fashion.limit = data.limit
-            fashion.imageSize = (data.imageSize[0], data.imageSize[1])
-            fashion.interpolation = data.interpolation
-            fashion.batchSize = data.batchSize
-            fashion.seed = splitSeed
-            fashion.storage = data.storage
-            fashion.memoryLimit = data.memoryLimit  // streams (renders on demand) above it; data.cache is not used here
-            let all = try FashionMNIST.load(split: .train, directory: directory, options: fashion)
+            let (all, order, test) = try fashionMNIST(data, splitSeed: splitSeed)
             // Keras's split on a seeded shuffle of the positions: the last int(split · n) validate.
-            var order = Array(0..<all.count)
-            var random = NumpyRandomState(seed: splitSeed)
-            random.shuffle(&order)
             let validationCount = Int(data.validationSplit * Double(order.count))
             guard validationCount > 0, validationCount < order.count else {
                 throw CriaError("data.validation_split \(data.validationSplit) of \(order.count) Fashion-MNIST images leaves an empty part; raise data.limit")
             }
             let cut = order.count - validationCount
-            var test: Images?
-            if data.fashionMNIST.test {
-                fashion.limit = data.fashionMNIST.testLimit
-                test = .dataset(try FashionMNIST.load(split: .test, directory: directory, options: fashion), indices: nil)
-            }
             if verbose {
                 options.log("Fashion-MNIST: \(all.count) images (\(all.classNames.joined(separator: ", "))): \(cut) for training, \(validationCount) for validation.")
             }
-            return TrialData(classNames: all.classNames, origin: directory.path, training: .dataset(all, indices: Array(order[..<cut])),
+            return TrialData(classNames: all.classNames, origin: all.directory.path, training: .dataset(all, indices: Array(order[..<cut])),
                              validation: .dataset(all, indices: Array(order[cut...])), test: test)
         }
+    }
+
+    /// The Fashion-MNIST training images of a config, the seeded shuffle of their positions
+    /// (numpy's, as for a directory), and the test split when asked for.
+    static func fashionMNIST(_ data: DataSpec, splitSeed: UInt32) throws -> (all: ImageDataset, order: [Int], test: Images?) {
+        let directory = resolvePath(data.fashionMNIST.directory)
+        var fashion = FashionMNIST.Options()
+        fashion.classes = data.fashionMNIST.classes
+        fashion.positiveClass = data.fashionMNIST.positiveClass
+        fashion.limit = data.limit
+        fashion.imageSize = (data.imageSize[0], data.imageSize[1])
+        fashion.interpolation = data.interpolation
+        fashion.batchSize = data.batchSize
+        fashion.seed = splitSeed
+        fashion.storage = data.storage
+        fashion.memoryLimit = data.memoryLimit  // streams (renders on demand) above it; data.cache is not used here
+        let all = try FashionMNIST.load(split: .train, directory: directory, options: fashion)
+        var order = Array(0..<all.count)
+        var random = NumpyRandomState(seed: splitSeed)
+        random.shuffle(&order)
+        var test: Images?
+        if data.fashionMNIST.test {
+            fashion.limit = data.fashionMNIST.testLimit
+            test = .dataset(try FashionMNIST.load(split: .test, directory: directory, options: fashion), indices: nil)
+        }
+        return (all, order, test)
     }
 
     static func loadTest(_ data: DataSpec, options: DirectoryDatasetOptions) throws -> Images? {

@@ -17,6 +17,7 @@ public final class TrialRunner {
     public var progress: TrainingObserver?
 
     private var cachedData: (spec: DataSpec, seed: Int, data: TrialData)?
+    private var cachedPool: (spec: DataSpec, seed: Int, pool: FoldPool)?
     private var cachedWeights: (path: String, file: KerasFile)?
 
     public init(criaVersion: String, verbose: Bool = true, progress: TrainingObserver? = nil) {
@@ -25,9 +26,19 @@ public final class TrialRunner {
         self.progress = progress ?? (verbose ? ConsoleReporter() : nil)
     }
 
-    /// The data of a config, decoded once per distinct `data` section.
+    /// The data of a config, decoded once per distinct `data` section (once for all folds of a cross-validation).
     public func data(for config: ExperimentConfig) throws -> TrialData {
         let splitSeed = config.data.seed ?? config.seed
+        if let folds = config.data.folds {
+            var spec = config.data
+            spec.fold = nil
+            if cachedPool == nil || cachedPool!.spec != spec || cachedPool!.seed != splitSeed {
+                cachedPool = nil  // release the previous pool's pixels before decoding the next
+                cachedPool = (spec, splitSeed, try FoldPool.load(spec, seed: splitSeed, verbose: verbose))
+            }
+            guard let fold = config.data.fold else { throw CriaError("data.folds: \(folds) set but no data.fold for this run") }
+            return try cachedPool!.pool.trialData(fold: fold, of: folds)
+        }
         if let cached = cachedData, cached.spec == config.data, cached.seed == splitSeed { return cached.data }
         let data = try TrialData.load(config.data, seed: splitSeed, verbose: verbose)
         cachedData = (config.data, splitSeed, data)
@@ -139,6 +150,8 @@ public final class TrialRunner {
         summary["experiment"] = .string(config.name)
         summary["seed"] = .number(Double(plan.seed))
         summary["repeat"] = .number(Double(plan.repeatIndex))
+        summary["fold"] = config.data.fold.map { .number(Double($0)) } ?? .null
+        summary["folds"] = config.data.folds.map { .number(Double($0)) } ?? .null
         summary["parameters"] = .object(Dictionary(plan.parameters.map { ($0.path, Summary.json($0.value)) }, uniquingKeysWith: { $1 }))
         summary["status"] = "finished"
         summary["phases"] = .array(phases)

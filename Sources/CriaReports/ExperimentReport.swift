@@ -47,14 +47,17 @@ public enum ExperimentReport {
     @discardableResult
     public static func rebuild(experimentDirectory: URL) throws -> String {
         var directory = experimentDirectory.standardizedFileURL
-        if FileManager.default.fileExists(atPath: directory.appendingPathComponent(TrialSummary.fileName).path) {
-            directory = directory.deletingLastPathComponent()
-        }
+        if TrialSummary.isTrialDirectory(directory) { directory = directory.deletingLastPathComponent() }
         let sweep = try SweepInfo(experimentDirectory: directory)
         let (trials, unfinished) = try TrialSummary.loadAll(under: directory, depth: 2)
         let ranked = rank(trials, metric: sweep.metric, direction: sweep.direction)
-        let markdown = self.markdown(ranked, unfinished: unfinished, sweep: sweep, directory: directory)
-        try AtomicFile.write(csv(ranked, parameterOrder: sweep.parameterKeys), to: directory.appendingPathComponent(csvFileName))
+        let experiment = ranked.first?.experiment.nonEmpty ?? directory.deletingLastPathComponent().lastPathComponent
+        let crossValidation = CrossValidationSummary.make(experiment: experiment,
+                                                          groups: groups(ranked, metric: sweep.metric, direction: sweep.direction))
+        let markdown = self.markdown(ranked, unfinished: unfinished, sweep: sweep, directory: directory, crossValidation: crossValidation)
+        try AtomicFile.write(csv(ranked, parameterOrder: sweep.parameterKeys, crossValidation: crossValidation),
+                             to: directory.appendingPathComponent(csvFileName))
+        try AtomicFile.write(try crossValidation.json(), to: directory.appendingPathComponent(CrossValidationSummary.fileName))
         try AtomicFile.write(markdown, to: directory.appendingPathComponent(markdownFileName))
         try AtomicFile.write(ComparisonFigure.svg(trials: ranked, title: directory.lastPathComponent),
                              to: directory.appendingPathComponent(figureFileName))
@@ -90,9 +93,16 @@ public enum ExperimentReport {
 
     /// One row per finished trial, ranked. Numbers are Python `repr`s and a missing value is an empty field,
     /// which pandas reads as NaN.
-    public static func csv(_ ranked: [TrialSummary], parameterOrder: [String] = []) -> String {
+    /// Under cross-validation the fold columns and each setting's estimates (`CrossValidationSummary.csvColumns`) follow.
+    public static func csv(_ ranked: [TrialSummary], parameterOrder: [String] = [], crossValidation: CrossValidationSummary? = nil) -> String {
         let keys = parameterKeys(ranked, order: parameterOrder)
-        var lines = [(["rank", "trial_id", "repeat", "seed"] + keys + csvMetricColumns).map(MetricsLog.csvQuoted).joined(separator: ",")]
+        let folded = ranked.contains { $0.folds != nil }
+        var settings = [String: CrossValidationSummary.Setting]()
+        for setting in crossValidation?.settings ?? [] {
+            settings[setting.parameters.keys.sorted().map { "\($0)=\(setting.parameters[$0]!)" }.joined(separator: ",")] = setting
+        }
+        var lines = [(["rank", "trial_id", "repeat", "seed"] + keys + csvMetricColumns + (folded ? CrossValidationSummary.csvColumns : []))
+            .map(MetricsLog.csvQuoted).joined(separator: ",")]
         func number(_ value: Double?) -> String { value.map(PythonFloat.repr) ?? "" }
         func integer(_ value: Int?) -> String { value.map(String.init) ?? "" }
         for (index, trial) in ranked.enumerated() {
@@ -105,6 +115,7 @@ public enum ExperimentReport {
                 number(trial.test?.loss), number(trial.test?.accuracy), number(trial.linearProbeValAccuracy),
                 number(trial.wallSeconds), number(trial.peakRSSMB),
             ]
+            if folded { fields += CrossValidationSummary.csvFields(trial, setting: settings[trial.settingKey]) }
             lines.append(fields.map(MetricsLog.csvQuoted).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
@@ -141,7 +152,8 @@ public enum ExperimentReport {
         }
     }
 
-    static func markdown(_ ranked: [TrialSummary], unfinished: [URL], sweep: SweepInfo, directory: URL) -> String {
+    static func markdown(_ ranked: [TrialSummary], unfinished: [URL], sweep: SweepInfo, directory: URL,
+                         crossValidation: CrossValidationSummary? = nil) -> String {
         let keys = parameterKeys(ranked, order: sweep.parameterKeys)
         let experiment = ranked.first?.experiment.nonEmpty ?? directory.deletingLastPathComponent().lastPathComponent
         var out = "# \(experiment): \(directory.lastPathComponent)\n\n"
@@ -188,6 +200,7 @@ public enum ExperimentReport {
             return row
         }
         out += table(groupHeader.isEmpty ? ["n"] : groupHeader, groupRows) + "\n"
+        if let crossValidation { out += crossValidation.markdown(parameterKeys: keys) }
         out += "![validation accuracy of frozen-only and fine-tuned trials](\(figureFileName))\n"
         return out
     }

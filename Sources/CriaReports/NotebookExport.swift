@@ -23,7 +23,7 @@ public enum NotebookExport {
     }
 
     static func build(runDirectory: URL, output: URL) throws -> JSONValue {
-        let isTrial = FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent(TrialSummary.fileName).path)
+        let isTrial = TrialSummary.isTrialDirectory(runDirectory)
         let sweep = try ExperimentReport.SweepInfo(experimentDirectory: isTrial ? runDirectory.deletingLastPathComponent() : runDirectory)
         let (loaded, unfinished) = try TrialSummary.loadAll(under: runDirectory, depth: isTrial ? 0 : 2)
         let trials = ExperimentReport.rank(loaded, metric: sweep.metric, direction: sweep.direction)

@@ -23,6 +23,11 @@ public enum RunComparison {
         public var gainOverFrozenPhase: MeanStd?
         /// Mean final val accuracy minus frozen-only's, when there are frozen-only trials.
         public var differenceVsFrozen: Double?
+        /// This depth minus frozen only, paired on the same folds and seeds (and pooled settings),
+        /// with its 95 % interval (`Intervals.estimate`).
+        public var pairedDifference: Estimate?
+        /// Each trial's final val accuracy keyed by fold and seed (`Intervals`).
+        public var heldOut: Estimate?
     }
 
     public struct Section {
@@ -31,6 +36,8 @@ public enum RunComparison {
         /// Parameters other than the fine-tune depth that vary here and are therefore pooled.
         public var pooled: [String]
         public var verdict: String
+        /// One sentence per fine-tune depth: the paired difference against frozen only and its interval.
+        public var pairedVerdicts: [String]
         /// The same question within the best setting of the pooled parameters, when any are pooled.
         public var bestSettingVerdict: String?
     }
@@ -63,26 +70,45 @@ public enum RunComparison {
         let byEpochs = Dictionary(grouping: trials, by: \.totalEpochs)
         return byEpochs.keys.sorted { (byEpochs[$0]!.count, $0) > (byEpochs[$1]!.count, $1) }.map { epochs in
             let group = byEpochs[epochs]!
-            let rows = depthRows(group)
             let pooled = ExperimentReport.parameterKeys(group).filter { key in
                 !key.contains("fine_tune_at") && Set(group.map { $0.parameters[key].map(TrialSummary.format) ?? "" }).count > 1
             }
+            let rows = depthRows(group, pooled: pooled)
             return Section(totalEpochs: epochs, rows: rows, pooled: pooled, verdict: verdict(rows, epochs: epochs),
+                           pairedVerdicts: rows.compactMap(pairedVerdict),
                            bestSettingVerdict: bestSettingVerdict(group, pooled: pooled, epochs: epochs))
         }
     }
 
-    /// One row per fine-tune depth of `group`, frozen only first.
-    static func depthRows(_ group: [TrialSummary]) -> [Row] {
-        let frozen = MeanStd(group.filter(\.isFrozenOnly).compactMap(\.finalValAccuracy))
+    /// One row per fine-tune depth of `group`, frozen only first. Paired differences match a trial
+    /// with the frozen-only trial of the same fold, seed and values of the `pooled` parameters.
+    static func depthRows(_ group: [TrialSummary], pooled: [String] = []) -> [Row] {
+        let frozenTrials = group.filter(\.isFrozenOnly)
+        let frozen = MeanStd(frozenTrials.compactMap(\.finalValAccuracy))
+        let ratio = CrossValidationSummary.testTrainRatio(group)
+        func key(_ trial: TrialSummary) -> String {
+            (pooled.map { trial.parameters[$0].map(TrialSummary.format) ?? "" } + [trial.fold.map(String.init) ?? "-", String(trial.seed ?? trial.repeatIndex)])
+                .joined(separator: "|")
+        }
+        var frozenByKey = [String: Double]()
+        for trial in frozenTrials { if let value = trial.finalValAccuracy { frozenByKey[key(trial)] = value } }
         return ComparisonFigure.depthOrder(group).map { depth -> Row in
             let members = group.filter { $0.depthLabel == depth }
             let final = MeanStd(members.compactMap(\.finalValAccuracy))
             let gains = members.filter { !$0.isFrozenOnly }.compactMap { t in t.finalValAccuracy.flatMap { f in t.frozenPhaseValAccuracy.map { f - $0 } } }
+            var paired: Estimate?
+            if depth != "frozen only" {
+                let differences = members.compactMap { trial -> FoldValue? in
+                    guard let value = trial.finalValAccuracy, let base = frozenByKey[key(trial)] else { return nil }
+                    return FoldValue(fold: trial.fold, seed: trial.seed ?? trial.repeatIndex, value: value - base)
+                }
+                paired = Intervals.estimate(differences, testTrainRatio: ratio)
+            }
             return Row(depth: depth, trials: members, finalValAccuracy: final, bestValAccuracy: MeanStd(members.compactMap(\.bestValAccuracy)),
                        finalValLoss: MeanStd(members.compactMap(\.finalValLoss)), testAccuracy: MeanStd(members.compactMap { $0.test?.accuracy }),
                        gainOverFrozenPhase: MeanStd(gains),
-                       differenceVsFrozen: depth == "frozen only" ? nil : frozen.flatMap { f in final.map { $0.mean - f.mean } })
+                       differenceVsFrozen: depth == "frozen only" ? nil : frozen.flatMap { f in final.map { $0.mean - f.mean } },
+                       pairedDifference: paired, heldOut: Intervals.estimate(members.compactMap(\.heldOutAccuracy), testTrainRatio: ratio))
         }
     }
 
@@ -109,6 +135,16 @@ public enum RunComparison {
         let label = zip(pooled, best.values).map { "`\($0)` = \($1)" }.joined(separator: ", ")
         let answer = verdict(best.rows, epochs: epochs)
         return "At the best setting of the pooled parameters (\(label)): " + answer.prefix(1).lowercased() + answer.dropFirst()
+    }
+
+    /// "Fine-tuning from 120 helps by +4.1 points, 95 % CI +1.2 to +7.0 (paired over 10 folds × 3 seeds)."
+    static func pairedVerdict(_ row: Row) -> String? {
+        guard let difference = row.pairedDifference else { return nil }
+        let name: String
+        if let equals = row.depth.firstIndex(of: "=") { name = "Fine-tuning from " + row.depth[row.depth.index(after: equals)...] } else { name = "Fine-tuning (\(row.depth))" }
+        let folds = Set(row.trials.compactMap(\.fold)).count, seeds = Set(row.trials.map { $0.seed ?? $0.repeatIndex }).count
+        let over = folds > 0 ? "\(difference.runs) pairs over \(folds) folds × \(seeds) seeds" : "\(difference.runs) pairs over seeds on one validation split"
+        return "\(name) " + Intervals.verdict(difference) + " (\(over))."
     }
 
     static func verdict(_ rows: [Row], epochs: Int) -> String {
@@ -139,20 +175,44 @@ public enum RunComparison {
             for row in depthRows(members) {
                 guard let final = row.finalValAccuracy else { continue }
                 let difference = row.differenceVsFrozen.map { String(format: "%+.4f", $0) } ?? (row.depth == "frozen only" ? "—" : "")
-                rows.append(values + [row.depth, String(final.count), final.formatted(), difference])
+                let paired = row.pairedDifference.map(pairedCell) ?? (row.depth == "frozen only" ? "—" : "")
+                rows.append(values + [row.depth, String(final.count), final.formatted(), difference, paired])
             }
         }
         return "### By \(section.pooled.map { "`\($0)`" }.joined(separator: ", "))\n\n"
-            + ExperimentReport.table(section.pooled + ["fine-tune depth", "n", "final val acc", "Δ vs frozen"], rows) + "\n"
+            + ExperimentReport.table(section.pooled + ["fine-tune depth", "n", "final val acc", "Δ vs frozen", "paired Δ [95 % CI]"], rows) + "\n"
+    }
+
+    /// The run directories as given on the command line; many trial directories of one experiment as their parent and count.
+    static func describe(_ sources: [URL]) -> String {
+        let parents = Set(sources.map { $0.deletingLastPathComponent().relativePath })
+        if sources.count > 3, parents.count == 1, let parent = parents.first {
+            return "\(sources.count) trial directories of `\(parent)`"
+        }
+        return sources.map { "`\($0.relativePath)`" }.joined(separator: ", ")
+    }
+
+    static func interval(_ estimate: Estimate?) -> String {
+        guard let lower = estimate?.lower, let upper = estimate?.upper else { return "" }
+        return String(format: "[%.4f, %.4f]", lower, upper)
+    }
+
+    static func pairedCell(_ estimate: Estimate) -> String {
+        guard let lower = estimate.lower, let upper = estimate.upper else { return String(format: "%+.4f", estimate.mean) }
+        return String(format: "%+.4f [%+.4f, %+.4f]", estimate.mean, lower, upper)
     }
 
     static func markdown(_ sections: [Section], sources: [URL]) -> String {
         var out = "# Frozen vs fine-tuned\n\n"
-        out += "Runs: " + sources.map { "`\($0.path)`" }.joined(separator: ", ") + "\n\n"
-        out += "Final validation accuracy at equal total epochs, mean ± sample std over seeds and repeats. "
-        out += "Δ vs frozen is the difference of means; \"fine-tune gain\" is what each trial's fine-tune phase added to its own frozen-phase val accuracy.\n\n"
+        out += "Runs: " + describe(sources) + "\n\n"
+        out += "Final validation accuracy at equal total epochs, mean ± sample std over seeds, repeats and folds. "
+        out += "Δ vs frozen is the difference of means; \"paired Δ\" pairs each trial with the frozen-only trial of the same fold and seed, "
+        out += "with its 95 % interval (\(sections.flatMap(\.rows).contains { $0.trials.contains { $0.fold != nil } } ? Estimate.correctedMethod : Estimate.seedsMethod); "
+        out += "see docs/statistics.md). \"Fine-tune gain\" is what each trial's fine-tune phase added to its own frozen-phase val accuracy.\n\n"
         if let first = sections.first {
             out += "**\(first.verdict)**\n\n"
+            for line in first.pairedVerdicts { out += "- **\(line)**\n" }
+            if !first.pairedVerdicts.isEmpty { out += "\n" }
             if let within = first.bestSettingVerdict { out += "**\(within)**\n\n" }
         }
         for section in sections {
@@ -161,11 +221,13 @@ public enum RunComparison {
                 out += "Pooled over: " + section.pooled.map { "`\($0)`" }.joined(separator: ", ") + ".\n\n"
             }
             let hasTest = section.rows.contains { $0.testAccuracy != nil }
-            var header = ["fine-tune depth", "n", "final val acc", "Δ vs frozen", "best val acc", "final val loss", "fine-tune gain"]
+            var header = ["fine-tune depth", "n", "final val acc", "95 % CI", "Δ vs frozen", "paired Δ [95 % CI]", "best val acc", "final val loss",
+                          "fine-tune gain"]
             if hasTest { header.append("test acc") }
             let rows = section.rows.map { row -> [String] in
-                var cells = [row.depth, String(row.trials.count), ExperimentReport.stat(row.finalValAccuracy),
+                var cells = [row.depth, String(row.trials.count), ExperimentReport.stat(row.finalValAccuracy), interval(row.heldOut),
                              row.differenceVsFrozen.map { String(format: "%+.4f", $0) } ?? (row.depth == "frozen only" ? "—" : ""),
+                             row.pairedDifference.map(pairedCell) ?? (row.depth == "frozen only" ? "—" : ""),
                              ExperimentReport.stat(row.bestValAccuracy), ExperimentReport.stat(row.finalValLoss),
                              ExperimentReport.stat(row.gainOverFrozenPhase)]
                 if hasTest { cells.append(ExperimentReport.stat(row.testAccuracy)) }
@@ -174,6 +236,8 @@ public enum RunComparison {
             out += ExperimentReport.table(header, rows) + "\n"
             if sections.count > 1 {
                 out += section.verdict + "\n\n"
+                for line in section.pairedVerdicts { out += "- \(line)\n" }
+                if !section.pairedVerdicts.isEmpty { out += "\n" }
                 if let within = section.bestSettingVerdict { out += within + "\n\n" }
             }
             if !section.pooled.isEmpty { out += breakdown(section) }

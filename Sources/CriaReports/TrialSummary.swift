@@ -35,6 +35,9 @@ public struct TrialSummary {
     public var experiment: String
     public var seed: Int?
     public var repeatIndex: Int
+    /// The held-out fold and the fold count under `data.folds` (nil without cross-validation).
+    public var fold: Int?
+    public var folds: Int?
     /// Sweep key path → value, as the runner resolved it.
     public var parameters: [String: JSONValue]
     public var status: String
@@ -60,12 +63,26 @@ public struct TrialSummary {
     public static let fileName = "summary.json"
 
     public var isFinished: Bool { status == "finished" }
+
+    /// A directory holding a trial's summary.json (an experiment's summary.json says `"kind": "experiment_summary"`).
+    public static func isTrialDirectory(_ directory: URL) -> Bool {
+        let url = directory.appendingPathComponent(fileName)
+        return FileManager.default.fileExists(atPath: url.path) && !CrossValidationSummary.isExperimentSummary(url)
+    }
     /// Planned epochs over all phases: what "equal total epochs" compares, whatever early stopping did.
     public var totalEpochs: Int { phases.isEmpty ? records.count : phases.reduce(0) { $0 + $1.epochs } }
     /// Epochs actually run (fewer than planned after early stopping).
     public var epochsRun: Int { raw["epochs"]?.int ?? records.count }
     public var bestValLoss: Double? { records.compactMap(\.valLoss).filter(\.isFinite).min() ?? finalValLoss }
     public var isFrozenOnly: Bool { fineTuneStartEpoch == nil }
+    /// n_val / n_train, the correction term of the cross-validation interval.
+    public var testTrainRatio: Double? {
+        guard let train = dataset?["train_count"]?.double, let validation = dataset?["val_count"]?.double, train > 0 else { return nil }
+        return validation / train
+    }
+    /// The final validation accuracy keyed by fold and seed, for intervals and pairing.
+    public var heldOutAccuracy: FoldValue? { finalValAccuracy.map { FoldValue(fold: fold, seed: seed ?? repeatIndex, value: $0) } }
+    public var heldOutLoss: FoldValue? { finalValLoss.map { FoldValue(fold: fold, seed: seed ?? repeatIndex, value: $0) } }
 
     /// The fine-tune depth, "frozen only" when no phase unfreezes: the sweep's `fine_tune_at`
     /// value when it has one, otherwise the freezing of the first unfrozen phase ("fine_tune_at=120").
@@ -95,6 +112,8 @@ public struct TrialSummary {
         experiment = json["experiment"]?.string ?? ""
         seed = json["seed"]?.int
         repeatIndex = json["repeat"]?.int ?? 0
+        fold = json["fold"]?.int
+        folds = json["folds"]?.int
         parameters = json["parameters"]?.object ?? [:]
         status = json["status"]?.string ?? "unknown"
         phases = (json["phases"]?.array ?? []).map { phase in
@@ -168,8 +187,7 @@ public struct TrialSummary {
     public static func loadAll(under directory: URL, depth: Int = 3) throws -> (finished: [TrialSummary], unfinished: [URL]) {
         var finished = [TrialSummary](), unfinished = [URL]()
         func visit(_ url: URL, _ remaining: Int) throws {
-            let summary = url.appendingPathComponent(fileName)
-            if FileManager.default.fileExists(atPath: summary.path) {
+            if isTrialDirectory(url) {
                 let trial = try TrialSummary(directory: url)
                 if trial.isFinished { finished.append(trial) } else { unfinished.append(url) }
                 return

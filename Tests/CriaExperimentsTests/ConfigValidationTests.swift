@@ -129,12 +129,18 @@ final class ConfigValidationTests: XCTestCase {
     }
 
     func testShippedExperimentsValidate() throws {
-        for name in ["alpaca", "alpaca-sweep", "quickstart", "smoke"] {
+        for name in ["alpaca", "alpaca-bn-inference", "alpaca-cv", "alpaca-sweep", "quickstart", "smoke"] {
             let url = Fixtures.repositoryRoot.appendingPathComponent("Experiments/\(name).yaml")
             let (config, tree) = try ExperimentConfig.load(url)
             let trials = try SweepPlanner.trials(tree: tree, config: config, source: url.path)
-            if name == "alpaca-sweep" { XCTAssertEqual(trials.count, 3 * 4 * 3 * 3) } else { XCTAssertEqual(trials.count, 1) }
-            if name == "alpaca" {
+            // lr × depth × augmentation × fine-tune bn_mode × 3 seeds.
+            // alpaca-cv: 4 depths × seeds 1-3 × 10 folds.
+            let expected = ["alpaca-sweep": 3 * 4 * 3 * 2 * 3, "alpaca-cv": 4 * 3 * 10][name] ?? 1
+            XCTAssertEqual(trials.count, expected, name)
+            if name == "alpaca-cv" { XCTAssertEqual(Set(trials.compactMap(\.fold)), Set(0..<10)) }
+            if ["alpaca", "alpaca-bn-inference"].contains(name) {
+                // Keras 3's fit trains the unfrozen BN layers with batch statistics; the other config keeps the tutorial's intent.
+                XCTAssertEqual(config.phases.map(\.bnMode), [.inference, name == "alpaca" ? .train : .inference])
                 XCTAssertEqual(config.phases.map(\.epochs), [5, 5])
                 XCTAssertEqual(config.phases.map(\.freezing), [.baseFrozen, .fineTuneAt(120)])
                 XCTAssertEqual(config.phases.map(\.optimizer.learningRate), [1e-3, 1e-4])

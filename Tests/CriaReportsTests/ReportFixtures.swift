@@ -29,7 +29,7 @@ extension ReportFixtures {
     @discardableResult
     static func makeTrial(in experiment: URL, id: String, parameters: [String: JSONValue], repeatIndex: Int = 0, seed: Int = 42,
                           valAccuracies: [Double], frozenEpochs: Int, fineTuneAt: Int?, test: JSONValue = nil,
-                          wallSeconds: Double = 12.5) throws -> URL {
+                          wallSeconds: Double = 12.5, fold: Int? = nil, folds: Int? = nil) throws -> URL {
         let directory = experiment.appendingPathComponent(id + (repeatIndex > 0 ? ",repeat=\(repeatIndex)" : ""))
         let log = try MetricsLog(directory: directory)
         var records = [EpochRecord]()
@@ -50,7 +50,7 @@ extension ReportFixtures {
              "first_epoch": .number(Double(frozenEpochs)), "freezing": fineTuneAt.map { .string("fine_tune_at=\($0)") } ?? "trainable=none",
              "optimizer": "adam", "lr": 0.0001],
         ]
-        let summary: JSONValue = [
+        var summary: JSONValue = [
             "trial_id": .string(id), "experiment": "alpaca-sweep", "seed": .number(Double(seed)), "repeat": .number(Double(repeatIndex)),
             "parameters": .object(parameters), "status": "finished", "phases": .array(phases), "fine_tune_start_epoch": fineTuneStart,
             "best_val_accuracy": .number(best.valAccuracy!), "best_epoch": .number(Double(best.epoch)),
@@ -61,6 +61,13 @@ extension ReportFixtures {
             "dataset": ["directory": "/data/alpaca", "train_count": 262, "val_count": 65,
                         "class_counts_train": ["alpaca": 113, "not alpaca": 149], "class_counts_val": ["alpaca": 29, "not alpaca": 36]],
         ]
+        if let folds, let fold, case .object(var fields) = summary {
+            // 10-fold sizes of 262 images: 26 held out, 236 for training.
+            fields["fold"] = .number(Double(fold))
+            fields["folds"] = .number(Double(folds))
+            fields["dataset"] = ["directory": "/data/alpaca", "train_count": 236, "val_count": 26]
+            summary = .object(fields)
+        }
         try "experiment: alpaca-sweep\nseed: \(seed)\nphases:\n  - name: frozen\n    epochs: \(frozenEpochs)\n"
             .write(to: directory.appendingPathComponent("config.resolved.yaml"), atomically: true, encoding: .utf8)
         try CurvesFigure.svg(records: records, fineTuneStartEpoch: fineTuneStart.int, title: id)

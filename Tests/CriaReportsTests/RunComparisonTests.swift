@@ -10,11 +10,14 @@ final class RunComparisonTests: XCTestCase {
         let markdown = try RunComparison.compare([experiment])
         XCTAssertTrue(markdown.contains("**Unfreezing helped: fine_tune_at=120 is the best depth with 0.9650 ± 0.0129 final val accuracy "
                                         + "against 0.9050 ± 0.0058 frozen only (+0.0600 at 7 epochs).**"), markdown)
-        XCTAssertTrue(markdown.contains("| fine_tune_at=100 | 4 | 0.9450 ± 0.0129 | +0.0400 |"), markdown)
-        XCTAssertTrue(markdown.contains("| frozen only | 4 | 0.9050 ± 0.0058 | — |"), markdown)
+        // Paired by (lr, seed): differences 0.05, 0.05, 0.03, 0.03; mean 0.04 ± t(0.975, 3) · 0.011547 / 2 = 0.018374.
+        XCTAssertTrue(markdown.contains("| fine_tune_at=100 | 4 | 0.9450 ± 0.0129 | [0.9245, 0.9655] | +0.0400 | +0.0400 [+0.0216, +0.0584] |"), markdown)
+        XCTAssertTrue(markdown.contains("| frozen only | 4 | 0.9050 ± 0.0058 | [0.8958, 0.9142] | — | — |"), markdown)
+        XCTAssertTrue(markdown.contains("- **Fine-tuning from 100 helps by +4.0 points, 95 % CI +2.2 to +5.8 (4 pairs over seeds on one validation split).**"),
+                      markdown)
         XCTAssertTrue(markdown.contains("Pooled over: `phases[1].lr`."))
         // Within lr 1e-4, 120 gains 0.975 - 0.905.
-        XCTAssertTrue(markdown.contains("| 0.0001 | fine_tune_at=120 | 2 | 0.9750 ± 0.0071 | +0.0700 |"), markdown)
+        XCTAssertTrue(markdown.contains("| 0.0001 | fine_tune_at=120 | 2 | 0.9750 ± 0.0071 | +0.0700 | +0.0700 [+0.0700, +0.0700] |"), markdown)
         XCTAssertEqual(try String(contentsOf: experiment.appendingPathComponent("comparison.md"), encoding: .utf8), markdown)
     }
 
