@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-debug fixtures clean bench bench-compare check-keras-roundtrip demo compare-keras
+.PHONY: setup build test test-debug fuzz fixtures clean bench bench-compare check-keras-roundtrip demo compare-keras
 
 setup:
 	@bash scripts/setup.sh
@@ -18,6 +18,13 @@ test: setup
 
 test-debug: setup
 	$(SWIFT) test
+
+# The mutation fuzzer over every input format (FuzzTests), ten times the cases `make test`
+# runs; CRIA_FUZZ_CASES is a percentage of the default counts, CRIA_FUZZ_SEED the base seed.
+CRIA_FUZZ_CASES ?= 1000
+fuzz: setup
+	$(SWIFT) build --build-tests $(RELEASE)
+	CRIA_FUZZ_CASES=$(CRIA_FUZZ_CASES) $(SWIFT) test --skip-build $(RELEASE) --filter FuzzTests
 
 # Regenerates the committed Keras fixtures (needs: pip install tensorflow-cpu tf-keras h5py).
 fixtures:
