@@ -20,6 +20,9 @@ final class FuzzTests: XCTestCase {
         case errorLine
         /// `cria data check`: exit 1 with the file listed among the unreadable ones on stdout.
         case unreadableList
+        /// Config validation: one `error: <file>: invalid config:` line, then one indented line per
+        /// problem (key path and line), which is the validator's documented format.
+        case configErrors
     }
 
     struct Target {
@@ -73,10 +76,10 @@ final class FuzzTests: XCTestCase {
 
     func testConfigsNeverCrashOrHang() throws {
         try fuzz([Target(name: "smoke.yaml", fixture: Fixtures.repositoryRoot.appendingPathComponent("Experiments/smoke.yaml"),
-                         cases: 40, reporting: .errorLine, relativePath: "smoke.yaml",
+                         cases: 40, reporting: .configErrors, relativePath: "smoke.yaml",
                          arguments: { _, file in ["validate", file.path] }),
                   Target(name: "alpaca-sweep.yaml", fixture: Fixtures.repositoryRoot.appendingPathComponent("Experiments/alpaca-sweep.yaml"),
-                         cases: 30, reporting: .errorLine, relativePath: "alpaca-sweep.yaml",
+                         cases: 30, reporting: .configErrors, relativePath: "alpaca-sweep.yaml",
                          arguments: { _, file in ["validate", file.path] })])
     }
 
@@ -95,7 +98,8 @@ final class FuzzTests: XCTestCase {
                                              directory: Fixtures.repositoryRoot, timeout: FuzzTests.timeout)
             if case let .exited(status, _, stderr) = outcome {
                 let lines = stderr.split(separator: "\n")
-                if status == 0 || (status == 1 && lines.count == 1 && stderr.hasPrefix("error: ")) { continue }
+                // One error line, or the validator's format: a header line, then one indented line per problem.
+                if status == 0 || (status == 1 && stderr.hasPrefix("error: ") && lines.dropFirst().allSatisfy { $0.hasPrefix("  ") }) { continue }
                 // ArgumentParser's own usage errors (an option-like value) exit 64 with a usage block: not a crash.
                 if status == 64 { continue }
             }
@@ -139,6 +143,12 @@ final class FuzzTests: XCTestCase {
                 let file = directory.appendingPathComponent(target.relativePath)
                 try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try data.write(to: file)
+                if target.reporting == .unreadableList {
+                    // `data check` needs two class folders: the second holds an intact copy.
+                    let intact = directory.appendingPathComponent("class_b/intact." + target.fixture.pathExtension)
+                    try FileManager.default.createDirectory(at: intact.deletingLastPathComponent(), withIntermediateDirectories: true)
+                    try original.write(to: intact)
+                }
                 let outcome = try BoundedRun.run(binary, target.arguments(directory, file), directory: Fixtures.repositoryRoot,
                                                  timeout: FuzzTests.timeout)
                 if FuzzTests.acceptable(outcome, file: file, reporting: target.reporting) {
@@ -169,8 +179,14 @@ final class FuzzTests: XCTestCase {
         case .errorLine:
             let lines = stderr.split(separator: "\n")
             return lines.count == 1 && stderr.hasPrefix("error: ") && stderr.contains(file.lastPathComponent)
+        case .configErrors:
+            let lines = stderr.split(separator: "\n")
+            return lines.first.map { $0.hasPrefix("error: ") && $0.contains(file.lastPathComponent) } == true
+                && lines.dropFirst().allSatisfy { $0.hasPrefix("  ") }
         case .unreadableList:
-            return stderr.isEmpty && stdout.contains("unreadable") && stdout.contains(file.lastPathComponent)
+            // stderr carries only the progress bar; the verdict is the list on stdout.
+            return !stderr.contains("error") && !stderr.contains("Fatal") && stdout.contains("unreadable")
+                && stdout.contains(file.lastPathComponent)
         }
     }
 
