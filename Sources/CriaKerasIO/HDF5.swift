@@ -52,11 +52,16 @@ public final class HDF5File {
         id = handle
     }
 
-    /// Creates (truncating) a file for writing.
+    /// Creates a file for writing. It is built in memory (HDF5's core driver, no backing
+    /// store) and written to disk by `flush()` with one ordinary write: libhdf5 faults in
+    /// H5Dclose after a failed write(2) (a full disk, EFBIG), so it never writes to disk itself.
     public init(creating url: URL) throws {
         _ = HDF5File.silenced
         name = url.path
-        let handle = H5Fcreate(url.path, cria_h5f_acc_trunc(), cria_h5p_default(), cria_h5p_default())
+        let access = H5Pcreate(cria_h5p_file_access())
+        defer { H5Pclose(access) }
+        H5Pset_fapl_core(access, 1 << 20, false)
+        let handle = H5Fcreate(url.path, cria_h5f_acc_trunc(), cria_h5p_default(), access)
         guard handle >= 0 else {
             throw CriaError("\(url.path): cannot create HDF5 file: \(HDF5File.lastError())")
         }
@@ -71,6 +76,14 @@ public final class HDF5File {
     public func flush() throws {
         guard H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0 else {
             throw CriaError("\(name): cannot flush HDF5 file: \(HDF5File.lastError())")
+        }
+        let size = H5Fget_file_image(id, nil, 0)
+        guard size > 0 else { throw CriaError("\(name): cannot get the HDF5 file image: \(HDF5File.lastError())") }
+        var image = Data(count: size)
+        let copied = image.withUnsafeMutableBytes { H5Fget_file_image(id, $0.baseAddress, size) }
+        guard copied == size else { throw CriaError("\(name): cannot get the HDF5 file image: \(HDF5File.lastError())") }
+        do { try image.write(to: URL(fileURLWithPath: name)) } catch {
+            throw CriaError("\(name): cannot write: \(error.localizedDescription)")
         }
     }
 

@@ -33,7 +33,14 @@ final class DiskFullTests: XCTestCase {
                                        directory: Fixtures.repositoryRoot, timeout: 300)
         guard case .exited(0, _, _) = first else { return XCTFail("first run: \(first)") }
         let experiment = root.appendingPathComponent("runs/disk/s")
-        let trials = try FileManager.default.contentsOfDirectory(atPath: experiment.path).filter { !$0.hasSuffix(".json") && !$0.hasPrefix(".") }
+        func trialDirectories() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: experiment.path).filter { name in
+                var isDirectory: ObjCBool = false
+                return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: experiment.appendingPathComponent(name).path, isDirectory: &isDirectory)
+                    && isDirectory.boolValue
+            }
+        }
+        let trials = try trialDirectories()
         XCTAssertEqual(trials.count, 1, "\(trials)")
         let finished = experiment.appendingPathComponent(trials[0])
         XCTAssertTrue(ExperimentRunner.isFinished(finished))
@@ -60,8 +67,7 @@ final class DiskFullTests: XCTestCase {
         XCTAssertTrue(errorLines.first?.contains("model.h5") ?? false, stderr)
         XCTAssertFalse(stderr.contains("HDF5-DIAG"), stderr)
         XCTAssertEqual(try snapshot(), before, "the finished trial must stay byte for byte as it was")
-        let unfinished = try FileManager.default.contentsOfDirectory(atPath: experiment.path)
-            .filter { !$0.hasSuffix(".json") && !$0.hasPrefix(".") && $0 != trials[0] }
+        let unfinished = try trialDirectories().filter { $0 != trials[0] }
         XCTAssertEqual(unfinished.count, 1)
         XCTAssertFalse(ExperimentRunner.isFinished(experiment.appendingPathComponent(unfinished[0])))
         // No half-written model.h5 is left where a reader would take it for a model.
