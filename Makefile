@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-debug test-slurm fixtures clean bench bench-compare bench-scale check-keras-roundtrip demo compare-keras parity-recipe
+.PHONY: setup build test test-debug test-slurm fuzz fixtures clean bench bench-compare bench-scale check-keras-roundtrip demo compare-keras parity-recipe
 
 setup:
 	@bash scripts/setup.sh
@@ -29,6 +29,13 @@ test-debug: setup
 test-slurm: setup
 	$(SWIFT) build $(RELEASE) --product cria
 	CRIA_PYTHON="$$(bash scripts/python-env.sh)" bash scripts/test-slurm.sh
+
+# The mutation fuzzer over every input format (FuzzTests), ten times the cases `make test`
+# runs; CRIA_FUZZ_CASES is a percentage of the default counts, CRIA_FUZZ_SEED the base seed.
+CRIA_FUZZ_CASES ?= 1000
+fuzz: setup
+	$(SWIFT) build --build-tests $(RELEASE)
+	CRIA_FUZZ_CASES=$(CRIA_FUZZ_CASES) $(SWIFT) test --skip-build $(RELEASE) --filter FuzzTests
 
 # Regenerates the committed Keras fixtures (needs: pip install tensorflow-cpu tf-keras h5py).
 fixtures:

@@ -45,7 +45,7 @@ let package = Package(
         // -ffp-contract=off keeps multiply and add rounded separately, as the Swift kernels do.
         .target(name: "CDepthwise", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
         .target(name: "CriaKernels", dependencies: ["CriaCore", "CBLAS", "CDepthwise"], swiftSettings: kernelFlags),
-        .target(name: "CriaKerasIO", dependencies: ["CriaCore", "CHDF5"], swiftSettings: kernelFlags),
+        .target(name: "CriaKerasIO", dependencies: ["CriaCore", "CHDF5", "CZlib"], swiftSettings: kernelFlags),
         .target(name: "CriaModel", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO"], swiftSettings: kernelFlags),
         .target(name: "CriaData", dependencies: ["CriaCore", "CTurboJPEG", "CPNG", "CZlib"], swiftSettings: kernelFlags),
         .target(name: "CriaWeights", dependencies: ["CriaCore"]),

@@ -24,3 +24,21 @@ static inline size_t cria_h5t_variable(void) { return H5T_VARIABLE; }
 static inline void cria_h5_silence_errors(void) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
+
+// Whether a dataset's stored type is one Cria converts to float32 safely: the
+// standard IEEE floats, or a plain two's-complement integer of 1, 2, 4 or 8 bytes.
+// A corrupted type message can describe a float with impossible fields (an
+// exponent wider than the type), which HDF5's soft converter does not reject.
+static inline int cria_h5t_is_plain_number(hid_t type) {
+    H5T_class_t class = H5Tget_class(type);
+    if (class == H5T_FLOAT) {
+        return H5Tequal(type, H5T_IEEE_F32LE) > 0 || H5Tequal(type, H5T_IEEE_F32BE) > 0
+            || H5Tequal(type, H5T_IEEE_F64LE) > 0 || H5Tequal(type, H5T_IEEE_F64BE) > 0;
+    }
+    if (class == H5T_INTEGER) {
+        size_t size = H5Tget_size(type);
+        if (size != 1 && size != 2 && size != 4 && size != 8) return 0;
+        return H5Tget_precision(type) == size * 8 && H5Tget_offset(type) == 0;
+    }
+    return 0;
+}

@@ -110,3 +110,65 @@ static inline int cria_png_decode_rgb8(const unsigned char *data, size_t size,
     png_destroy_read_struct(&png, &info, NULL);
     return 0;
 }
+
+// Encodes 8-bit RGB rows into a malloc'd PNG in memory (the caller frees *out and
+// writes it atomically). Returns 0 on success, or -1 with a message in `error`.
+typedef struct {
+    unsigned char *data;
+    size_t size;
+    size_t capacity;
+    int failed;
+    char message[200];
+} cria_png_writer;
+
+static void cria_png_write_fn(png_structp png, png_bytep data, png_size_t count) {
+    cria_png_writer *writer = (cria_png_writer *)png_get_io_ptr(png);
+    if (writer->size + count > writer->capacity) {
+        size_t capacity = writer->capacity * 2 + count + 4096;
+        unsigned char *grown = (unsigned char *)realloc(writer->data, capacity);
+        if (!grown) { writer->failed = 1; png_error(png, "out of memory"); }
+        writer->data = grown;
+        writer->capacity = capacity;
+    }
+    memcpy(writer->data + writer->size, data, count);
+    writer->size += count;
+}
+
+static void cria_png_flush_fn(png_structp png) { (void)png; }
+
+static void cria_png_write_error_fn(png_structp png, png_const_charp message) {
+    cria_png_writer *writer = (cria_png_writer *)png_get_error_ptr(png);
+    strncpy(writer->message, message, sizeof(writer->message) - 1);
+    writer->message[sizeof(writer->message) - 1] = 0;
+    png_longjmp(png, 1);
+}
+
+static inline int cria_png_encode_rgb(const unsigned char *rgb, unsigned width, unsigned height,
+                                      unsigned char **out, size_t *out_size, char *error, size_t error_size) {
+    cria_png_writer writer;
+    memset(&writer, 0, sizeof(writer));
+    *out = NULL;
+    *out_size = 0;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &writer, cria_png_write_error_fn, NULL);
+    if (!png) { strncpy(error, "cannot create a PNG writer", error_size); return -1; }
+    png_infop info = png_create_info_struct(png);
+    if (!info || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, info ? &info : NULL);
+        free(writer.data);
+        strncpy(error, writer.message[0] ? writer.message : "cannot encode PNG", error_size);
+        error[error_size - 1] = 0;
+        return -1;
+    }
+    png_set_write_fn(png, &writer, cria_png_write_fn, cria_png_flush_fn);
+    png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (unsigned row = 0; row < height; row++) {
+        png_write_row(png, (png_const_bytep)(rgb + (size_t)row * width * 3));
+    }
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    *out = writer.data;
+    *out_size = writer.size;
+    return 0;
+}

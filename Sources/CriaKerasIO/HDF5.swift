@@ -52,11 +52,16 @@ public final class HDF5File {
         id = handle
     }
 
-    /// Creates (truncating) a file for writing.
+    /// Creates a file for writing. It is built in memory (HDF5's core driver, no backing
+    /// store) and written to disk by `flush()` with one ordinary write: libhdf5 faults in
+    /// H5Dclose after a failed write(2) (a full disk, EFBIG), so it never writes to disk itself.
     public init(creating url: URL) throws {
         _ = HDF5File.silenced
         name = url.path
-        let handle = H5Fcreate(url.path, cria_h5f_acc_trunc(), cria_h5p_default(), cria_h5p_default())
+        let access = H5Pcreate(cria_h5p_file_access())
+        defer { H5Pclose(access) }
+        H5Pset_fapl_core(access, 1 << 20, false)
+        let handle = H5Fcreate(url.path, cria_h5f_acc_trunc(), cria_h5p_default(), access)
         guard handle >= 0 else {
             throw CriaError("\(url.path): cannot create HDF5 file: \(HDF5File.lastError())")
         }
@@ -71,6 +76,14 @@ public final class HDF5File {
     public func flush() throws {
         guard H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0 else {
             throw CriaError("\(name): cannot flush HDF5 file: \(HDF5File.lastError())")
+        }
+        let size = H5Fget_file_image(id, nil, 0)
+        guard size > 0 else { throw CriaError("\(name): cannot get the HDF5 file image: \(HDF5File.lastError())") }
+        var image = Data(count: size)
+        let copied = image.withUnsafeMutableBytes { H5Fget_file_image(id, $0.baseAddress, size) }
+        guard copied == size else { throw CriaError("\(name): cannot get the HDF5 file image: \(HDF5File.lastError())") }
+        do { try image.write(to: URL(fileURLWithPath: name)) } catch {
+            throw CriaError("\(name): cannot write: \(error.localizedDescription)")
         }
     }
 
@@ -89,6 +102,23 @@ public final class HDF5File {
         // Walking downward, the last entry is the innermost cause (e.g. "truncated file: eof = ...").
         return messages.items.last ?? "unknown HDF5 error"
     }
+}
+
+/// Bounds on what a Keras file can plausibly hold. HDF5 validates checksums only on
+/// some metadata, so a corrupted count or dimension can reach Cria as a huge number;
+/// these limits turn it into an error before a buffer is sized from it.
+enum HDF5Limits {
+    /// Links in one group (MobileNetV2 has 155 layers; the largest Keras models a few thousand).
+    static let links: UInt64 = 100_000
+    /// Attributes on one object, and strings in one attribute.
+    static let attributes: UInt64 = 10_000
+    static let strings = 100_000
+    /// Bytes in one fixed-length string attribute (a model_config is tens of kilobytes).
+    static let attributeBytes = 64 << 20
+    /// Elements in one dataset: 2^31 float32 values is 8 GiB, beyond any MobileNetV2 variable.
+    static let elements = 1 << 31
+    /// Nesting depth of groups (a Keras 3 nested model is 4-6 levels deep).
+    static let depth = 32
 }
 
 /// A group (folder) inside an HDF5 file. Keeps its file open while alive.
@@ -114,13 +144,18 @@ public final class HDF5Group {
     /// Names of the links in this group, in HDF5's name order.
     public func childNames() throws -> [String] {
         var info = H5G_info_t()
-        guard H5Gget_info(id, &info) >= 0 else { throw fail("cannot list group \(path)") }
+        guard id >= 0, H5Gget_info(id, &info) >= 0 else { throw fail("cannot list group \(path)") }
+        guard info.nlinks <= HDF5Limits.links else {
+            throw CriaError("\(file.name): group \(path) claims \(info.nlinks) links (corrupt file)")
+        }
         var names: [String] = []
         for index in 0..<info.nlinks {
             let length = H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, cria_h5p_default())
-            guard length >= 0 else { throw fail("cannot read a link name in \(path)") }
+            guard length >= 0, length < 65_536 else { throw fail("cannot read a link name in \(path)") }
             var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-            H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, Int(length) + 1, cria_h5p_default())
+            guard H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, Int(length) + 1, cria_h5p_default()) >= 0 else {
+                throw fail("cannot read a link name in \(path)")
+            }
             names.append(String(cString: buffer))
         }
         return names
@@ -163,17 +198,19 @@ public final class HDF5Group {
 
     public func attributeNames() -> [String] {
         var info = H5O_info_t()
-        guard H5Oget_info2(id, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 else { return [] }
+        guard id >= 0, H5Oget_info2(id, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0, info.num_attrs <= HDF5Limits.attributes else { return [] }
         return (0..<info.num_attrs).compactMap { index in
             let length = H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, cria_h5p_default())
-            guard length >= 0 else { return nil }
+            guard length >= 0, length < 65_536 else { return nil }
             var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-            H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, Int(length) + 1, cria_h5p_default())
+            guard H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, Int(length) + 1, cria_h5p_default()) >= 0 else {
+                return nil
+            }
             return String(cString: buffer)
         }
     }
 
-    public func hasAttribute(_ name: String) -> Bool { H5Aexists(id, name) > 0 }
+    public func hasAttribute(_ name: String) -> Bool { id >= 0 && H5Aexists(id, name) > 0 }
 
     /// A string attribute (scalar or the first element), fixed- or variable-length; nil when absent.
     public func stringAttribute(_ name: String) throws -> String? {
@@ -190,21 +227,32 @@ public final class HDF5Group {
         guard attribute >= 0 else { throw fail("cannot open attribute \(path)@\(name)") }
         defer { H5Aclose(attribute) }
         let type = H5Aget_type(attribute)
+        guard type >= 0 else { throw fail("cannot read the type of attribute \(path)@\(name)") }
         defer { H5Tclose(type) }
         let space = H5Aget_space(attribute)
+        guard space >= 0 else { throw fail("cannot read the shape of attribute \(path)@\(name)") }
         defer { H5Sclose(space) }
         let points = Int(H5Sget_simple_extent_npoints(space))
+        let spaceType = H5Sget_simple_extent_type(space)
         // h5py writes an empty list (a layer without weights) as an empty float array.
-        if points == 0 && H5Sget_simple_extent_type(space) == H5S_SIMPLE { return [] }
+        if points == 0 && spaceType == H5S_SIMPLE { return [] }
+        // The read below fills exactly `points` elements: the count must be sane before a buffer is sized from it.
+        guard points >= 1, points <= HDF5Limits.strings, spaceType == H5S_SIMPLE || spaceType == H5S_SCALAR else {
+            throw CriaError("\(file.name): attribute \(path)@\(name) has an invalid shape (corrupt file)")
+        }
         guard H5Tget_class(type) == H5T_STRING else {
             throw CriaError("\(file.name): attribute \(path)@\(name) is not a string")
         }
-        let count = max(1, points)
+        let count = points
         let memoryType = H5Tcopy(cria_h5t_c_s1())
         defer { H5Tclose(memoryType) }
         if H5Tis_variable_str(type) > 0 {
+            let cset = H5Tget_cset(type)
+            guard cset == H5T_CSET_ASCII || cset == H5T_CSET_UTF8 else {
+                throw CriaError("\(file.name): attribute \(path)@\(name) has an invalid character set (corrupt file)")
+            }
             H5Tset_size(memoryType, cria_h5t_variable())
-            H5Tset_cset(memoryType, H5Tget_cset(type))
+            H5Tset_cset(memoryType, cset)
             var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
             guard H5Aread(attribute, memoryType, &pointers) >= 0 else { throw fail("cannot read attribute \(path)@\(name)") }
             let strings = pointers.map { $0.map { String(cString: $0) } ?? "" }
@@ -212,7 +260,10 @@ public final class HDF5Group {
             return strings
         }
         let size = H5Tget_size(type)
-        H5Tset_size(memoryType, size)
+        guard size > 0, size <= HDF5Limits.attributeBytes, size * count <= HDF5Limits.attributeBytes else {
+            throw CriaError("\(file.name): attribute \(path)@\(name) has an invalid string size (corrupt file)")
+        }
+        guard H5Tset_size(memoryType, size) >= 0 else { throw fail("cannot read attribute \(path)@\(name)") }
         var buffer = [UInt8](repeating: 0, count: size * count)
         guard H5Aread(attribute, memoryType, &buffer) >= 0 else { throw fail("cannot read attribute \(path)@\(name)") }
         return (0..<count).map { index in
@@ -291,11 +342,23 @@ public struct HDF5Dataset {
         let dataset = try open()
         defer { H5Dclose(dataset) }
         let space = H5Dget_space(dataset)
+        guard space >= 0 else { throw CriaError("\(group.file.name): cannot read the shape of dataset \(path): \(HDF5File.lastError())") }
         defer { H5Sclose(space) }
         let rank = Int(H5Sget_simple_extent_ndims(space))
-        guard rank >= 0 else { throw CriaError("\(group.file.name): dataset \(path) has no simple shape") }
+        guard rank >= 0, rank <= 32 else { throw CriaError("\(group.file.name): dataset \(path) has no simple shape") }
         var dims = [hsize_t](repeating: 0, count: rank)
-        H5Sget_simple_extent_dims(space, &dims, nil)
+        guard H5Sget_simple_extent_dims(space, &dims, nil) == rank else {
+            throw CriaError("\(group.file.name): cannot read the shape of dataset \(path): \(HDF5File.lastError())")
+        }
+        // Multiply with overflow checks: the build is -Ounchecked, and a corrupted dimension can be near 2^64.
+        var elements = 1
+        for dim in dims {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: Int(clamping: dim))
+            guard !overflow, dim <= UInt64(HDF5Limits.elements), product <= HDF5Limits.elements else {
+                throw CriaError("\(group.file.name): dataset \(path) has an impossible shape \(dims) (corrupt file)")
+            }
+            elements = product
+        }
         return dims.map { Int($0) }
     }
 
@@ -304,9 +367,21 @@ public struct HDF5Dataset {
         let dataset = try open()
         defer { H5Dclose(dataset) }
         let type = H5Dget_type(dataset)
+        guard type >= 0 else { throw CriaError("\(group.file.name): cannot read the type of dataset \(path): \(HDF5File.lastError())") }
         defer { H5Tclose(type) }
         guard H5Tget_class(type) == H5T_FLOAT || H5Tget_class(type) == H5T_INTEGER else {
             throw CriaError("\(group.file.name): dataset \(path) is not numeric")
+        }
+        guard cria_h5t_is_plain_number(type) != 0 else {
+            throw CriaError("\(group.file.name): dataset \(path) has a number type Cria does not read (not IEEE float32/float64 or a plain integer; corrupt file?)")
+        }
+        // The read below fills the buffer from the dataset's own space: it must match the shape sized here.
+        let space = H5Dget_space(dataset)
+        guard space >= 0 else { throw CriaError("\(group.file.name): cannot read the shape of dataset \(path): \(HDF5File.lastError())") }
+        let points = H5Sget_simple_extent_npoints(space)
+        H5Sclose(space)
+        guard points == shape.reduce(1, *) else {
+            throw CriaError("\(group.file.name): dataset \(path) changed shape while being read (corrupt file)")
         }
         if group.hasDatasetAttribute(relative, "dtype", equalTo: "bfloat16") {
             throw CriaError("\(group.file.name): dataset \(path) is stored as bfloat16, which Cria does not read; re-save the model in float32")
@@ -339,8 +414,15 @@ enum HDF5AttributeReader {
         guard attribute >= 0 else { return nil }
         defer { H5Aclose(attribute) }
         let type = H5Aget_type(attribute)
+        guard type >= 0 else { return nil }
         defer { H5Tclose(type) }
         guard H5Tget_class(type) == H5T_STRING else { return nil }
+        // H5Aread fills one element per point: only a single string fits the buffers below.
+        let space = H5Aget_space(attribute)
+        guard space >= 0 else { return nil }
+        let points = H5Sget_simple_extent_npoints(space)
+        H5Sclose(space)
+        guard points == 1 else { return nil }
         let memoryType = H5Tcopy(cria_h5t_c_s1())
         defer { H5Tclose(memoryType) }
         if H5Tis_variable_str(type) > 0 {
@@ -351,7 +433,7 @@ enum HDF5AttributeReader {
             return String(cString: pointer)
         }
         let size = H5Tget_size(type)
-        H5Tset_size(memoryType, size)
+        guard size > 0, size <= HDF5Limits.attributeBytes, H5Tset_size(memoryType, size) >= 0 else { return nil }
         var buffer = [UInt8](repeating: 0, count: size)
         guard H5Aread(attribute, memoryType, &buffer) >= 0 else { return nil }
         return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)

@@ -55,7 +55,9 @@ public struct KerasFile {
         let archive = try ZipArchive(data: data, source: url.path)
         let configText = String(decoding: try archive.data(for: "config.json"), as: UTF8.self)
         let config = try JSONValue.parse(configText, source: "\(url.path) config.json")
-        let metadataText = (try? archive.data(for: "metadata.json")).map { String(decoding: $0, as: UTF8.self) }
+        // metadata.json is optional, but when present it is read (and CRC-checked) like the rest.
+        let hasMetadata = archive.entries.contains { $0.name == "metadata.json" }
+        let metadataText = try hasMetadata ? String(decoding: archive.data(for: "metadata.json"), as: UTF8.self) : nil
         let metadata = try metadataText.map { try JSONValue.parse($0, source: "\(url.path) metadata.json") }
         let file = try HDF5File(image: try archive.data(for: "model.weights.h5"), name: "\(url.path)!model.weights.h5")
         return try read(file, url: url, archiveConfig: config, archiveMetadata: metadata)
@@ -121,6 +123,7 @@ public struct KerasFile {
                     throw CriaError("\(source): layer \(layerName): dataset \(group.path)/\(weightName) is missing")
                 }
                 let tensor = try group.dataset(weightName).read()
+                try checkFinite(tensor, source: source, layer: owner, variable: variable)
                 if let existing = result[owner]?[variable], existing != tensor {
                     throw CriaError("\(source): two different weights are both named \(owner)/\(variable)")
                 }
@@ -128,6 +131,16 @@ public struct KerasFile {
             }
         }
         return result
+    }
+
+    /// A NaN or infinite weight makes every prediction NaN: it is a broken file, reported
+    /// by layer and variable (an .h5 file has no checksums, so this is also the check
+    /// that catches some corrupted weight bytes).
+    static func checkFinite(_ tensor: Tensor, source: String, layer: String, variable: String) throws {
+        let bad = tensor.scalars.withUnsafeBufferPointer { values in values.firstIndex { !$0.isFinite } }
+        if let bad {
+            throw CriaError("\(source): layer \(layer), variable \(variable): weight \(bad) is \(tensor.scalars[bad]) (a broken or corrupted file)")
+        }
     }
 
     /// Keras 2 names variables `kernel:0` and DepthwiseConv2D's `depthwise_kernel:0`;
@@ -143,7 +156,14 @@ public struct KerasFile {
     static func readKeras3Weights(_ root: HDF5Group, source: String) throws -> ([String: LayerWeights], [String: [Tensor]]) {
         var named: [String: LayerWeights] = [:]
         var unnamed: [String: [Tensor]] = [:]
-        func visit(_ group: HDF5Group, path: String) throws {
+        // A corrupted link can point back at an ancestor group: bound the depth and the
+        // number of groups visited, so that a cycle is an error rather than endless recursion.
+        var visited = 0
+        func visit(_ group: HDF5Group, path: String, depth: Int) throws {
+            visited += 1
+            guard depth <= HDF5Limits.depth, visited <= Int(HDF5Limits.links) else {
+                throw CriaError("\(source): the group tree under /\(path) is too deep or too large (corrupt file: a link cycle?)")
+            }
             for child in try group.childNames() {
                 guard group.isGroup(child) else { continue }
                 let childGroup = try group.group(child)
@@ -156,17 +176,23 @@ public struct KerasFile {
                     if let layerName = try childGroup.stringAttribute("name") {
                         let variables = variableNames(forSnakeClass: className, count: tensors.count)
                         var layer: LayerWeights = [:]
-                        for (index, tensor) in tensors.enumerated() { layer[variables[index]] = tensor }
+                        for (index, tensor) in tensors.enumerated() {
+                            try checkFinite(tensor, source: source, layer: layerName, variable: variables[index])
+                            layer[variables[index]] = tensor
+                        }
                         named[layerName] = layer
                     } else {
+                        for (index, tensor) in tensors.enumerated() {
+                            try checkFinite(tensor, source: source, layer: "/\(path)", variable: "vars/\(names[index])")
+                        }
                         unnamed[path] = tensors
                     }
                 } else {
-                    try visit(childGroup, path: childPath)
+                    try visit(childGroup, path: childPath, depth: depth + 1)
                 }
             }
         }
-        try visit(root, path: "")
+        try visit(root, path: "", depth: 0)
         return (named, unnamed)
     }
 

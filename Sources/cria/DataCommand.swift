@@ -6,7 +6,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "List, check and convert image datasets exactly as Keras's image_dataset_from_directory reads them.",
-        subcommands: [List.self, Check.self, ToTensor.self, Bench.self])
+        subcommands: [List.self, Check.self, ToTensor.self, Bench.self, Preview.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
