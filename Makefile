@@ -23,6 +23,7 @@ test-debug: setup
 fixtures:
 	python3 Notebooks-export/make_fixtures.py
 	python3 Notebooks-export/make_data_fixtures.py
+	python3 Notebooks-export/make_augmentation_draws.py
 	python3 Notebooks-export/make_adam_reference_f64.py
 
 # Inference speed on this machine: a table (see Benchmarks/README.md); JSON with ARGS=--json.
