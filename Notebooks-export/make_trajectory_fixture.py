@@ -3,10 +3,15 @@
 
     python3 Notebooks-export/make_trajectory_fixture.py   (after make_fixtures.py; `make fixtures`)
 
+With Cria's own augmented batches (what the committed fixture holds):
+    CRIA_EXPORT_TRAJECTORY_BATCHES=/tmp/cria-batches.npy swift test --filter TrajectoryBatchExport
+    python3 Notebooks-export/make_trajectory_fixture.py /tmp/cria-batches.npy
+
 The model is Tests/Fixtures/keras/train/model.h5 (the tutorial's transfer model on the
 calibrated 0.35/96 base, Dropout(0.0), Dense(1) logits). The batches are the first 6
-training-fixture images ([-1, 1]) run through Keras's RandomFlip("horizontal") +
-RandomRotation(0.2) once per epoch (seeded), one batch per epoch, stored in order as
+training-fixture images ([-1, 1]) run through RandomFlip("horizontal") + RandomRotation(0.2)
+once per epoch (seeded) by Cria (the file given as argument, exported by the Swift test
+TrajectoryBatchExport) or, without one, by Keras; one batch per epoch, stored in order as
 batches.npy (epochs, 6, 96, 96, 3): the exact pixels both frameworks train on.
 
 Run: 2 epochs with the base frozen, Adam(1e-3); then layers[120:] of the base trainable, a
@@ -41,10 +46,14 @@ EPOCHS_FROZEN, EPOCHS_FINETUNE = 2, 2
 SEED = 91
 
 
-def batches():
+def batches(cria_batches):
     d = os.path.join(mf.OUT, "train")
     x = np.load(os.path.join(d, "inputs.npy"))[:IMAGES]
     y = np.load(os.path.join(d, "labels.npy"))[:IMAGES].astype(np.float32)
+    if cria_batches:
+        out = np.load(cria_batches).astype(np.float32)
+        assert out.shape == (EPOCHS_FROZEN + EPOCHS_FINETUNE,) + x.shape, out.shape
+        return out, y
     mf.fresh(SEED)
     augment = keras.Sequential([keras.layers.RandomFlip("horizontal", seed=SEED),
                                 keras.layers.RandomRotation(0.2, seed=SEED + 1)])
@@ -86,11 +95,12 @@ def run(xs, y, mode, dtype):
 
 
 def main():
-    xs, y = batches()
+    cria = sys.argv[1] if len(sys.argv) > 1 else None
+    xs, y = batches(cria)
     os.makedirs(OUT, exist_ok=True)
     np.save(os.path.join(OUT, "batches.npy"), xs)
     np.save(os.path.join(OUT, "labels.npy"), y)
-    doc = {"keras_version": keras.__version__, "images": IMAGES, "epochs_frozen": EPOCHS_FROZEN,
+    doc = {"keras_version": keras.__version__, "batches": "cria" if cria else "keras", "images": IMAGES, "epochs_frozen": EPOCHS_FROZEN,
            "epochs_finetune": EPOCHS_FINETUNE, "fine_tune_at": mf.FINE_TUNE_AT, "lr": [1e-3, 1e-4], "modes": {}}
     for mode in ("train", "inference"):
         f32, f64 = run(xs, y, mode, "float32"), run(xs, y, mode, "float64")

@@ -229,3 +229,34 @@ extension Array where Element == Double {
         return (map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(count)).squareRoot()
     }
 }
+
+/// The Cria half of the trajectory fixture (Notebooks-export/make_trajectory_fixture.py):
+/// Cria's own augmented batches of the training fixture's first 6 images, one batch per
+/// epoch for 4 epochs, RandomFlip("horizontal") + RandomRotation(0.2), written as
+/// (epochs, 6, 96, 96, 3) to $CRIA_EXPORT_TRAJECTORY_BATCHES for Keras to replay.
+final class TrajectoryBatchExport: XCTestCase {
+    static let images = 6, epochs = 4, seed: UInt64 = 91
+
+    static func batches() throws -> Tensor {
+        let inputs = try Fixtures.npy("keras/train/inputs.npy")
+        let size = inputs.count / inputs.shape[0]
+        let pipeline = AugmentationPipeline([.randomFlip(.horizontal), .randomRotation(0.2)], seed: seed)
+        var scalars = [Float]()
+        for epoch in 0..<epochs {
+            for i in 0..<images {
+                let image = Tensor(shape: Array(inputs.shape.dropFirst()), scalars: Array(inputs.scalars[i * size ..< (i + 1) * size]))
+                scalars += pipeline.apply(image, epoch: epoch, index: i).scalars
+            }
+        }
+        return Tensor(shape: [epochs, images] + Array(inputs.shape.dropFirst()), scalars: scalars)
+    }
+
+    func testExportTrajectoryBatches() throws {
+        let batches = try Self.batches()
+        XCTAssertEqual(batches, try Self.batches(), "deterministic by seed")
+        guard let path = ProcessInfo.processInfo.environment["CRIA_EXPORT_TRAJECTORY_BATCHES"] else {
+            throw Skip.decision("set CRIA_EXPORT_TRAJECTORY_BATCHES=file.npy to export the trajectory batches")
+        }
+        try NPY.write(batches, to: URL(fileURLWithPath: path))
+    }
+}

@@ -4,8 +4,9 @@ import CriaTraining
 import Foundation
 import XCTest
 
-/// End-to-end trajectory parity: Cria's trainer replays the exact augmented batches of
-/// Tests/Fixtures/trajectory (Notebooks-export/make_trajectory_fixture.py) through the recipe
+/// End-to-end trajectory parity: Cria exported its own augmented batches
+/// (CriaDataTests/TrajectoryBatchExport), Keras replayed them (Notebooks-export/
+/// make_trajectory_fixture.py → Tests/Fixtures/trajectory), and Cria's trainer replays them here through the recipe
 /// — 2 epochs with the base frozen (Adam 1e-3), then fine-tuning from layer 120 (a fresh Adam
 /// 1e-4) for 2 more, one batch of 6 per epoch, dropout 0 — in both BN modes, and every
 /// per-batch loss must match Keras's float64 rerun within the fixture's tolerance:
