@@ -41,7 +41,10 @@ fuzz: setup
 fixtures:
 	python3 Notebooks-export/make_fixtures.py
 	python3 Notebooks-export/make_data_fixtures.py
+	python3 Notebooks-export/make_augmentation_draws.py
 	python3 Notebooks-export/make_adam_reference_f64.py
+	CRIA_EXPORT_TRAJECTORY_BATCHES=$(CURDIR)/.build/trajectory-batches.npy $(SWIFT) test --filter TrajectoryBatchExport
+	python3 Notebooks-export/make_trajectory_fixture.py .build/trajectory-batches.npy
 
 # Inference speed on this machine: a table (see Benchmarks/README.md); JSON with ARGS=--json.
 bench: setup
