@@ -46,8 +46,11 @@ final class DiskFullTests: XCTestCase {
         XCTAssertTrue(ExperimentRunner.isFinished(finished))
         func snapshot() throws -> [String: Data] {
             var files: [String: Data] = [:]
-            for name in try FileManager.default.contentsOfDirectory(atPath: finished.path) {
-                files[name] = try Data(contentsOf: finished.appendingPathComponent(name))
+            // Every file of the trial, TensorBoard's train/ and validation/ runs included.
+            let enumerator = FileManager.default.enumerator(at: finished, includingPropertiesForKeys: [.isRegularFileKey])
+            while let url = enumerator?.nextObject() as? URL {
+                guard try url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile == true else { continue }
+                files[String(url.path.dropFirst(finished.path.count + 1))] = try Data(contentsOf: url)
             }
             return files
         }
