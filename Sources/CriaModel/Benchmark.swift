@@ -166,7 +166,7 @@ public enum Benchmark {
         report.set("inference_b1_ms", "inference, batch 1, latency", latency * 1000, unit: "ms")
         report.set("inference_b1_img_s", "inference, batch 1", 1 / latency, unit: "img/s")
         // The same schedule with only the 1×1 GEMMs: the part of batch-1 latency
-        // that OpenBLAS sets (it packs every call's weights; see Benchmarks/README.md).
+        // that OpenBLAS sets (it packs every call's weights; see docs/inference-speed.md).
         model.runsOnlyPointwise = true
         let pointwiseLatency = batch1Latency()
         model.runsOnlyPointwise = false

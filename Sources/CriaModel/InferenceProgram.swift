@@ -139,7 +139,7 @@ struct SpatialStep {
 }
 
 /// Tuning knobs of the executor; the defaults are what measured fastest on a
-/// 2-core Zen 2 with 1 MiB of L2 per core (see Benchmarks/README.md).
+/// 2-core Zen 2 with 1 MiB of L2 per core (see docs/inference-speed.md).
 public struct InferenceOptions: Sendable, Equatable {
     /// Bytes of expanded activations one band of an inverted-residual block may
     /// hold; 0 runs every block on whole images (no tiling).
