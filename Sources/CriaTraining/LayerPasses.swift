@@ -385,18 +385,3 @@ struct ConvGeometryInfo {
     }
 }
 
-/// A tiny, fast, seedable generator (SplitMix64) for dropout masks and shuffles:
-/// the same seed gives the same stream on every machine.
-public struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1) with 24 random bits, exactly representable as Float.
-    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
-}

@@ -1,17 +1,6 @@
+import CriaCore
 import Foundation
 
-/// SplitMix64 (named apart from CriaTraining's generator): a tiny seeded generator, so that every fuzz case can be replayed from its seed.
-public struct MutationRandom: RandomNumberGenerator {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// A deterministic file mutator: the corruptions a disk, a download or an editor produce.
 ///
@@ -19,7 +8,7 @@ public struct MutationRandom: RandomNumberGenerator {
 /// a truncation, or a mix. The description says what was done, for the failure message.
 public enum Mutator {
     public static func mutate(_ input: Data, seed: UInt64) -> (data: Data, description: String) {
-        var rng = MutationRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var bytes = [UInt8](input)
         guard !bytes.isEmpty else { return (input, "empty input") }
         var done: [String] = []
