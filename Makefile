@@ -39,12 +39,12 @@ fuzz: setup
 
 # Regenerates the committed Keras fixtures (needs: pip install tensorflow-cpu tf-keras h5py).
 fixtures:
-	python3 Notebooks-export/make_fixtures.py
-	python3 Notebooks-export/make_data_fixtures.py
-	python3 Notebooks-export/make_augmentation_draws.py
-	python3 Notebooks-export/make_adam_reference_f64.py
+	python3 Tests/Fixtures/generate/make_fixtures.py
+	python3 Tests/Fixtures/generate/make_data_fixtures.py
+	python3 Tests/Fixtures/generate/make_augmentation_draws.py
+	python3 Tests/Fixtures/generate/make_adam_reference_f64.py
 	CRIA_EXPORT_TRAJECTORY_BATCHES=$(CURDIR)/.build/trajectory-batches.npy $(SWIFT) test --filter TrajectoryBatchExport
-	python3 Notebooks-export/make_trajectory_fixture.py .build/trajectory-batches.npy
+	python3 Tests/Fixtures/generate/make_trajectory_fixture.py .build/trajectory-batches.npy
 
 # Inference speed on this machine: a table (see Benchmarks/README.md); JSON with ARGS=--json.
 bench: setup
@@ -66,7 +66,7 @@ ROUNDTRIP_DIR ?= .build/keras-roundtrip
 check-keras-roundtrip: setup
 	$(SWIFT) build --build-tests $(RELEASE)
 	CRIA_WRITE_ROUNDTRIP=$(abspath $(ROUNDTRIP_DIR)) $(SWIFT) test --skip-build $(RELEASE) --filter SavedModelRoundTripTests
-	python3 Notebooks-export/check_cria_saves.py $(ROUNDTRIP_DIR)
+	python3 Tests/Fixtures/generate/check_cria_saves.py $(ROUNDTRIP_DIR)
 
 # The main job: sets everything up, builds, runs the alpaca study when the data is
 # present ($CRIA_ALPACA_DIR, default ../shared/data/alpaca), else the Fashion-MNIST quickstart.

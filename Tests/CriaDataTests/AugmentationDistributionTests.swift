@@ -6,7 +6,7 @@ import XCTest
 
 /// Cria's augmentation draws against Keras's, in distribution.
 ///
-/// Tests/Fixtures/augmentation/keras_draws.json (Notebooks-export/make_augmentation_draws.py)
+/// Tests/Fixtures/augmentation/keras_draws.json (Tests/Fixtures/generate/make_augmentation_draws.py)
 /// holds 2000 parameters per transform that Keras 3 drew, each measured back from Keras's output
 /// on a probe image. Here Cria augments the same probes, the same measurement recovers its draws,
 /// and a two-sample Kolmogorov–Smirnov test compares the two samples.
@@ -230,7 +230,7 @@ extension Array where Element == Double {
     }
 }
 
-/// The Cria half of the trajectory fixture (Notebooks-export/make_trajectory_fixture.py):
+/// The Cria half of the trajectory fixture (Tests/Fixtures/generate/make_trajectory_fixture.py):
 /// Cria's own augmented batches of the training fixture's first 6 images, one batch per
 /// epoch for 4 epochs, RandomFlip("horizontal") + RandomRotation(0.2), written as
 /// (epochs, 6, 96, 96, 3) to $CRIA_EXPORT_TRAJECTORY_BATCHES for Keras to replay.

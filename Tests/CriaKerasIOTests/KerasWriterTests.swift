@@ -6,7 +6,7 @@ import XCTest
 
 /// `KerasWriter` alone: exact round trips through `KerasFile.open`, Keras's
 /// HDF5 layout details, and atomic replacement. (Keras loading these files is
-/// checked by Notebooks-export/check_cria_saves.py and SavedModelRoundTripTests.)
+/// checked by Tests/Fixtures/generate/check_cria_saves.py and SavedModelRoundTripTests.)
 final class KerasWriterTests: XCTestCase {
     // MARK: A small model with every weighted layer class and a nested, partly frozen model
 

@@ -8,7 +8,7 @@ import XCTest
 /// A model saved by Cria, loaded by Keras 3, and back: the committed fixture in
 /// Tests/Fixtures/roundtrip holds Cria's legacy `.h5` of the tutorial's transfer
 /// model and what Keras 3 predicted after `load_model` / `load_weights` on Cria's
-/// files (Notebooks-export/check_cria_saves.py), so this runs without TensorFlow.
+/// files (Tests/Fixtures/generate/check_cria_saves.py), so this runs without TensorFlow.
 ///
 /// To regenerate: `make check-keras-roundtrip ROUNDTRIP_DIR=Tests/Fixtures/roundtrip`
 /// (sets `CRIA_WRITE_ROUNDTRIP=DIR`, so this test writes Cria's files there, then

@@ -2,7 +2,7 @@ import CriaCore
 import Foundation
 import XCTest
 
-/// Locates the committed fixtures that `Notebooks-export/make_fixtures.py` writes from Keras.
+/// Locates the committed fixtures that `Tests/Fixtures/generate/make_fixtures.py` writes from Keras.
 public enum Fixtures {
     public static let root: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent()

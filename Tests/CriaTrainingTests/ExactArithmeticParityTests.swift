@@ -8,7 +8,7 @@ import XCTest
 
 /// Cria's training step against exact arithmetic: the fixture of
 /// `KerasTrainingParityTests` rerun by Keras 3 under the float64 dtype policy
-/// (Notebooks-export/make_adam_reference_f64.py). Keras's own float32 goldens are
+/// (Tests/Fixtures/generate/make_adam_reference_f64.py). Keras's own float32 goldens are
 /// measured against the same reference (train/adam_f64.json) and printed beside
 /// Cria's, so each figure reads as "as close to exact as Keras float32 is".
 ///
@@ -32,7 +32,7 @@ final class ExactArithmeticParityTests: XCTestCase {
     private func reference() throws -> JSONValue {
         let url = TrainingFixture.url("adam_f64.json")
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw Skip.missing("float64 reference not generated (Notebooks-export/make_adam_reference_f64.py)")
+            throw Skip.missing("float64 reference not generated (Tests/Fixtures/generate/make_adam_reference_f64.py)")
         }
         return try JSONValue.parse(String(contentsOf: url, encoding: .utf8), source: url.path)
     }

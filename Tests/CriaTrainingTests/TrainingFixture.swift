@@ -6,7 +6,7 @@ import CriaTraining
 import Foundation
 import XCTest
 
-/// The training fixture of Notebooks-export/make_fixtures.py (`keras/train/`): the tutorial's
+/// The training fixture of Tests/Fixtures/generate/make_fixtures.py (`keras/train/`): the tutorial's
 /// model on the 0.35/96 base, unfrozen from layer 120, with a batch of 8 images.
 enum TrainingFixture {
     static let root = "keras/train/"
@@ -17,7 +17,7 @@ enum TrainingFixture {
     /// The model with `fine_tune_at=120` applied, and the batch.
     static func modelAndBatch() throws -> (ModelGraph, TensorBatchSource) {
         guard FileManager.default.fileExists(atPath: url("model.h5").path) else {
-            throw Skip.missing("training fixtures not generated yet (Notebooks-export/make_fixtures.py)")
+            throw Skip.missing("training fixtures not generated yet (Tests/Fixtures/generate/make_fixtures.py)")
         }
         var graph = try ModelGraph.build(file: try KerasFile.open(url("model.h5")), architecture: nil)
         try graph.applyFreezing(.fineTuneAt(120))

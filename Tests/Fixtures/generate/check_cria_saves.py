@@ -2,7 +2,7 @@
 """Check that Keras 3 loads the model files Cria writes, and record its outputs.
 
 Usage:
-    python3 Notebooks-export/check_cria_saves.py DIR [--stem cria_transfer]
+    python3 Tests/Fixtures/generate/check_cria_saves.py DIR [--stem cria_transfer]
 
 DIR holds what Cria's `KerasWriter` wrote (the Swift test
 `SavedModelRoundTripTests` writes them when `CRIA_WRITE_ROUNDTRIP=DIR` is set;

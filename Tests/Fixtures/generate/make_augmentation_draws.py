@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Keras's augmentation draws, recovered from Keras's own outputs on probe images.
 
-    python3 Notebooks-export/make_augmentation_draws.py     # -> Tests/Fixtures/augmentation/
+    python3 Tests/Fixtures/generate/make_augmentation_draws.py     # -> Tests/Fixtures/augmentation/
 
 For every augmentation Cria offers (flip, rotation, zoom, translation, contrast,
 brightness), the Keras 3 layer with Cria's recipe factor is applied with training=True to
@@ -34,7 +34,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # Tests/Fixtures/generate/ -> repository root
 OUT = os.path.join(REPO, "Tests", "Fixtures", "augmentation")
 COUNT = 2000
 SIZE = 64

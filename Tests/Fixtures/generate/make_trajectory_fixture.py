@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Trajectory parity fixture: per-batch losses of a small two-phase run, float32 and float64.
 
-    python3 Notebooks-export/make_trajectory_fixture.py   (after make_fixtures.py; `make fixtures`)
+    python3 Tests/Fixtures/generate/make_trajectory_fixture.py   (after make_fixtures.py; `make fixtures`)
 
 With Cria's own augmented batches (what the committed fixture holds):
     CRIA_EXPORT_TRAJECTORY_BATCHES=/tmp/cria-batches.npy swift test --filter TrajectoryBatchExport
-    python3 Notebooks-export/make_trajectory_fixture.py /tmp/cria-batches.npy
+    python3 Tests/Fixtures/generate/make_trajectory_fixture.py /tmp/cria-batches.npy
 
 The model is Tests/Fixtures/keras/train/model.h5 (the tutorial's transfer model on the
 calibrated 0.35/96 base, Dropout(0.0), Dense(1) logits). The batches are the first 6
@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(HERE), "Tests", "Fixtures", "trajectory")
+OUT = os.path.join(os.path.dirname(HERE), "trajectory")  # Tests/Fixtures/trajectory
 IMAGES = 6
 EPOCHS_FROZEN, EPOCHS_FINETUNE = 2, 2
 SEED = 91
