@@ -3,6 +3,11 @@
 # variants, each cross-validated on FOLDS folds × SEEDS seeds, then compared fold by fold
 # with the committed Keras runs. Rerunning resumes: finished runs are kept.
 #   FOLDS=10 SEEDS="1 2 3" CONFIGS="recipe recipe-bn-inference flip none" make parity-recipe
+# RUN_DIRS_<config> (recipe-bn-inference: RUN_DIRS_recipe_bn_inference) names existing trial or
+# experiment directories for a config instead (globs allowed, space-separated): they are
+# compared as they are and nothing is run for it. Runs of one config may then come from
+# several sweeps, e.g. seed 1 in one and seeds 2-3 in another, or the fine_tune_at=120
+# trials of Experiments/alpaca-cv.yaml.
 set -euo pipefail
 FOLDS=${FOLDS:-10}
 SEEDS=${SEEDS:-1 2 3}
@@ -37,12 +42,19 @@ for config in $CONFIGS; do
         none) file=Experiments/alpaca.yaml; extra=(--set augment=none) ;;
         *) echo "unknown config $config (recipe, recipe-bn-inference, flip, none)" >&2; exit 1 ;;
     esac
-    "$CRIA" sweep "$file" "${extra[@]}" --set data.folds="$FOLDS" --set seed="$first" --set repeats="${#seeds[@]}" \
-        --set experiment.runs_dir="$RUNS" --set experiment.name="$config" --stamp "folds$FOLDS" -q
-    directory="$RUNS/$config/folds$FOLDS"
-    "$CRIA" compare "$directory" --export-jsonl "$work/$config.jsonl" --label "$config"
+    override="RUN_DIRS_${config//-/_}"
+    if [ -n "${!override:-}" ]; then
+        # shellcheck disable=SC2206  # word splitting and globbing are the point
+        directories=(${!override})
+        echo "$config: comparing ${#directories[@]} existing director(ies) from $override" >&2
+    else
+        "$CRIA" sweep "$file" "${extra[@]}" --set data.folds="$FOLDS" --set seed="$first" --set repeats="${#seeds[@]}" \
+            --set experiment.runs_dir="$RUNS" --set experiment.name="$config" --stamp "folds$FOLDS" -q
+        directories=("$RUNS/$config/folds$FOLDS")
+    fi
+    "$CRIA" compare "${directories[@]}" --export-jsonl "$work/$config.jsonl" --label "$config"
     if [ -f "$REFERENCE" ] && grep -q "\"config\": *\"$config\"" "$REFERENCE"; then
-        "$CRIA" compare "$directory" --reference "$REFERENCE" --reference-config "$config" -o "$work/$config.md" > /dev/null
+        "$CRIA" compare "${directories[@]}" --reference "$REFERENCE" --reference-config "$config" -o "$work/$config.md" > /dev/null
         sed 's/^# /## /; s/^## `/### `/' "$work/$config.md" >> "$work/report.md"
         echo >> "$work/report.md"
     else
