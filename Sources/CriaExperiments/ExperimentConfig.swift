@@ -151,11 +151,6 @@ public struct AugmentSpec: Equatable, Sendable {
     }
 }
 
-public enum PhaseType: String, CaseIterable, Sendable {
-    case train
-    case linearProbe = "linear_probe"
-}
-
 /// One `compile` + `fit` (or a closed-form linear probe).
 public struct PhaseSpec: Equatable, Sendable {
     public var name: String

@@ -132,9 +132,9 @@ extension ExperimentRunner {
 
     /// Runs `body` (the trial) as an HParams session: start record before, summary metrics
     /// and a success record after, a failure record if it throws.
-    func withHParamsSession(_ trial: TrialPlan, in directory: URL, _ body: () throws -> JSONValue) throws -> JSONValue {
+    func withHParamsSession<Result>(_ trial: TrialPlan, in directory: URL, _ body: () throws -> Result) throws -> Result {
         try HParams.startSession(in: directory, hparams: TensorBoardRecords.values(trial, config: config))
-        let summary: JSONValue
+        let summary: Result
         do {
             summary = try body()
         } catch {
