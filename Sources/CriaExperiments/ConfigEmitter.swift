@@ -82,7 +82,7 @@ extension ExperimentConfig {
             case .fineTuneFrom(let name): entries.append(("fine_tune_from", s(name)))
             }
             entries.append(("bn_mode", s(phase.bnMode.rawValue)))
-            entries.append(("batch_size", i(phase.batchSize ?? data.batchSize)))
+            entries.append(("batch_size", i(phase.batchSize)))
             entries.append(("callbacks", .list(phase.callbacks.map { callback in
                 switch callback {
                 case let .earlyStopping(monitor, minDelta, patience, mode, restore):

@@ -16,7 +16,8 @@ public struct ExperimentConfig: Equatable, Sendable {
     /// Threads for OpenBLAS and Cria's loops; nil uses CRIA_THREADS or every core.
     public var threads: Int?
     public var repeats = 1
-    public var phases: [PhaseSpec] = []
+    /// The phases, as the trainer runs them (`PhaseConfig`, CriaTraining).
+    public var phases: [PhaseConfig] = []
     public var sweep: SweepSpec?
 
     public init(name: String) { self.name = name }
@@ -148,33 +149,6 @@ public struct AugmentSpec: Equatable, Sendable {
             }
         }
         return spec
-    }
-}
-
-/// One `compile` + `fit` (or a closed-form linear probe).
-public struct PhaseSpec: Equatable, Sendable {
-    public var name: String
-    public var type: PhaseType = .train
-    public var epochs = 1
-    public var optimizer = OptimizerConfig.adam(1e-3)
-    public var schedule: LearningRateSchedule = .constant
-    public var freezing: Freezing = .baseFrozen
-    public var bnMode: BatchNormMode = .inference
-    /// Nil: the data's batch size.
-    public var batchSize: Int?
-    public var callbacks: [CallbackConfig] = []
-    /// Ridge penalty of a linear_probe phase.
-    public var lambda = 1.0
-
-    public init(name: String) { self.name = name }
-
-    public func phaseConfig(defaultBatchSize: Int) -> PhaseConfig {
-        var config = PhaseConfig(name: name, epochs: epochs, optimizer: optimizer, freezing: freezing)
-        config.schedule = schedule
-        config.bnMode = bnMode
-        config.batchSize = batchSize ?? defaultBatchSize
-        config.callbacks = callbacks
-        return config
     }
 }
 

@@ -25,11 +25,11 @@ public struct TrialPlan: Equatable, Sendable {
 
 extension ExperimentConfig {
     static func decodeSweep(_ node: ConfigNode, tree: ConfigNode, _ reader: ConfigReader) -> SweepSpec? {
-        guard let section = MapReader(reader, "sweep", node, keys: ["method", "trials", "seed", "parameters", "metric", "direction"]) else { return nil }
+        guard let section = MapReader(reader, "sweep", node, section: "sweep") else { return nil }
         var sweep = SweepSpec()
         sweep.method = section.choice("method", sweep.method)
-        sweep.trials = section.optionalInt("trials", range: 1...1_000_000)
-        sweep.seed = section.optionalInt("seed", range: 0...Int(UInt32.max))
+        sweep.trials = section.optionalInt("trials")
+        sweep.seed = section.optionalInt("seed")
         if let metric = section["metric"], let name = reader.string(metric, "sweep.metric") {
             if SweepSpec.metrics.contains(name) { sweep.metric = name } else {
                 let suggestion = closest(name, among: SweepSpec.metrics).map { " (did you mean \($0)?)" } ?? ""

@@ -1,5 +1,6 @@
 import CriaCore
 import CriaReports
+import CriaTraining
 import Foundation
 
 /// What a sweep tells TensorBoard beyond the per-epoch scalars: the HParams experiment
@@ -103,7 +104,7 @@ enum TensorBoardRecords {
 
     /// The text summary at a phase's first epoch; the first phase that unfreezes any of the
     /// base is the tutorial's "Start Fine Tuning" line, as curves.svg labels it.
-    static func phaseText(_ phase: PhaseSpec, epoch: Int, fineTuneStart: Int?) -> String {
+    static func phaseText(_ phase: PhaseConfig, epoch: Int, fineTuneStart: Int?) -> String {
         let what = "\(phase.freezing.description), \(phase.optimizer.kind.rawValue), lr \(ConfigFormat.number(phase.optimizer.learningRate))"
         if fineTuneStart == epoch && phase.freezing != .baseFrozen {
             return "**Start Fine Tuning** at epoch \(epoch): phase `\(phase.name)`, \(what)"

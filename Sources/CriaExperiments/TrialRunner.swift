@@ -117,13 +117,13 @@ public final class TrialRunner {
             case .train:
                 if fineTuneStart == nil && phase.freezing != .baseFrozen && phase.epochs > 0 { fineTuneStart = epoch }
                 try log.phaseStarted(epoch: epoch, text: TensorBoardRecords.phaseText(phase, epoch: epoch, fineTuneStart: fineTuneStart))
-                let records = try trainer.fit(phase.phaseConfig(defaultBatchSize: config.data.batchSize), train: train,
+                let records = try trainer.fit(phase, train: train,
                                               validation: validation, initialEpoch: epoch)
                 if let error = observer.error { throw error }
                 epoch += records.count
             case .linearProbe:
                 let result = try LinearProbe.fit(trainer, train: data.trainSource(augmentation: nil), validation: validation,
-                                                 lambda: phase.lambda, batchSize: phase.batchSize ?? config.data.batchSize)
+                                                 lambda: phase.lambda, batchSize: phase.batchSize)
                 probeAccuracy = result.validationAccuracy
                 if verbose {
                     FileHandle.standardError.write(Data(String(format: "linear probe: train accuracy %.4f, val accuracy %.4f (λ = %g)\n",
@@ -207,7 +207,7 @@ final class LoggingObserver: TrainingObserver {
 
 /// The metric fields of summary.json, from the epoch records.
 enum Summary {
-    static func fillMetrics(_ summary: inout TrialSummary, _ records: [EpochRecord], fineTuneStart: Int?, phases: [PhaseSpec]) {
+    static func fillMetrics(_ summary: inout TrialSummary, _ records: [EpochRecord], fineTuneStart: Int?, phases: [PhaseConfig]) {
         // Ties go to the earliest epoch, as Keras's EarlyStopping keeps the first best.
         let best = records.filter { $0.valAccuracy != nil }.max { a, b in a.valAccuracy! < b.valAccuracy! || (a.valAccuracy! == b.valAccuracy! && a.epoch > b.epoch) }
         summary.bestValAccuracy = best?.valAccuracy
