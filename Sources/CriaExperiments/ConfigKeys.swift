@@ -193,6 +193,14 @@ public enum ConfigKeys {
         return entry
     }
 
+    /// A mapping of `section` with its entries in the table's order: the resolved-config emitter
+    /// writes through this, so it writes only keys the table has, in the reference's order.
+    static func ordered(_ section: String, _ entries: [(String, ConfigNode)]) -> ConfigNode {
+        let order = keys(in: section)
+        for (key, _) in entries where !order.contains(key) { preconditionFailure("the emitter writes \(section).\(key), which is not in ConfigKeys.all") }
+        return .map(entries.sorted { order.firstIndex(of: $0.0)! < order.firstIndex(of: $1.0)! })
+    }
+
     /// The sections in table order.
     public static var sections: [String] {
         var seen = [String]()
