@@ -179,6 +179,12 @@ public struct SweepSpec: Equatable, Sendable {
     public var metric = "best_val_accuracy"
     public var direction: SweepDirection = .max
 
-    public static let metrics = ["best_val_accuracy", "best_val_loss", "final_val_accuracy", "final_val_loss", "final_accuracy",
-                                 "frozen_phase_val_accuracy", "test_accuracy", "test_loss", "linear_probe_val_accuracy"]
+    /// The summary.json values a sweep ranks by: the better direction, and whether the value is
+    /// measured on the validation set (TensorBoard's HParams dataset type).
+    public static let rankable: [(name: String, direction: SweepDirection, validation: Bool)] = [
+        ("best_val_accuracy", .max, true), ("best_val_loss", .min, true), ("final_val_accuracy", .max, true),
+        ("final_val_loss", .min, true), ("final_accuracy", .max, false), ("frozen_phase_val_accuracy", .max, true),
+        ("test_accuracy", .max, false), ("test_loss", .min, false), ("linear_probe_val_accuracy", .max, true),
+    ]
+    public static var metrics: [String] { rankable.map(\.name) }
 }

@@ -36,7 +36,7 @@ extension ExperimentConfig {
                 reader.fail("sweep.metric", metric, "must be one of \(SweepSpec.metrics.joined(separator: ", "))\(suggestion)")
             }
         }
-        sweep.direction = sweep.metric.hasSuffix("loss") ? .min : .max
+        sweep.direction = SweepSpec.rankable.first { $0.name == sweep.metric }?.direction ?? .max
         sweep.direction = section.choice("direction", sweep.direction)
         if sweep.method == .random && sweep.trials == nil { reader.failMissing("sweep.trials", node, "required for method random") }
         if sweep.method == .grid, let trials = section["trials"] { reader.fail("sweep.trials", trials, "only random sweeps take trials; a grid runs every combination") }

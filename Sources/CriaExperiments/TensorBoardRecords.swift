@@ -40,7 +40,7 @@ enum TensorBoardRecords {
         let metric = sweep?.metric ?? "best_val_accuracy"
         let metrics: [HParams.MetricInfo] = [
             .init(group: "", tag: metric, displayName: metric, description: "the sweep's ranking metric (summary.json)",
-                  datasetType: metric.contains("val") ? .validation : .unknown),
+                  datasetType: SweepSpec.rankable.first { $0.name == metric }?.validation == true ? .validation : .unknown),
             .init(group: MetricsLog.validationRun, tag: "epoch_accuracy", displayName: "val_accuracy",
                   description: "validation accuracy at the last epoch", datasetType: .validation),
             .init(group: MetricsLog.validationRun, tag: "epoch_loss", displayName: "val_loss",

@@ -139,6 +139,23 @@ final class ConfigKeysTests: XCTestCase {
         XCTAssertEqual(again.data, { var d = config.data; d.seed = config.seed; return d }())
     }
 
+    /// The real binary: `cria config reference` prints the tables and `--update` rewrites a file's.
+    func testCLIConfigReference() throws {
+        guard CLI.binary != nil else { throw Skip.missing("the cria binary is not built next to the tests") }
+        let printed = try CLI.run(["config", "reference"])
+        XCTAssertEqual(printed.status, 0, printed.stderr)
+        XCTAssertEqual(printed.stdout, ConfigReference.markdown())
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("cria-reference-\(UUID().uuidString).md")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try "# Keys\n<!-- config-keys sweep -->\nstale\n<!-- /config-keys -->\n".write(to: file, atomically: true, encoding: .utf8)
+        let updated = try CLI.run(["config", "reference", "--update", file.path])
+        XCTAssertEqual(updated.status, 0, updated.stderr)
+        XCTAssertEqual(try String(contentsOf: file, encoding: .utf8), "# Keys\n<!-- config-keys sweep -->\n" + ConfigReference.table("sweep") + "<!-- /config-keys -->\n")
+        let missing = try CLI.run(["config", "reference", "--update", "/nonexistent/README.md"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertEqual(missing.stderr, "error: /nonexistent/README.md: cannot read\n")
+    }
+
     // MARK: Helpers
 
     let base = """
