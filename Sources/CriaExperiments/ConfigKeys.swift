@@ -105,7 +105,7 @@ public enum ConfigKeys {
         .init("augment", "flip", "choice", .choices(["none", "horizontal", "vertical", "horizontal_and_vertical"]), default: "`none`", "`RandomFlip(mode)`"),
         .init("augment", "rotation", "float", unit, default: "`0`", "`RandomRotation(0.2)`: ±0.2 of a full turn"),
         .init("augment", "zoom", "float", unitOpenMax, default: "`0`", "`RandomZoom(f)`"),
-        .init("augment", "translation", "float or `[h, w]`", unit, default: "`0`", "`RandomTranslation(h, w)`"),
+        .init("augment", "translation", "float or `[h, w]`", unit, default: "`[0, 0]`", "`RandomTranslation(h, w)`; one number is both factors"),
         .init("augment", "contrast", "float", unit, default: "`0`", "`RandomContrast(f)` (Keras 3 only increases contrast)"),
         .init("augment", "brightness", "float", unit, default: "`0`", "`RandomBrightness(f)` over [0, 255]"),
         .init("augment", "crop", "size", .ints(1...4096), default: "none", "`RandomCrop(h, w)`; the model input becomes this size"),

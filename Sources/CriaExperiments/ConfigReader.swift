@@ -97,14 +97,14 @@ final class ConfigReader {
         return value
     }
 
-    /// `[h, w]` or a single number for a square size.
-    func size(_ node: ConfigNode, _ path: String) -> [Int]? {
+    /// `[h, w]` or a single number for a square size, each side in `range` (the table's).
+    func size(_ node: ConfigNode, _ path: String, range: ClosedRange<Int>?) -> [Int]? {
         if let items = node.items {
             guard items.count == 2 else { fail(path, node, "must be [height, width] or one number"); return nil }
-            let values = items.enumerated().compactMap { int($1, "\(path)[\($0)]", range: 1...4096) }
+            let values = items.enumerated().compactMap { int($1, "\(path)[\($0)]", range: range) }
             return values.count == 2 ? values : nil
         }
-        return int(node, path, range: 1...4096).map { [$0, $0] }
+        return int(node, path, range: range).map { [$0, $0] }
     }
 
     func list(_ node: ConfigNode, _ path: String) -> [ConfigNode]? {

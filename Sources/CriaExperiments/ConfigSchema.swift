@@ -98,7 +98,7 @@ extension ExperimentConfig {
         data.csv = section.string("csv")
         data.validationSplit = section.double("validation_split", data.validationSplit)
         data.seed = section.optionalInt("seed")
-        data.imageSize = section["image_size"].flatMap { reader.size($0, "data.image_size") } ?? data.imageSize
+        data.imageSize = section["image_size"].flatMap { reader.size($0, "data.image_size", range: section.range("image_size").intRange) } ?? data.imageSize
         data.batchSize = section.int("batch_size", data.batchSize)
         data.interpolation = section.choice("interpolation", data.interpolation)
         data.cropToAspectRatio = section.bool("crop_to_aspect_ratio", data.cropToAspectRatio)
@@ -160,7 +160,7 @@ extension ExperimentConfig {
                 reader.fail("model.alpha", alpha, "must be one of \(widths.joined(separator: ", ")) (the published MobileNetV2 widths), got \(ConfigFormat.number(value))")
             }
         }
-        model.inputSize = section["input_size"].flatMap { reader.size($0, "model.input_size") }
+        model.inputSize = section["input_size"].flatMap { reader.size($0, "model.input_size", range: section.range("input_size").intRange) }
         if let head = section["head"], let headReader = MapReader(reader, "model.head", head, section: "model.head") {
             model.dropout = headReader.double("dropout", model.dropout)
             model.classes = headReader.int("classes", model.classes)
@@ -198,7 +198,7 @@ extension ExperimentConfig {
         }
         spec.contrast = section.double("contrast", spec.contrast)
         spec.brightness = section.double("brightness", spec.brightness)
-        spec.crop = section["crop"].flatMap { reader.size($0, "\(path).crop") } ?? spec.crop
+        spec.crop = section["crop"].flatMap { reader.size($0, "\(path).crop", range: section.range("crop").intRange) } ?? spec.crop
         spec.fillMode = section.choice("fill_mode", spec.fillMode)
         spec.interpolation = section.choice("interpolation", spec.interpolation)
         spec.fillValue = section.double("fill_value", spec.fillValue)

@@ -139,6 +139,51 @@ final class ConfigKeysTests: XCTestCase {
         XCTAssertEqual(again.data, { var d = config.data; d.seed = config.seed; return d }())
     }
 
+    /// The table's defaults are the decoder's: a config that leaves every key out resolves each key
+    /// whose documented default is a literal (`` `32` ``, `` `val_loss` ``) to that value.
+    func testTheTablesDefaultsAreTheDecodersDefaults() throws {
+        let text = """
+            data: {source: fashion_mnist}
+            phases:
+              - {name: a, callbacks: [{type: early_stopping}, {type: reduce_lr_on_plateau}, {type: model_checkpoint}]}
+              - {name: b, type: linear_probe, schedule: {name: cosine, decay_steps: 10}}
+              - {name: c, schedule: {name: exponential, decay_steps: 10, decay_rate: 0.5}}
+
+            """
+        let config = try ExperimentConfig.decode(try ConfigNode.parse(text, source: "t.yaml"), source: "t.yaml", defaultName: "t")
+        var values = [String: String]()
+        func collect(_ node: ConfigNode, _ section: String) {
+            for entry in node.entries ?? [] {
+                let key = "\(section)|\(entry.key)"
+                if values[key] == nil, let inline = ConfigEmitter.inline(entry.value) { values[key] = inline }
+                switch (section, entry.key) {
+                case ("", "phases"): for item in entry.value.items ?? [] { collect(item, "phases[]") }
+                case ("phases[]", "optimizer"): collect(entry.value, "phases[].optimizer")
+                case ("phases[]", "schedule"): if let name = entry.value["name"]?.scalarText { collect(entry.value, "phases[].schedule (\(name))") }
+                case ("phases[]", "callbacks"):
+                    for item in entry.value.items ?? [] { collect(item, "phases[].callbacks[] (\(item["type"]?.scalarText ?? ""))") }
+                default: if entry.value.entries != nil { collect(entry.value, section.isEmpty ? entry.key : "\(section).\(entry.key)") }
+                }
+            }
+        }
+        collect(config.resolvedTree(criaVersion: "test", gitCommit: "abc"), "")
+        var checked = 0
+        for key in ConfigKeys.all {
+            let text = key.defaultText
+            guard text.hasPrefix("`"), text.hasSuffix("`"), text.dropFirst().dropLast().allSatisfy({ $0 != "`" }), text.count > 2 else { continue }
+            let literal = String(text.dropFirst().dropLast())
+            // Not literals: another key (`data.batch_size`), the environment, a pattern; and the keys this config sets.
+            let reference = literal.hasPrefix("$") || literal.contains("<") || ConfigKeys.all.contains { $0.path == literal }
+            guard !reference, !["data.source", "phases[].name"].contains(key.path) else { continue }
+            guard let emitted = values["\(key.section)|\(key.key)"] else { continue }
+            if let x = Double(literal), let y = ConfigReader.number(emitted) { XCTAssertEqual(x, y, "\(key.path)") } else {
+                XCTAssertEqual(emitted, literal, "\(key.path): the table says \(text)")
+            }
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 45)
+    }
+
     /// The real binary: `cria config reference` prints the tables and `--update` rewrites a file's.
     func testCLIConfigReference() throws {
         guard CLI.binary != nil else { throw Skip.missing("the cria binary is not built next to the tests") }
