@@ -40,8 +40,8 @@ fuzz: setup
 # Rewrites the reference tables of Experiments/README.md from the table of config keys
 # (ConfigKeys.swift); ConfigKeysTests fails while they are stale.
 config-reference: setup
-	$(SWIFT) build -c release --product cria
-	$$($(SWIFT) build -c release --show-bin-path)/cria config reference --update Experiments/README.md
+	$(SWIFT) build $(RELEASE) --product cria
+	$$($(SWIFT) build $(RELEASE) --show-bin-path)/cria config reference --update Experiments/README.md
 
 # Regenerates the committed Keras fixtures (needs: pip install tensorflow-cpu tf-keras h5py).
 fixtures:

@@ -37,7 +37,7 @@ extension ExperimentConfig {
     /// Sets a value; setting one of a phase's freezing keys drops the others, so a sweep or
     /// `--set` over `fine_tune_at` replaces the file's `trainable: none`.
     static func setExclusive(_ tree: inout ConfigNode, _ path: ConfigPath, _ value: ConfigNode) throws {
-        let freezingKeys = ["fine_tune_at", "fine_tune_from", "trainable"]
+        let freezingKeys = Freezing.configKeys
         if freezingKeys.contains(path.lastKey), path.components.count >= 2 {
             let parent = Array(path.components.dropLast())
             for key in freezingKeys where key != path.lastKey { tree.remove(ConfigPath(parent + [.key(key)])) }
@@ -216,7 +216,7 @@ extension ExperimentConfig {
         let lr = section.double("lr", 1e-3)
         phase.optimizer = decodeOptimizer(section["optimizer"], "\(path).optimizer", lr: lr, reader)
         phase.schedule = section["schedule"].map { decodeSchedule($0, "\(path).schedule", reader) } ?? .constant
-        let given = ["fine_tune_at", "fine_tune_from", "trainable"].filter { section.has($0) }
+        let given = Freezing.configKeys.filter { section.has($0) }
         if given.count > 1 {
             reader.fail("\(path).\(given[1])", section[given[1]]!, "give only one of fine_tune_at, fine_tune_from and trainable (found \(given.joined(separator: " and ")))")
         }

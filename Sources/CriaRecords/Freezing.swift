@@ -26,6 +26,9 @@ public enum Freezing: Hashable, Sendable {
         }
     }
 
+    /// The config keys that set a phase's freezing; a phase gives at most one.
+    public static let configKeys = ["fine_tune_at", "fine_tune_from", "trainable"]
+
     /// The config key that sets this freezing (`trainable`, `fine_tune_at`, `fine_tune_from`).
     public var configKey: String {
         switch self {
