@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-debug test-slurm fuzz fixtures clean bench bench-compare bench-scale check-keras-roundtrip demo compare-keras parity-recipe
+.PHONY: config-reference setup build test test-debug test-slurm fuzz fixtures clean bench bench-compare bench-scale check-keras-roundtrip demo compare-keras parity-recipe
 
 setup:
 	@bash scripts/setup.sh
@@ -36,6 +36,12 @@ CRIA_FUZZ_CASES ?= 1000
 fuzz: setup
 	$(SWIFT) build --build-tests $(RELEASE)
 	CRIA_FUZZ_CASES=$(CRIA_FUZZ_CASES) $(SWIFT) test --skip-build $(RELEASE) --filter FuzzTests
+
+# Rewrites the reference tables of Experiments/README.md from the table of config keys
+# (ConfigKeys.swift); ConfigKeysTests fails while they are stale.
+config-reference: setup
+	$(SWIFT) build $(RELEASE) --product cria
+	$$($(SWIFT) build $(RELEASE) --show-bin-path)/cria config reference --update Experiments/README.md
 
 # Regenerates the committed Keras fixtures (needs: pip install tensorflow-cpu tf-keras h5py).
 fixtures:

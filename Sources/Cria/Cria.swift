@@ -6,6 +6,7 @@
 @_exported import CriaKernels
 @_exported import CriaModel
 @_exported import CriaTraining
+@_exported import CriaRecords
 @_exported import CriaReports
 @_exported import CriaExperiments
 @_exported import CriaWeights

@@ -39,7 +39,14 @@ public struct ClassificationMetrics: Equatable, Sendable {
         }
     }
 
-    /// The `test` object of summary.json.
+    /// The `test` record of summary.json.
+    public var record: TrialSummary.TestMetrics {
+        .init(loss: loss, accuracy: accuracy, kerasAccuracy: kerasAccuracy, count: count,
+              perClass: classNames.indices.map { .init(name: classNames[$0], precision: precision[$0], recall: recall[$0]) },
+              confusion: confusion)
+    }
+
+    /// The same as JSON (`cria evaluate --json`).
     public var json: JSONValue {
         let perClass: [JSONValue] = classNames.indices.map { c in
             .object(["name": .string(classNames[c]), "precision": precision[c].map(JSONValue.number) ?? .null,

@@ -4,7 +4,8 @@ import CriaTraining
 import Foundation
 
 /// Writes configs back out: `config.resolved.yaml` (every default filled in, and
-/// loadable again by `cria run`) and the canonical text behind the config hash.
+/// loadable again by `cria run`) and the canonical text behind the config hash. Every
+/// mapping goes through `ConfigKeys.ordered`, so the keys are the table's, in its order.
 extension ExperimentConfig {
     /// The config with every default made explicit, plus Cria's version and commit.
     public func resolvedTree(criaVersion: String, gitCommit: String) -> ConfigNode {
@@ -36,7 +37,7 @@ extension ExperimentConfig {
             ("memory_limit", data.memoryLimit.map(i) ?? null),
         ]
         if data.source == .fashionMNIST {
-            dataEntries.append(("fashion_mnist", .map([
+            dataEntries.append(("fashion_mnist", ConfigKeys.ordered("data.fashion_mnist", [
                 ("directory", s(data.fashionMNIST.directory)),
                 ("classes", data.fashionMNIST.classes.map { .list($0.map(i)) } ?? null),
                 ("positive_class", data.fashionMNIST.positiveClass.map(i) ?? null),
@@ -44,7 +45,7 @@ extension ExperimentConfig {
                 ("test_limit", data.fashionMNIST.testLimit.map(i) ?? null),
             ])))
         }
-        let augmentNode = ConfigNode.map([
+        let augmentNode = ConfigKeys.ordered("augment", [
             ("flip", s(augment.flip?.rawValue ?? "none")),
             ("rotation", n(augment.rotation)),
             ("zoom", n(augment.zoom)),
@@ -59,7 +60,7 @@ extension ExperimentConfig {
         let phaseNodes: [ConfigNode] = phases.map { phase in
             var entries: [(String, ConfigNode)] = [("name", s(phase.name)), ("type", s(phase.type.rawValue)), ("epochs", i(phase.epochs))]
             let o = phase.optimizer
-            entries.append(("optimizer", .map([
+            entries.append(("optimizer", ConfigKeys.ordered("phases[].optimizer", [
                 ("name", s(o.kind.rawValue)), ("beta_1", n(o.beta1)), ("beta_2", n(o.beta2)), ("epsilon", n(o.epsilon)),
                 ("momentum", n(o.momentum)), ("nesterov", b(o.nesterov)), ("rho", n(o.rho)), ("weight_decay", n(o.weightDecay)),
             ])))
@@ -67,13 +68,13 @@ extension ExperimentConfig {
             switch phase.schedule {
             case .constant: entries.append(("schedule", s("constant")))
             case let .cosine(steps, alpha, warmup, from):
-                entries.append(("schedule", .map([("name", s("cosine")), ("decay_steps", i(steps)), ("alpha", n(alpha)),
+                entries.append(("schedule", ConfigKeys.ordered("phases[].schedule (cosine)", [("name", s("cosine")), ("decay_steps", i(steps)), ("alpha", n(alpha)),
                                                   ("warmup_steps", i(warmup)), ("warmup_from", n(from))])))
             case let .exponential(steps, rate, staircase):
-                entries.append(("schedule", .map([("name", s("exponential")), ("decay_steps", i(steps)), ("decay_rate", n(rate)),
+                entries.append(("schedule", ConfigKeys.ordered("phases[].schedule (exponential)", [("name", s("exponential")), ("decay_steps", i(steps)), ("decay_rate", n(rate)),
                                                   ("staircase", b(staircase))])))
             case let .step(boundaries, values):
-                entries.append(("schedule", .map([("name", s("step")), ("boundaries", .list(boundaries.map(i))), ("values", .list(values.map(n)))])))
+                entries.append(("schedule", ConfigKeys.ordered("phases[].schedule (step)", [("name", s("step")), ("boundaries", .list(boundaries.map(i))), ("values", .list(values.map(n)))])))
             }
             switch phase.freezing {
             case .baseFrozen: entries.append(("trainable", s("none")))
@@ -82,35 +83,35 @@ extension ExperimentConfig {
             case .fineTuneFrom(let name): entries.append(("fine_tune_from", s(name)))
             }
             entries.append(("bn_mode", s(phase.bnMode.rawValue)))
-            entries.append(("batch_size", i(phase.batchSize ?? data.batchSize)))
+            entries.append(("batch_size", i(phase.batchSize)))
             entries.append(("callbacks", .list(phase.callbacks.map { callback in
                 switch callback {
                 case let .earlyStopping(monitor, minDelta, patience, mode, restore):
-                    return .map([("type", s("early_stopping")), ("monitor", s(monitor)), ("min_delta", n(minDelta)), ("patience", i(patience)),
+                    return ConfigKeys.ordered("phases[].callbacks[] (early_stopping)", [("type", s("early_stopping")), ("monitor", s(monitor)), ("min_delta", n(minDelta)), ("patience", i(patience)),
                                  ("mode", s(mode.rawValue)), ("restore_best_weights", b(restore))])
                 case let .reduceLROnPlateau(monitor, factor, patience, minDelta, cooldown, minimum, mode):
-                    return .map([("type", s("reduce_lr_on_plateau")), ("monitor", s(monitor)), ("factor", n(factor)), ("patience", i(patience)),
+                    return ConfigKeys.ordered("phases[].callbacks[] (reduce_lr_on_plateau)", [("type", s("reduce_lr_on_plateau")), ("monitor", s(monitor)), ("factor", n(factor)), ("patience", i(patience)),
                                  ("min_delta", n(minDelta)), ("cooldown", i(cooldown)), ("min_lr", n(minimum)), ("mode", s(mode.rawValue))])
                 case let .modelCheckpoint(path, monitor, best, mode):
-                    return .map([("type", s("model_checkpoint")), ("path", s(path)), ("monitor", s(monitor)),
+                    return ConfigKeys.ordered("phases[].callbacks[] (model_checkpoint)", [("type", s("model_checkpoint")), ("path", s(path)), ("monitor", s(monitor)),
                                  ("save_best_only", b(best)), ("mode", s(mode.rawValue))])
                 }
             })))
             if phase.type == .linearProbe { entries.append(("lambda", n(phase.lambda))) }
-            return .map(entries)
+            return ConfigKeys.ordered("phases[]", entries)
         }
-        return .map([
-            ("experiment", .map([("name", s(name)), ("runs_dir", s(runsDirectory))])),
+        return ConfigKeys.ordered("", [
+            ("experiment", ConfigKeys.ordered("experiment", [("name", s(name)), ("runs_dir", s(runsDirectory))])),
             ("seed", i(seed)),
             ("threads", threads.map(i) ?? i(Threads.count)),
             ("repeats", i(repeats)),
-            ("data", .map(dataEntries)),
-            ("model", .map([("weights", s(model.weights)), ("alpha", n(model.alpha)),
+            ("data", ConfigKeys.ordered("data", dataEntries)),
+            ("model", ConfigKeys.ordered("model", [("weights", s(model.weights)), ("alpha", n(model.alpha)),
                             ("input_size", size(model.inputSize ?? augment.crop ?? data.imageSize)),
-                            ("head", .map([("dropout", n(model.dropout)), ("classes", i(model.classes))]))])),
+                            ("head", ConfigKeys.ordered("model.head", [("dropout", n(model.dropout)), ("classes", i(model.classes))]))])),
             ("augment", augmentNode),
             ("phases", .list(phaseNodes)),
-            ("cria", .map([("version", s(criaVersion)), ("git_commit", s(gitCommit))])),
+            ("cria", ConfigKeys.ordered("cria", [("version", s(criaVersion)), ("git_commit", s(gitCommit))])),
         ])
     }
 }

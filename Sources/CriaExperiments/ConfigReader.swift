@@ -97,14 +97,14 @@ final class ConfigReader {
         return value
     }
 
-    /// `[h, w]` or a single number for a square size.
-    func size(_ node: ConfigNode, _ path: String) -> [Int]? {
+    /// `[h, w]` or a single number for a square size, each side in `range` (the table's).
+    func size(_ node: ConfigNode, _ path: String, range: ClosedRange<Int>?) -> [Int]? {
         if let items = node.items {
             guard items.count == 2 else { fail(path, node, "must be [height, width] or one number"); return nil }
-            let values = items.enumerated().compactMap { int($1, "\(path)[\($0)]", range: 1...4096) }
+            let values = items.enumerated().compactMap { int($1, "\(path)[\($0)]", range: range) }
             return values.count == 2 ? values : nil
         }
-        return int(node, path, range: 1...4096).map { [$0, $0] }
+        return int(node, path, range: range).map { [$0, $0] }
     }
 
     func list(_ node: ConfigNode, _ path: String) -> [ConfigNode]? {
@@ -126,15 +126,42 @@ final class ConfigReader {
     func format(_ value: Double) -> String { ConfigFormat.number(value) }
 }
 
-/// A mapping being decoded: unknown keys are errors with a "did you mean".
+extension ConfigReader {
+    /// A number within a table range (`ConfigKeys`).
+    func double(_ node: ConfigNode, _ path: String, _ range: ConfigRange) -> Double? {
+        if case let .floats(min, max, openMin, openMax) = range { return double(node, path, min: min, max: max, openMin: openMin, openMax: openMax) }
+        return double(node, path)
+    }
+
+    /// An integer within a table range (`ConfigKeys`).
+    func int(_ node: ConfigNode, _ path: String, _ range: ConfigRange) -> Int? {
+        int(node, path, range: range.intRange)
+    }
+}
+
+extension ConfigRange {
+    var intRange: ClosedRange<Int>? { if case .ints(let range) = self { return range }; return nil }
+    var choices: [String]? { if case .choices(let names) = self { return names }; return nil }
+}
+
+/// A mapping being decoded: unknown keys are errors with a "did you mean". A reader of a
+/// `ConfigKeys` section takes its known keys and every key's range from the table.
 struct MapReader {
     let reader: ConfigReader
     let path: String
     let node: ConfigNode
     let entries: [ConfigEntry]
+    /// The `ConfigKeys` section (`data`, `phases[]`), nil for mappings the table does not describe.
+    let section: String?
 
     /// Nil (and an error) when `node` is not a mapping.
-    init?(_ reader: ConfigReader, _ path: String, _ node: ConfigNode, keys: [String]) {
+    init?(_ reader: ConfigReader, _ path: String, _ node: ConfigNode, section: String) {
+        self.init(reader, path, node, keys: ConfigKeys.keys(in: section), section: section)
+    }
+
+    /// Nil (and an error) when `node` is not a mapping.
+    init?(_ reader: ConfigReader, _ path: String, _ node: ConfigNode, keys: [String], section: String? = nil) {
+        self.section = section
         guard let entries = node.entries else {
             reader.fail(path.isEmpty ? "config" : path, node, node.isNull ? "must be a mapping, got nothing" : "must be a mapping, got \(reader.show(node))")
             return nil
@@ -151,6 +178,29 @@ struct MapReader {
 
     func child(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
+    /// The table's range of `key` (`.any` outside the table).
+    func range(_ key: String) -> ConfigRange { section.map { ConfigKeys.entry($0, key).range } ?? .any }
+
+    /// An integer in the table's range, or `fallback` when absent.
+    func int(_ key: String, _ fallback: Int) -> Int {
+        self[key].flatMap { reader.int($0, child(key), range(key)) } ?? fallback
+    }
+
+    func optionalInt(_ key: String) -> Int? {
+        self[key].flatMap { reader.int($0, child(key), range(key)) }
+    }
+
+    /// A number in the table's range, or `fallback` when absent.
+    func double(_ key: String, _ fallback: Double) -> Double {
+        self[key].flatMap { reader.double($0, child(key), range(key)) } ?? fallback
+    }
+
+    /// One of the table's choices, each the raw value of a `T`.
+    func choice<T: RawRepresentable>(_ key: String, _ fallback: T) -> T where T.RawValue == String {
+        guard let names = range(key).choices else { preconditionFailure("\(child(key)) has no choices in ConfigKeys") }
+        return self[key].flatMap { reader.choice($0, child(key), T.self, names: names) } ?? fallback
+    }
+
     /// The value at `key`, nil when absent or null.
     subscript(key: String) -> ConfigNode? {
         guard let value = entries.first(where: { $0.key == key })?.value, !value.isNull else { return nil }
@@ -159,32 +209,12 @@ struct MapReader {
 
     func has(_ key: String) -> Bool { self[key] != nil }
 
-    func int(_ key: String, _ fallback: Int, range: ClosedRange<Int>? = nil) -> Int {
-        self[key].flatMap { reader.int($0, child(key), range: range) } ?? fallback
-    }
-
-    func optionalInt(_ key: String, range: ClosedRange<Int>? = nil) -> Int? {
-        self[key].flatMap { reader.int($0, child(key), range: range) }
-    }
-
-    func double(_ key: String, _ fallback: Double, min: Double? = nil, max: Double? = nil, openMin: Bool = false, openMax: Bool = false) -> Double {
-        self[key].flatMap { reader.double($0, child(key), min: min, max: max, openMin: openMin, openMax: openMax) } ?? fallback
-    }
-
     func bool(_ key: String, _ fallback: Bool) -> Bool {
         self[key].flatMap { reader.bool($0, child(key)) } ?? fallback
     }
 
     func string(_ key: String) -> String? {
         self[key].flatMap { reader.string($0, child(key)) }
-    }
-
-    func choice<T: RawRepresentable & CaseIterable>(_ key: String, _ fallback: T) -> T where T.RawValue == String {
-        self[key].flatMap { reader.choice($0, child(key), T.self) } ?? fallback
-    }
-
-    func choice<T: RawRepresentable>(_ key: String, _ fallback: T, names: [String]) -> T where T.RawValue == String {
-        self[key].flatMap { reader.choice($0, child(key), T.self, names: names) } ?? fallback
     }
 
     func required(_ key: String, _ what: String) -> ConfigNode? {

@@ -16,7 +16,8 @@ public struct ExperimentConfig: Equatable, Sendable {
     /// Threads for OpenBLAS and Cria's loops; nil uses CRIA_THREADS or every core.
     public var threads: Int?
     public var repeats = 1
-    public var phases: [PhaseSpec] = []
+    /// The phases, as the trainer runs them (`PhaseConfig`, CriaTraining).
+    public var phases: [PhaseConfig] = []
     public var sweep: SweepSpec?
 
     public init(name: String) { self.name = name }
@@ -151,38 +152,6 @@ public struct AugmentSpec: Equatable, Sendable {
     }
 }
 
-public enum PhaseType: String, CaseIterable, Sendable {
-    case train
-    case linearProbe = "linear_probe"
-}
-
-/// One `compile` + `fit` (or a closed-form linear probe).
-public struct PhaseSpec: Equatable, Sendable {
-    public var name: String
-    public var type: PhaseType = .train
-    public var epochs = 1
-    public var optimizer = OptimizerConfig.adam(1e-3)
-    public var schedule: LearningRateSchedule = .constant
-    public var freezing: Freezing = .baseFrozen
-    public var bnMode: BatchNormMode = .inference
-    /// Nil: the data's batch size.
-    public var batchSize: Int?
-    public var callbacks: [CallbackConfig] = []
-    /// Ridge penalty of a linear_probe phase.
-    public var lambda = 1.0
-
-    public init(name: String) { self.name = name }
-
-    public func phaseConfig(defaultBatchSize: Int) -> PhaseConfig {
-        var config = PhaseConfig(name: name, epochs: epochs, optimizer: optimizer, freezing: freezing)
-        config.schedule = schedule
-        config.bnMode = bnMode
-        config.batchSize = batchSize ?? defaultBatchSize
-        config.callbacks = callbacks
-        return config
-    }
-}
-
 public enum SweepMethod: String, CaseIterable, Sendable { case grid, random }
 public enum SweepDirection: String, CaseIterable, Sendable { case max, min }
 
@@ -210,6 +179,12 @@ public struct SweepSpec: Equatable, Sendable {
     public var metric = "best_val_accuracy"
     public var direction: SweepDirection = .max
 
-    public static let metrics = ["best_val_accuracy", "best_val_loss", "final_val_accuracy", "final_val_loss", "final_accuracy",
-                                 "frozen_phase_val_accuracy", "test_accuracy", "test_loss", "linear_probe_val_accuracy"]
+    /// The summary.json values a sweep ranks by: the better direction, and whether the value is
+    /// measured on the validation set (TensorBoard's HParams dataset type).
+    public static let rankable: [(name: String, direction: SweepDirection, validation: Bool)] = [
+        ("best_val_accuracy", .max, true), ("best_val_loss", .min, true), ("final_val_accuracy", .max, true),
+        ("final_val_loss", .min, true), ("final_accuracy", .max, false), ("frozen_phase_val_accuracy", .max, true),
+        ("test_accuracy", .max, false), ("test_loss", .min, false), ("linear_probe_val_accuracy", .max, true),
+    ]
+    public static var metrics: [String] { rankable.map(\.name) }
 }

@@ -175,14 +175,14 @@ public final class ExperimentRunner {
     }
 
     /// `lr=1e-4: val_accuracy best 0.9231 (epoch 8), final 0.9038; frozen phase 0.8654; 63s`
-    static func resultLine(_ summary: JSONValue, id: String) -> String {
-        func value(_ key: String) -> String { summary[key]?.double.map { String(format: "%.4f", $0) } ?? "n/a" }
-        var parts = ["\(id): val_accuracy best \(value("best_val_accuracy"))"
-            + (summary["best_epoch"]?.int.map { " (epoch \($0 + 1))" } ?? "") + ", final \(value("final_val_accuracy"))"]
-        if summary["frozen_phase_val_accuracy"]?.double != nil { parts.append("frozen phase \(value("frozen_phase_val_accuracy"))") }
-        if let test = summary["test"]?["accuracy"]?.double { parts.append(String(format: "test %.4f", test)) }
-        if let probe = summary["linear_probe"]?["val_accuracy"]?.double { parts.append(String(format: "linear probe %.4f", probe)) }
-        parts.append(duration(summary["wall_seconds"]?.double ?? 0))
+    static func resultLine(_ summary: TrialSummary, id: String) -> String {
+        func value(_ number: Double?) -> String { number.map { String(format: "%.4f", $0) } ?? "n/a" }
+        var parts = ["\(id): val_accuracy best \(value(summary.bestValAccuracy))"
+            + (summary.bestEpoch.map { " (epoch \($0 + 1))" } ?? "") + ", final \(value(summary.finalValAccuracy))"]
+        if summary.frozenPhaseValAccuracy != nil { parts.append("frozen phase \(value(summary.frozenPhaseValAccuracy))") }
+        if let test = summary.test?.accuracy { parts.append(String(format: "test %.4f", test)) }
+        if let probe = summary.linearProbeValAccuracy { parts.append(String(format: "linear probe %.4f", probe)) }
+        parts.append(duration(summary.wallSeconds ?? 0))
         return parts.joined(separator: "; ") + "\n"
     }
 

@@ -25,18 +25,18 @@ public struct TrialPlan: Equatable, Sendable {
 
 extension ExperimentConfig {
     static func decodeSweep(_ node: ConfigNode, tree: ConfigNode, _ reader: ConfigReader) -> SweepSpec? {
-        guard let section = MapReader(reader, "sweep", node, keys: ["method", "trials", "seed", "parameters", "metric", "direction"]) else { return nil }
+        guard let section = MapReader(reader, "sweep", node, section: "sweep") else { return nil }
         var sweep = SweepSpec()
         sweep.method = section.choice("method", sweep.method)
-        sweep.trials = section.optionalInt("trials", range: 1...1_000_000)
-        sweep.seed = section.optionalInt("seed", range: 0...Int(UInt32.max))
+        sweep.trials = section.optionalInt("trials")
+        sweep.seed = section.optionalInt("seed")
         if let metric = section["metric"], let name = reader.string(metric, "sweep.metric") {
             if SweepSpec.metrics.contains(name) { sweep.metric = name } else {
                 let suggestion = closest(name, among: SweepSpec.metrics).map { " (did you mean \($0)?)" } ?? ""
                 reader.fail("sweep.metric", metric, "must be one of \(SweepSpec.metrics.joined(separator: ", "))\(suggestion)")
             }
         }
-        sweep.direction = sweep.metric.hasSuffix("loss") ? .min : .max
+        sweep.direction = SweepSpec.rankable.first { $0.name == sweep.metric }?.direction ?? .max
         sweep.direction = section.choice("direction", sweep.direction)
         if sweep.method == .random && sweep.trials == nil { reader.failMissing("sweep.trials", node, "required for method random") }
         if sweep.method == .grid, let trials = section["trials"] { reader.fail("sweep.trials", trials, "only random sweeps take trials; a grid runs every combination") }

@@ -1,5 +1,6 @@
 import CriaCore
 import CriaReports
+import CriaTraining
 import Foundation
 
 /// What a sweep tells TensorBoard beyond the per-epoch scalars: the HParams experiment
@@ -39,7 +40,7 @@ enum TensorBoardRecords {
         let metric = sweep?.metric ?? "best_val_accuracy"
         let metrics: [HParams.MetricInfo] = [
             .init(group: "", tag: metric, displayName: metric, description: "the sweep's ranking metric (summary.json)",
-                  datasetType: metric.contains("val") ? .validation : .unknown),
+                  datasetType: SweepSpec.rankable.first { $0.name == metric }?.validation == true ? .validation : .unknown),
             .init(group: MetricsLog.validationRun, tag: "epoch_accuracy", displayName: "val_accuracy",
                   description: "validation accuracy at the last epoch", datasetType: .validation),
             .init(group: MetricsLog.validationRun, tag: "epoch_loss", displayName: "val_loss",
@@ -103,7 +104,7 @@ enum TensorBoardRecords {
 
     /// The text summary at a phase's first epoch; the first phase that unfreezes any of the
     /// base is the tutorial's "Start Fine Tuning" line, as curves.svg labels it.
-    static func phaseText(_ phase: PhaseSpec, epoch: Int, fineTuneStart: Int?) -> String {
+    static func phaseText(_ phase: PhaseConfig, epoch: Int, fineTuneStart: Int?) -> String {
         let what = "\(phase.freezing.description), \(phase.optimizer.kind.rawValue), lr \(ConfigFormat.number(phase.optimizer.learningRate))"
         if fineTuneStart == epoch && phase.freezing != .baseFrozen {
             return "**Start Fine Tuning** at epoch \(epoch): phase `\(phase.name)`, \(what)"
@@ -132,9 +133,9 @@ extension ExperimentRunner {
 
     /// Runs `body` (the trial) as an HParams session: start record before, summary metrics
     /// and a success record after, a failure record if it throws.
-    func withHParamsSession(_ trial: TrialPlan, in directory: URL, _ body: () throws -> JSONValue) throws -> JSONValue {
+    func withHParamsSession<Result>(_ trial: TrialPlan, in directory: URL, _ body: () throws -> Result) throws -> Result {
         try HParams.startSession(in: directory, hparams: TensorBoardRecords.values(trial, config: config))
-        let summary: JSONValue
+        let summary: Result
         do {
             summary = try body()
         } catch {

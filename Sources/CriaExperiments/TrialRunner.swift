@@ -57,7 +57,7 @@ public final class TrialRunner {
     }
 
     @discardableResult
-    public func run(_ plan: TrialPlan, directory: URL) throws -> JSONValue {
+    public func run(_ plan: TrialPlan, directory: URL) throws -> TrialSummary {
         let started = Date()
         let config = plan.config
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -76,7 +76,7 @@ public final class TrialRunner {
         return try train(plan, directory: directory, started: started)
     }
 
-    private func train(_ plan: TrialPlan, directory: URL, started: Date) throws -> JSONValue {
+    private func train(_ plan: TrialPlan, directory: URL, started: Date) throws -> TrialSummary {
         let config = plan.config
 
         let data = try self.data(for: config)
@@ -107,7 +107,7 @@ public final class TrialRunner {
         let validation = data.validationSource()
 
         var epoch = 0
-        var phases: [JSONValue] = []
+        var phases: [PhaseRecord] = []
         var fineTuneStart: Int?
         var probeAccuracy: Double?
         for phase in config.phases {
@@ -117,61 +117,51 @@ public final class TrialRunner {
             case .train:
                 if fineTuneStart == nil && phase.freezing != .baseFrozen && phase.epochs > 0 { fineTuneStart = epoch }
                 try log.phaseStarted(epoch: epoch, text: TensorBoardRecords.phaseText(phase, epoch: epoch, fineTuneStart: fineTuneStart))
-                let records = try trainer.fit(phase.phaseConfig(defaultBatchSize: config.data.batchSize), train: train,
+                let records = try trainer.fit(phase, train: train,
                                               validation: validation, initialEpoch: epoch)
                 if let error = observer.error { throw error }
                 epoch += records.count
             case .linearProbe:
                 let result = try LinearProbe.fit(trainer, train: data.trainSource(augmentation: nil), validation: validation,
-                                                 lambda: phase.lambda, batchSize: phase.batchSize ?? config.data.batchSize)
+                                                 lambda: phase.lambda, batchSize: phase.batchSize)
                 probeAccuracy = result.validationAccuracy
                 if verbose {
                     FileHandle.standardError.write(Data(String(format: "linear probe: train accuracy %.4f, val accuracy %.4f (λ = %g)\n",
                                                                result.trainAccuracy, result.validationAccuracy ?? .nan, result.lambda).utf8))
                 }
             }
-            phases.append(.object(["name": .string(phase.name), "type": .string(phase.type.rawValue), "epochs": .number(Double(phase.epochs)),
-                                   "epochs_run": .number(Double(epoch - first)), "first_epoch": .number(Double(first)),
-                                   "freezing": .string(phase.freezing.description), "optimizer": .string(phase.optimizer.kind.rawValue),
-                                   "lr": .number(phase.optimizer.learningRate), "bn_mode": .string(phase.bnMode.rawValue)]))
+            phases.append(PhaseRecord(name: phase.name, type: phase.type, epochs: phase.epochs, epochsRun: epoch - first, firstEpoch: first,
+                                      freezing: phase.freezing, optimizer: phase.optimizer.kind.rawValue,
+                                      learningRate: phase.optimizer.learningRate, bnMode: phase.bnMode))
         }
         let records = log.records
         try AtomicFile.write(CurvesFigure.svg(records: records, fineTuneStartEpoch: fineTuneStart, title: "\(config.name): \(plan.id)"),
                              to: directory.appendingPathComponent("curves.svg"))
-        var testJSON = JSONValue.null
-        if let test = data.testSource() {
-            let evaluation = try trainer.evaluate(test, batchSize: config.data.batchSize)
-            testJSON = ClassificationMetrics(evaluation, labels: test.labels, classNames: data.classNames).json
+        var test: TrialSummary.TestMetrics?
+        if let testSource = data.testSource() {
+            let evaluation = try trainer.evaluate(testSource, batchSize: config.data.batchSize)
+            test = ClassificationMetrics(evaluation, labels: testSource.labels, classNames: data.classNames).record
         }
         try Self.save(trainer.graph, metadata: metadata, to: directory.appendingPathComponent("model.h5"))
 
-        var summary = Summary.metrics(records, fineTuneStart: fineTuneStart, phases: config.phases)
-        summary["trial_id"] = .string(plan.id)
-        summary["experiment"] = .string(config.name)
-        summary["seed"] = .number(Double(plan.seed))
-        summary["repeat"] = .number(Double(plan.repeatIndex))
-        summary["fold"] = config.data.fold.map { .number(Double($0)) } ?? .null
-        summary["folds"] = config.data.folds.map { .number(Double($0)) } ?? .null
-        summary["parameters"] = .object(Dictionary(plan.parameters.map { ($0.path, Summary.json($0.value)) }, uniquingKeysWith: { $1 }))
-        summary["status"] = "finished"
-        summary["phases"] = .array(phases)
-        summary["fine_tune_start_epoch"] = fineTuneStart.map { .number(Double($0)) } ?? .null
-        summary["test"] = testJSON
-        summary["linear_probe"] = probeAccuracy.map { .object(["val_accuracy": .number($0)]) } ?? .null
-        summary["wall_seconds"] = .number(Date().timeIntervalSince(started))
-        summary["peak_rss_mb"] = .number(ProcessUsage.peakResidentMegabytes)
-        summary["cria_version"] = .string(criaVersion)
-        summary["git_commit"] = .string(RunInfo.gitCommit)
-        summary["class_names"] = .array(data.classNames.map(JSONValue.string))
-        summary["dataset"] = .object([
-            "directory": .string(data.origin), "train_count": .number(Double(data.trainCount)), "val_count": .number(Double(data.validationCount)),
-            "test_count": data.testCount.map { .number(Double($0)) } ?? .null,
-            "class_counts_train": .object(data.classCounts(data.trainLabels).mapValues { .number(Double($0)) }),
-            "class_counts_val": .object(data.classCounts(data.validationLabels).mapValues { .number(Double($0)) }),
-        ])
-        let json = Summary.finite(.object(summary))
-        try AtomicFile.write(json.serialized(pretty: true) + "\n", to: directory.appendingPathComponent("summary.json"))
-        return json
+        var summary = TrialSummary(trialID: plan.id, experiment: config.name, seed: plan.seed, repeatIndex: plan.repeatIndex,
+                                   parameters: Dictionary(plan.parameters.map { ($0.path.description, Summary.json($0.value)) }, uniquingKeysWith: { $1 }),
+                                   status: "finished", phases: phases, directory: directory)
+        Summary.fillMetrics(&summary, records, fineTuneStart: fineTuneStart, phases: config.phases)
+        summary.fold = config.data.fold
+        summary.folds = config.data.folds
+        summary.fineTuneStartEpoch = fineTuneStart
+        summary.test = test
+        summary.linearProbeValAccuracy = probeAccuracy
+        summary.wallSeconds = Date().timeIntervalSince(started)
+        summary.peakRSSMB = ProcessUsage.peakResidentMegabytes
+        summary.criaVersion = criaVersion
+        summary.gitCommit = RunInfo.gitCommit
+        summary.classNames = data.classNames
+        summary.dataset = .init(directory: data.origin, trainCount: data.trainCount, valCount: data.validationCount, testCount: data.testCount,
+                                classCountsTrain: data.classCounts(data.trainLabels), classCountsVal: data.classCounts(data.validationLabels))
+        try summary.write(to: directory)
+        return summary
     }
 
     /// The training-time augmentation. Batch sources mix the trainer's seed into the pipeline's
@@ -217,22 +207,19 @@ final class LoggingObserver: TrainingObserver {
 
 /// The metric fields of summary.json, from the epoch records.
 enum Summary {
-    static func metrics(_ records: [EpochRecord], fineTuneStart: Int?, phases: [PhaseSpec]) -> [String: JSONValue] {
-        func number(_ value: Double?) -> JSONValue { value.map(JSONValue.number) ?? .null }
-        var result: [String: JSONValue] = [:]
+    static func fillMetrics(_ summary: inout TrialSummary, _ records: [EpochRecord], fineTuneStart: Int?, phases: [PhaseConfig]) {
         // Ties go to the earliest epoch, as Keras's EarlyStopping keeps the first best.
         let best = records.filter { $0.valAccuracy != nil }.max { a, b in a.valAccuracy! < b.valAccuracy! || (a.valAccuracy! == b.valAccuracy! && a.epoch > b.epoch) }
-        result["best_val_accuracy"] = number(best?.valAccuracy)
-        result["best_epoch"] = best.map { .number(Double($0.epoch)) } ?? .null
-        result["final_val_accuracy"] = number(records.last?.valAccuracy)
-        result["final_val_loss"] = number(records.last?.valLoss)
-        result["final_accuracy"] = number(records.last?.accuracy)
-        result["final_loss"] = number(records.last?.loss)
-        result["epochs"] = .number(Double(records.count))
+        summary.bestValAccuracy = best?.valAccuracy
+        summary.bestEpoch = best?.epoch
+        summary.finalValAccuracy = records.last?.valAccuracy
+        summary.finalValLoss = records.last?.valLoss
+        summary.finalAccuracy = records.last?.accuracy
+        summary.finalLoss = records.last?.loss
+        summary.epochs = records.count
         let frozenNames = Set(phases.filter { $0.type == .train && $0.freezing == .baseFrozen }.map(\.name))
         let frozen = records.last { frozenNames.contains($0.phase) && $0.epoch < (fineTuneStart ?? .max) }
-        result["frozen_phase_val_accuracy"] = number(frozen?.valAccuracy)
-        return result
+        summary.frozenPhaseValAccuracy = frozen?.valAccuracy
     }
 
     static func json(_ node: ConfigNode) -> JSONValue {
@@ -244,16 +231,6 @@ enum Summary {
             return .string(text)
         case .list(let items): return .array(items.map(json))
         case .map(let entries): return .object(Dictionary(entries.map { ($0.key, json($0.value)) }, uniquingKeysWith: { $1 }))
-        }
-    }
-
-    /// JSON has no NaN or infinity: a diverged metric becomes null rather than an unreadable file.
-    static func finite(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .number(let x): return x.isFinite ? value : .null
-        case .array(let items): return .array(items.map(finite))
-        case .object(let fields): return .object(fields.mapValues(finite))
-        default: return value
         }
     }
 }

@@ -1,10 +1,11 @@
 import CriaCore
+import CriaRecords
 import Foundation
 
 /// `comparison.svg`: validation-accuracy curves of frozen-only trials (grey,
 /// dashed) against fine-tuned ones (one colour per fine-tune depth), and,
-/// when the sweep varies both a learning rate and `fine_tune_at`, a heatmap of
-/// the mean final validation accuracy over lr × fine_tune_at.
+/// when the trials differ in both the fine-tune phase's learning rate and its
+/// freezing, a heatmap of the mean final validation accuracy over the two.
 enum ComparisonFigure {
     static let width = 900.0
 
@@ -63,21 +64,39 @@ enum ComparisonFigure {
                          legend: .lowerRight)
     }
 
-    /// The lr × fine_tune_at grid, or nil when the sweep does not vary both.
+    /// The learning rate × freezing grid of the fine-tune phase, or nil when the trials do not differ in both.
+    /// The fine-tune phase is the first phase that unfreezes the base in any trial; a frozen-only
+    /// trial contributes that same phase (frozen) to the `none` column. Both axes come from the
+    /// phases' typed records, never from the names of sweep keys.
     static func heatmap(_ trials: [TrialSummary]) -> HeatmapPanel? {
-        let keys = ExperimentReport.parameterKeys(trials)
-        guard let depthKey = keys.first(where: { $0.contains("fine_tune_at") }),
-              let lrKey = keys.first(where: { $0.lowercased().contains("lr") && !$0.contains("fine_tune_at") }) else { return nil }
-        let lrs = distinct(trials.compactMap { $0.parameters[lrKey] })
-        let depths = distinct(trials.compactMap { $0.parameters[depthKey] })
+        guard let index = trials.lazy.compactMap({ trial in trial.fineTunePhase.flatMap { phase in trial.phases.firstIndex(of: phase) } }).first
+        else { return nil }
+        let cells = trials.compactMap { trial -> (lr: JSONValue, depth: JSONValue, trial: TrialSummary)? in
+            guard trial.phases.indices.contains(index), let lr = trial.phases[index].learningRate else { return nil }
+            return (.number(lr), depthValue(trial.phases[index].freezing), trial)
+        }
+        let lrs = distinct(cells.map(\.lr))
+        let depths = distinct(cells.map(\.depth))
         guard lrs.count > 1, depths.count > 1 else { return nil }
         let values = lrs.map { lr in
             depths.map { depth in
-                MeanStd(trials.filter { $0.parameters[lrKey] == lr && $0.parameters[depthKey] == depth }.compactMap(\.finalValAccuracy))?.mean
+                MeanStd(cells.filter { $0.lr == lr && $0.depth == depth }.compactMap(\.trial.finalValAccuracy))?.mean
             }
         }
-        return HeatmapPanel(title: "Mean final val_accuracy over \(lrKey) × \(depthKey)", rowLabel: lrKey, columnLabel: depthKey,
+        let keys = Set(cells.map { $0.trial.phases[index].freezing }.filter(\.unfreezesBase).map(\.configKey))
+        let lrLabel = "phases[\(index)].lr"
+        let depthLabel = keys.count == 1 && keys.first != "trainable" ? "phases[\(index)].\(keys.first!)" : "phases[\(index)] freezing"
+        return HeatmapPanel(title: "Mean final val_accuracy over \(lrLabel) × \(depthLabel)", rowLabel: lrLabel, columnLabel: depthLabel,
                             rows: lrs.map(TrialSummary.format), columns: depths.map(TrialSummary.format), values: values)
+    }
+
+    /// A freezing as a heatmap column: none (null) for a frozen base, the layer index, or the config's value.
+    static func depthValue(_ freezing: Freezing) -> JSONValue {
+        switch freezing {
+        case .baseFrozen: return .null
+        case .fineTuneAt(let index): return .number(Double(index))
+        case .all, .fineTuneFrom: return .string(freezing.configValue)
+        }
     }
 
     /// Distinct values, none (null) first, numbers ascending, then strings.

@@ -1,4 +1,4 @@
-import CriaTraining
+import CriaRecords
 import Foundation
 
 /// The seed's learning-curve figure, as the Keras transfer-learning tutorial draws it.

@@ -1,5 +1,5 @@
 import CriaCore
-import CriaTraining
+import CriaRecords
 import Foundation
 
 /// The per-epoch logs of one trial: `metrics.csv`, `metrics.jsonl`, and TensorBoard
@@ -13,7 +13,7 @@ import Foundation
 /// records are self-delimiting and CRC-checked, so a torn tail is detectable.
 public final class MetricsLog {
     public static let csvFileName = "metrics.csv"
-    public static let jsonlFileName = "metrics.jsonl"
+    public static let jsonlFileName = EpochRecord.jsonlFileName
 
     /// Keras's CSVLogger columns: `epoch`, then the log keys sorted alphabetically.
     public static let csvColumns = ["epoch", "accuracy", "keras_accuracy", "learning_rate", "loss", "phase", "seconds",
@@ -82,14 +82,7 @@ public final class MetricsLog {
 
     /// The records of a trial directory, from `metrics.jsonl`.
     public static func read(directory: URL) throws -> [EpochRecord] {
-        let url = directory.appendingPathComponent(jsonlFileName)
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw CriaError("\(url.path): cannot read") }
-        var records = [EpochRecord]()
-        for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated()
-        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-            records.append(try record(fromJSONLine: String(line), source: "\(url.path): line \(index + 1)"))
-        }
-        return records
+        try EpochRecord.readJSONLines(directory.appendingPathComponent(jsonlFileName))
     }
 
     // MARK: Formats
@@ -134,37 +127,8 @@ public final class MetricsLog {
         return "{" + fields.joined(separator: ", ") + "}\n"
     }
 
-    /// The JSON-lines schema. JSONDecoder rather than JSONSerialization, because the latter
-    /// does not round-trip every double exactly on Linux (0.6931471805599453 came back one ulp off).
-    private struct Line: Decodable {
-        var epoch: Int
-        var phase: String?
-        var loss: Double
-        var accuracy: Double
-        var keras_accuracy: Double
-        var val_loss: Double?
-        var val_accuracy: Double?
-        var val_keras_accuracy: Double?
-        var learning_rate: Double
-        var seconds: Double
-    }
-
     static func record(fromJSONLine line: String, source: String) throws -> EpochRecord {
-        let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
-        let value: Line
-        do {
-            value = try decoder.decode(Line.self, from: Data(line.utf8))
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw CriaError("\(source): missing \(key.stringValue)")
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw CriaError("\(source): \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
-        } catch {
-            throw CriaError("\(source): invalid JSON")
-        }
-        return EpochRecord(epoch: value.epoch, phase: value.phase ?? "", loss: value.loss, accuracy: value.accuracy,
-                           kerasAccuracy: value.keras_accuracy, valLoss: value.val_loss, valAccuracy: value.val_accuracy,
-                           valKerasAccuracy: value.val_keras_accuracy, learningRate: value.learning_rate, seconds: value.seconds)
+        try RecordCoding.decode(EpochRecord.self, from: Data(line.utf8), source: source)
     }
 
     /// Python csv's QUOTE_MINIMAL: quote a field holding the delimiter, a quote or a line break; double inner quotes.

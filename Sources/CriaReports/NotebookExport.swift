@@ -35,7 +35,7 @@ public enum NotebookExport {
 
         let name = featured.experiment.nonEmpty ?? runDirectory.lastPathComponent
         var intro = "# \(name)\n\nExported by Cria from `\(runDirectory.path)`"
-        if let version = featured.raw["cria_version"]?.string { intro += " (Cria \(version)" + (featured.raw["git_commit"]?.string.map { ", commit `\($0)`" } ?? "") + ")" }
+        if let version = featured.criaVersion { intro += " (Cria \(version)" + (featured.gitCommit.map { ", commit `\($0)`" } ?? "") + ")" }
         intro += ".\n\n"
         intro += isTrial ? "This notebook follows one trial, `\(featured.trialID)`.\n"
             : "\(trials.count) finished trials\(sweep.total.map { " of \($0)" } ?? ""); the featured trial is the best by `\(sweep.metric)`: `\(featured.trialID)`.\n"
@@ -195,22 +195,17 @@ public enum NotebookExport {
 
     static func datasetMarkdown(_ trial: TrialSummary) -> String {
         var out = "## Dataset\n\n"
-        guard let dataset = trial.dataset, dataset.object != nil else { return out + "No dataset summary in summary.json.\n" }
-        if let directory = dataset["directory"]?.string { out += "Directory: `\(directory)`.  \n" }
-        let train = dataset["train_count"]?.int, val = dataset["val_count"]?.int
-        if let train, let val {
+        guard let dataset = trial.dataset else { return out + "No dataset summary in summary.json.\n" }
+        if let directory = dataset.directory { out += "Directory: `\(directory)`.  \n" }
+        if let train = dataset.trainCount, let val = dataset.valCount {
             let fraction = train + val > 0 ? String(format: " (validation split %.0f%%)", Double(val) / Double(train + val) * 100) : ""
             out += "Split: \(train) training and \(val) validation images\(fraction).\n\n"
         }
-        func counts(_ value: JSONValue?, _ index: Int, _ name: String) -> String {
-            if let number = value?[name]?.int ?? value?[index]?.int { return String(number) }
-            return ""
-        }
         var names = trial.classNames
-        if names.isEmpty { names = Array(Set((dataset["class_counts_train"]?.object ?? [:]).keys)).sorted() }
+        if names.isEmpty { names = dataset.classCountsTrain.keys.sorted() }
         if !names.isEmpty {
-            let rows = names.enumerated().map { index, name in
-                [name, counts(dataset["class_counts_train"], index, name), counts(dataset["class_counts_val"], index, name)]
+            let rows = names.map { name in
+                [name, dataset.classCountsTrain[name].map(String.init) ?? "", dataset.classCountsVal[name].map(String.init) ?? ""]
             }
             out += ExperimentReport.table(["class", "train", "validation"], rows)
         }
@@ -231,7 +226,8 @@ public enum NotebookExport {
         out += ExperimentReport.table(["", "value"], rows) + "\n"
         if !trial.phases.isEmpty {
             out += "### Phases\n\n" + ExperimentReport.table(["phase", "type", "epochs", "first epoch", "freezing", "optimizer", "lr"], trial.phases.map {
-                [$0.name, $0.type, String($0.epochs), String($0.firstEpoch), $0.freezing, $0.optimizer, $0.lr.map(PythonFloat.repr) ?? ""]
+                [$0.name, $0.type.rawValue, String($0.epochs), String($0.firstEpoch), $0.freezing.description, $0.optimizer,
+                 $0.learningRate.map(PythonFloat.repr) ?? ""]
             }) + "\n"
         }
         if let test = trial.test {

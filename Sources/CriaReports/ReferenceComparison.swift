@@ -67,14 +67,14 @@ public struct ReferenceRun: Codable, Equatable, Sendable {
             guard let accuracy = trial.finalValAccuracy else { return nil }
             var run = ReferenceRun(framework: "cria", config: config, folds: trial.folds, fold: trial.fold, seed: trial.seed ?? trial.repeatIndex,
                                    valAccuracy: accuracy)
-            run.criaVersion = trial.raw["cria_version"]?.string
+            run.criaVersion = trial.criaVersion
             run.valLoss = trial.finalValLoss
             run.trainAccuracyFinal = trial.finalAccuracy
-            run.nTrain = trial.dataset?["train_count"]?.int
-            run.nVal = trial.dataset?["val_count"]?.int
+            run.nTrain = trial.dataset?.trainCount
+            run.nVal = trial.dataset?.valCount
             run.seconds = trial.wallSeconds
             run.valKerasBinaryAccuracy = trial.records.last?.valKerasAccuracy
-            run.fineTuneBnMode = trial.raw["phases"]?.array?.last?["bn_mode"]?.string
+            run.fineTuneBnMode = trial.phases.last?.bnMode?.rawValue
             if !trial.parameters.isEmpty { run.augment = trial.parameters["augment"].map(TrialSummary.format) }
             return run
         }.sorted { ($0.fold ?? -1, $0.seed) < ($1.fold ?? -1, $1.seed) }

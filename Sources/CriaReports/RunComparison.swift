@@ -70,13 +70,21 @@ public enum RunComparison {
         let byEpochs = Dictionary(grouping: trials, by: \.totalEpochs)
         return byEpochs.keys.sorted { (byEpochs[$0]!.count, $0) > (byEpochs[$1]!.count, $1) }.map { epochs in
             let group = byEpochs[epochs]!
-            let pooled = ExperimentReport.parameterKeys(group).filter { key in
-                !key.contains("fine_tune_at") && Set(group.map { $0.parameters[key].map(TrialSummary.format) ?? "" }).count > 1
-            }
+            let pooled = pooledParameters(group)
             let rows = depthRows(group, pooled: pooled)
             return Section(totalEpochs: epochs, rows: rows, pooled: pooled, verdict: verdict(rows, epochs: epochs),
                            pairedVerdicts: rows.compactMap(pairedVerdict),
                            bestSettingVerdict: bestSettingVerdict(group, pooled: pooled, epochs: epochs))
+        }
+    }
+
+    /// The parameters pooled in a comparison: those that vary among the trials of one fine-tune
+    /// depth. The swept depth itself is constant within each depth, so it is never pooled; the
+    /// depth comes from the phases' typed freezing, not from the name of a sweep key.
+    static func pooledParameters(_ group: [TrialSummary]) -> [String] {
+        let byDepth = Dictionary(grouping: group, by: \.depthLabel)
+        return ExperimentReport.parameterKeys(group).filter { key in
+            byDepth.values.contains { members in Set(members.map { $0.parameters[key].map(TrialSummary.format) ?? "" }).count > 1 }
         }
     }
 

@@ -1,36 +1,8 @@
 import CriaCore
+// Freezing, BatchNormMode and EpochRecord are records (CriaRecords); every user of the training
+// API sees them through this module, as before they moved.
+@_exported import CriaRecords
 import CriaModel
-
-/// How BatchNormalization layers that train behave, as in Keras.
-public enum BatchNormMode: String, Sendable, CaseIterable {
-    /// The Keras tutorial's `base(x, training=False)`: moving statistics always,
-    /// while γ and β of unfrozen layers still train. The default.
-    case inference
-    /// `base(x, training=True)`: unfrozen BN layers normalise with batch
-    /// statistics and update their moving averages (momentum 0.999).
-    case train
-}
-
-/// Which layers of the base model train, in Keras's terms.
-public enum Freezing: Equatable, Sendable {
-    /// `base.trainable = False`: only the head trains.
-    case baseFrozen
-    /// `base.trainable = True`: everything trains.
-    case all
-    /// `base.layers[:k]` frozen, the rest trainable (the tutorial's `fine_tune_at`).
-    case fineTuneAt(Int)
-    /// Trainable from the named base layer on.
-    case fineTuneFrom(String)
-
-    public var description: String {
-        switch self {
-        case .baseFrozen: return "trainable=none"
-        case .all: return "trainable=all"
-        case .fineTuneAt(let index): return "fine_tune_at=\(index)"
-        case .fineTuneFrom(let name): return "fine_tune_from=\(name)"
-        }
-    }
-}
 
 extension ModelGraph {
     /// The nested model that is the transfer-learning base (MobileNetV2), or the

@@ -36,53 +36,6 @@ public struct TensorBatchSource: ImageBatchSource {
     }
 }
 
-/// One row of a Keras `History`, plus Cria's extra columns.
-public struct EpochRecord: Equatable, Sendable, Codable {
-    /// Zero-based, continuing across phases as Keras's `initial_epoch` does.
-    public var epoch: Int
-    public var phase: String
-    public var loss: Double
-    /// Correct accuracy (logit > 0, or argmax).
-    public var accuracy: Double
-    /// What Keras's `metrics=["accuracy"]` reports for this model (0.5 threshold on logits).
-    public var kerasAccuracy: Double
-    public var valLoss: Double?
-    public var valAccuracy: Double?
-    public var valKerasAccuracy: Double?
-    public var learningRate: Double
-    public var seconds: Double
-
-    public init(epoch: Int, phase: String, loss: Double, accuracy: Double, kerasAccuracy: Double, valLoss: Double?,
-                valAccuracy: Double?, valKerasAccuracy: Double?, learningRate: Double, seconds: Double) {
-        self.epoch = epoch
-        self.phase = phase
-        self.loss = loss
-        self.accuracy = accuracy
-        self.kerasAccuracy = kerasAccuracy
-        self.valLoss = valLoss
-        self.valAccuracy = valAccuracy
-        self.valKerasAccuracy = valKerasAccuracy
-        self.learningRate = learningRate
-        self.seconds = seconds
-    }
-
-    /// A metric by its Keras name (`val_loss`, `accuracy`, ...), for callbacks and sweeps.
-    public func metric(_ name: String) -> Double? {
-        switch name {
-        case "loss": return loss
-        case "accuracy": return accuracy
-        case "keras_accuracy": return kerasAccuracy
-        case "val_loss": return valLoss
-        case "val_accuracy": return valAccuracy
-        case "val_keras_accuracy": return valKerasAccuracy
-        case "learning_rate", "lr": return learningRate
-        default: return nil
-        }
-    }
-
-    public static let metricNames = ["loss", "accuracy", "keras_accuracy", "val_loss", "val_accuracy", "val_keras_accuracy", "learning_rate"]
-}
-
 /// Loss and accuracies of a pass over a dataset (Keras's `evaluate`).
 public struct Evaluation: Equatable, Sendable {
     public var loss: Double

@@ -3,25 +3,6 @@ import CriaKerasIO
 import CriaModel
 import Foundation
 
-/// One phase of training: Keras's `compile` + `fit` with a freezing setting.
-public struct PhaseConfig: Equatable, Sendable {
-    public var name: String
-    public var epochs: Int
-    public var optimizer: OptimizerConfig
-    public var schedule: LearningRateSchedule = .constant
-    public var freezing: Freezing
-    public var bnMode: BatchNormMode = .inference
-    public var batchSize: Int = 32
-    public var callbacks: [CallbackConfig] = []
-
-    public init(name: String, epochs: Int, optimizer: OptimizerConfig, freezing: Freezing) {
-        self.name = name
-        self.epochs = epochs
-        self.optimizer = optimizer
-        self.freezing = freezing
-    }
-}
-
 /// Receives training events; the console reporter draws Keras's progress bar.
 public protocol TrainingObserver: AnyObject {
     func epochStarted(epoch: Int, of totalEpochs: Int, batches: Int)

@@ -12,6 +12,7 @@ struct CriaCommand: ParsableCommand {
             // Each subcommand lives in its own file; keep this list sorted.
             BenchCommand.self,
             CompareCommand.self,
+            ConfigCommand.self,
             DataCommand.self,
             EvaluateCommand.self,
             ExportNotebookCommand.self,

@@ -168,7 +168,7 @@ final class FoldsTests: XCTestCase {
         let experiment = try runner.run()
         let trials = try TrialSummary.loadAll(under: experiment).finished
         XCTAssertEqual(trials.map(\.fold), [0, 1, 2])
-        XCTAssertTrue(trials.allSatisfy { $0.folds == 3 && $0.dataset?["val_count"]?.int == 8 && $0.dataset?["train_count"]?.int == 16 })
+        XCTAssertTrue(trials.allSatisfy { $0.folds == 3 && $0.dataset?.valCount == 8 && $0.dataset?.trainCount == 16 })
         let summary = try CrossValidationSummary.read(experiment.appendingPathComponent("summary.json"))
         let estimate = try XCTUnwrap(summary.settings.first?.heldOutAccuracy)
         XCTAssertEqual(estimate.units, 3)

@@ -76,7 +76,9 @@ final class RunnerTests: XCTestCase {
         }
         XCTAssertEqual(s["status"]?.string, "finished")
         XCTAssertEqual(s["fine_tune_start_epoch"]?.int, 2)
-        XCTAssertEqual(s["phases"]?[1]?["freezing"]?.string, "fine_tune_at=140")
+        // The freezing is written as the config key that set it (docs/records.md).
+        XCTAssertEqual(s["phases"]?[1]?["freezing"], ["fine_tune_at": 140])
+        XCTAssertEqual(s["phases"]?[0]?["freezing"], ["trainable": "none"])
         XCTAssertEqual(s["phases"]?[1]?["first_epoch"]?.int, 2)
         XCTAssertEqual(s["class_names"]?.array?.compactMap(\.string), ["bright", "dark"])
         XCTAssertEqual(s["dataset"]?["train_count"]?.int, 18)

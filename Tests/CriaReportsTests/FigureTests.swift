@@ -1,4 +1,4 @@
-import CriaTraining
+import CriaRecords
 import Foundation
 import XCTest
 @testable import CriaReports

@@ -1,5 +1,5 @@
 import CriaTestSupport
-import CriaTraining
+import CriaRecords
 import Foundation
 import XCTest
 @testable import CriaReports

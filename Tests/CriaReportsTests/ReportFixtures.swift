@@ -1,6 +1,6 @@
 import CriaCore
 import CriaReports
-import CriaTraining
+import CriaRecords
 import Foundation
 import XCTest
 
@@ -48,7 +48,8 @@ extension ReportFixtures {
              "optimizer": "adam", "lr": 0.001],
             ["name": "fine_tune", "type": "train", "epochs": .number(Double(valAccuracies.count - frozenEpochs)),
              "first_epoch": .number(Double(frozenEpochs)), "freezing": fineTuneAt.map { .string("fine_tune_at=\($0)") } ?? "trainable=none",
-             "optimizer": "adam", "lr": 0.0001],
+             // The fine-tune rate the sweep set, as the runner records it in the phase.
+             "optimizer": "adam", "lr": parameters["phases[1].lr"] ?? 0.0001],
         ]
         var summary: JSONValue = [
             "trial_id": .string(id), "experiment": "alpaca-sweep", "seed": .number(Double(seed)), "repeat": .number(Double(repeatIndex)),
