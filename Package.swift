@@ -53,8 +53,11 @@ let package = Package(
         .target(name: "CriaReports", dependencies: ["CriaCore", "CriaTraining"], exclude: ["README.md"]),
         .target(name: "CriaExperiments", dependencies: ["CriaCore", "CriaKerasIO", "CriaModel", "CriaData", "CriaTraining", "CriaReports",
                                                         .product(name: "Yams", package: "Yams")]),
+        // Benchmarks and profiling (`cria bench`): times the library from outside, through its public API.
+        .target(name: "CriaBench", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CriaTraining", "CBLAS"],
+                swiftSettings: kernelFlags),
         .target(name: "Cria", dependencies: ["CriaCore", "CriaKernels", "CriaKerasIO", "CriaModel", "CriaData", "CriaWeights", "CriaTraining",
-                                             "CriaReports", "CriaExperiments"]),
+                                             "CriaReports", "CriaExperiments", "CriaBench"]),
         .executableTarget(name: "cria", dependencies: [
             "Cria",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -64,7 +67,8 @@ let package = Package(
         .testTarget(name: "CriaCoreTests", dependencies: ["CriaCore", "CriaTestSupport"]),
         .testTarget(name: "CriaKernelsTests", dependencies: ["CriaKernels", "CDepthwise", "CriaTestSupport"]),
         .testTarget(name: "CriaKerasIOTests", dependencies: ["CriaKerasIO", "CriaTestSupport"]),
-        .testTarget(name: "CriaModelTests", dependencies: ["CriaModel", "CriaData", "CriaTestSupport"]),
+        .testTarget(name: "CriaModelTests", dependencies: ["CriaModel", "CriaData", "CriaBench", "CriaTestSupport"]),
+        .testTarget(name: "CriaBenchTests", dependencies: ["CriaBench", "CriaTraining", "CriaTestSupport"]),
         .testTarget(name: "CriaReportsTests", dependencies: ["CriaReports", "CriaTestSupport"]),
         .testTarget(name: "CriaExperimentsTests", dependencies: ["CriaExperiments", "CriaTestSupport"]),
         .testTarget(name: "CriaTrainingTests", dependencies: ["CriaTraining", "CriaTestSupport"]),
