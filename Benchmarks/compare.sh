@@ -6,6 +6,7 @@
 #   MODEL=none ALPHA=1.0 SIZE=160 Benchmarks/compare.sh   # MobileNetV2(weights=None), saved as .h5 for Cria
 #   CRIA=/path/to/cria Benchmarks/compare.sh              # an already built binary
 #   TRAIN=0 Benchmarks/compare.sh                         # inference only (no training rows)
+#   NOTE="load average 6" Benchmarks/compare.sh          # a remark stored with the training record
 #   TRAIN_STEPS=3 Benchmarks/compare.sh                   # fewer timed training steps per depth (default 5)
 #   INFERENCE=0 Benchmarks/compare.sh                     # training rows only (no ONNX Runtime, no inference or data rows)
 #   PYTHON=/path/to/python TORCH_PYTHON=/path/to/python   # interpreters with TensorFlow/Keras and with torch
@@ -123,7 +124,7 @@ done
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 if [[ "$TRAIN" == 1 ]]; then
     python3 Benchmarks/training_summary.py "$LOG" --machine "$machine" --size "$SIZE" --threads "$THREADS" --rounds "$ROUNDS" \
-        --append "${TRAINING_RESULTS:-Benchmarks/results/training-compare.jsonl}" | tee "$OUT/training-summary.md"
+        --note "${NOTE:-}" --append "${TRAINING_RESULTS:-Benchmarks/results/training-compare.jsonl}" | tee "$OUT/training-summary.md"
 fi
 [[ "$INFERENCE" == 1 ]] || exit 0
 header="MobileNetV2 ($(basename "$KERAS_MODEL"), ${SIZE}x${SIZE}), $THREADS threads, $(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; log: $LOG"

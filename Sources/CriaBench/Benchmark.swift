@@ -63,7 +63,9 @@ public enum Benchmark {
 
         public init(model: String) { self.model = model }
 
-        public subscript(key: String) -> Double? { metrics.first { $0.key == key }?.value }
+        public subscript(key: String) -> Double? {
+            metrics.first { $0.key == key }?.value ?? trainingMetrics.first { $0.key == key }?.value
+        }
 
         public mutating func set(_ key: String, _ label: String, _ value: Double?, unit: String = "") {
             if let index = metrics.firstIndex(where: { $0.key == key }) {
@@ -86,28 +88,37 @@ public enum Benchmark {
                              "b1_ms": .number(row.batch1Milliseconds)])
                 })
             }
+            for (key, value) in trainingMetrics { object[key] = value.isFinite ? .number(value) : .null }
             if !training.isEmpty {
+                func number(_ value: Double) -> JSONValue { value.isFinite ? .number(value) : .null }
                 object["training"] = .array(training.map { row in
                     .object(["depth": .string(row.depth.label), "key": .string(row.depth.key),
-                             "img_s": .number(row.imagesPerSecond), "peak_rss_mb": .number(row.peakResidentMegabytes),
-                             "trainable_multiply_adds_m": .number(Double(row.trainableMultiplyAdds) / 1e6),
-                             "multiply_adds_m": .number(Double(row.allMultiplyAdds) / 1e6),
-                             "bound_img_s": .number(row.bound), "fraction_of_bound": .number(row.fractionOfBound)])
+                             "img_s": number(row.imagesPerSecond), "peak_rss_mb": number(row.peakResidentMegabytes),
+                             "trainable_multiply_adds_m": number(Double(row.trainableMultiplyAdds) / 1e6),
+                             "multiply_adds_m": number(Double(row.allMultiplyAdds) / 1e6),
+                             "bound_img_s": number(row.bound), "fraction_of_bound": number(row.fractionOfBound)])
                 })
             }
             return .object(object)
         }
 
-        /// Records the training rows, as a table and as flat metrics
-        /// (`train_<depth>_b32_img_s`, `_peak_rss_mb`, `_bound_img_s`, `_fraction_of_bound`).
+        /// Records the training rows: the table prints them as one block, JSON as
+        /// the "training" array and as flat keys (`trainingMetrics`).
         public mutating func setTraining(_ rows: [TrainingBenchmark.Row], batch: Int) {
             training = rows
-            for row in rows {
-                let stem = "train_\(row.depth.key)_b\(batch)"
-                set(stem + "_img_s", "training, \(row.depth.label), batch \(batch)", row.imagesPerSecond, unit: "img/s")
-                set(stem + "_peak_rss_mb", "  peak RSS during its steps", row.peakResidentMegabytes, unit: "MB")
-                set(stem + "_bound_img_s", "  bound: inference / (1 + 2 x trainable MACs / all)", row.bound, unit: "img/s")
-                set(stem + "_fraction_of_bound", "  fraction of the bound", row.fractionOfBound)
+            trainingBatch = batch
+        }
+
+        /// Batch size of the training rows.
+        public private(set) var trainingBatch = 32
+
+        /// Flat keys per depth for scripts: `train_<depth>_b<batch>_img_s`, `_peak_rss_mb`,
+        /// `_bound_img_s` and `_fraction_of_bound`.
+        public var trainingMetrics: [(key: String, value: Double)] {
+            training.flatMap { row -> [(key: String, value: Double)] in
+                let stem = "train_\(row.depth.key)_b\(trainingBatch)"
+                return [(stem + "_img_s", row.imagesPerSecond), (stem + "_peak_rss_mb", row.peakResidentMegabytes),
+                        (stem + "_bound_img_s", row.bound), (stem + "_fraction_of_bound", row.fractionOfBound)]
             }
         }
 

@@ -19,107 +19,107 @@ extension InferenceExecutor {
             return
         }
         hook.kernel(step.op.category, thread: context.thread) {
-        switch step.op {
-        case .pointwise(let conv):
-            let first = rows.lowerBound * conv.outputWidth
-            pointwise(conv, input: input + first * conv.inputChannels, rows: rows.count * conv.outputWidth,
-                      output: output + first * conv.outputChannels)
-            if let post = conv.postActivation {
-                post.apply(output + first * conv.outputChannels, rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
-            }
-        case .convolution(let conv, let bandRows):
-            let depth = conv.kernelHeight * conv.kernelWidth * conv.inputChannels
-            var row = rows.lowerBound
-            while row < rows.upperBound {
-                let end = min(row + bandRows, rows.upperBound)
-                BandKernels.im2colRows(input: input, height: conv.inputHeight, width: conv.inputWidth,
-                                       inputChannels: conv.inputChannels, kernelHeight: conv.kernelHeight,
-                                       kernelWidth: conv.kernelWidth, strideH: conv.strideH, strideW: conv.strideW,
-                                       padTop: conv.padTop, padLeft: conv.padLeft, rows: row..<end,
-                                       outputWidth: conv.outputWidth, columns: context.scratch)
-                BandKernels.gemm(input: context.scratch, rows: (end - row) * conv.outputWidth, inputChannels: depth,
-                                 kernel: conv.kernel, outputChannels: conv.outputChannels, bias: conv.bias,
-                                 clamp: conv.clamp, residual: nil,
-                                 output: output + row * conv.outputWidth * conv.outputChannels)
-                row = end
-            }
-            if let post = conv.postActivation {
-                post.apply(output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
-                                rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
-            }
-        case .directConvolution(let conv):
-            BandKernels.convolutionRows(input: input, height: conv.inputHeight, width: conv.inputWidth,
-                                        inputChannels: conv.inputChannels, kernel: conv.kernel,
-                                        kernelHeight: conv.kernelHeight, kernelWidth: conv.kernelWidth,
-                                        outputChannels: conv.outputChannels, strideH: conv.strideH,
-                                        strideW: conv.strideW, padTop: conv.padTop, padLeft: conv.padLeft,
-                                        rows: rows, outputWidth: conv.outputWidth, bias: conv.bias, clamp: conv.clamp,
-                                        output: output + rows.lowerBound * conv.outputWidth * conv.outputChannels)
-            if let post = conv.postActivation {
-                post.apply(output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
-                           rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
-            }
-        case .depthwise(let conv):
-            depthwise(conv, band: input, bandStart: 0, bandRows: conv.inputHeight, rows: rows, inputClamp: .none,
-                      output: output + rows.lowerBound * conv.outputWidth * conv.outputChannels)
-        case .block:
-            preconditionFailure("blocks run band by band above")
-        case .scaleShift(let scale, let shift, let channels):
-            let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
-            for pixel in 0 ..< count / channels {
-                let source = input + first + pixel * channels, target = output + first + pixel * channels
-                for c in 0..<channels { target[c] = source[c] * scale[c] + shift[c] }
-            }
-        case .relu(let maxValue, let threshold, let slope):
-            let first = rows.lowerBound * step.rowScalars
-            for i in first ..< first + rows.count * step.rowScalars {
-                let x = input[i]
-                var y = x >= threshold ? x : slope * (x - threshold)
-                if let maxValue { y = min(y, maxValue) }
-                output[i] = y
-            }
-        case .activation(let function, let channels):
-            let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
-            (output + first).update(from: input + first, count: count)
-            function.apply(output + first, rows: count / channels, columns: channels)
-        case .pad(let top, let left, let inputHeight, let inputWidth, let channels):
-            let rowLength = step.rowScalars, copy = inputWidth * channels
-            for oy in rows {
-                let target = output + oy * rowLength, iy = oy - top
-                if iy >= 0 && iy < inputHeight {
-                    target.update(repeating: 0, count: left * channels)
-                    (target + left * channels).update(from: input + iy * copy, count: copy)
-                    let tail = rowLength - left * channels - copy
-                    (target + left * channels + copy).update(repeating: 0, count: tail)
-                } else {
-                    target.update(repeating: 0, count: rowLength)
+            switch step.op {
+            case .pointwise(let conv):
+                let first = rows.lowerBound * conv.outputWidth
+                pointwise(conv, input: input + first * conv.inputChannels, rows: rows.count * conv.outputWidth,
+                          output: output + first * conv.outputChannels)
+                if let post = conv.postActivation {
+                    post.apply(output + first * conv.outputChannels, rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
                 }
+            case .convolution(let conv, let bandRows):
+                let depth = conv.kernelHeight * conv.kernelWidth * conv.inputChannels
+                var row = rows.lowerBound
+                while row < rows.upperBound {
+                    let end = min(row + bandRows, rows.upperBound)
+                    BandKernels.im2colRows(input: input, height: conv.inputHeight, width: conv.inputWidth,
+                                           inputChannels: conv.inputChannels, kernelHeight: conv.kernelHeight,
+                                           kernelWidth: conv.kernelWidth, strideH: conv.strideH, strideW: conv.strideW,
+                                           padTop: conv.padTop, padLeft: conv.padLeft, rows: row..<end,
+                                           outputWidth: conv.outputWidth, columns: context.scratch)
+                    BandKernels.gemm(input: context.scratch, rows: (end - row) * conv.outputWidth, inputChannels: depth,
+                                     kernel: conv.kernel, outputChannels: conv.outputChannels, bias: conv.bias,
+                                     clamp: conv.clamp, residual: nil,
+                                     output: output + row * conv.outputWidth * conv.outputChannels)
+                    row = end
+                }
+                if let post = conv.postActivation {
+                    post.apply(output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
+                                    rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
+                }
+            case .directConvolution(let conv):
+                BandKernels.convolutionRows(input: input, height: conv.inputHeight, width: conv.inputWidth,
+                                            inputChannels: conv.inputChannels, kernel: conv.kernel,
+                                            kernelHeight: conv.kernelHeight, kernelWidth: conv.kernelWidth,
+                                            outputChannels: conv.outputChannels, strideH: conv.strideH,
+                                            strideW: conv.strideW, padTop: conv.padTop, padLeft: conv.padLeft,
+                                            rows: rows, outputWidth: conv.outputWidth, bias: conv.bias, clamp: conv.clamp,
+                                            output: output + rows.lowerBound * conv.outputWidth * conv.outputChannels)
+                if let post = conv.postActivation {
+                    post.apply(output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
+                               rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
+                }
+            case .depthwise(let conv):
+                depthwise(conv, band: input, bandStart: 0, bandRows: conv.inputHeight, rows: rows, inputClamp: .none,
+                          output: output + rows.lowerBound * conv.outputWidth * conv.outputChannels)
+            case .block:
+                preconditionFailure("blocks run band by band above")
+            case .scaleShift(let scale, let shift, let channels):
+                let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
+                for pixel in 0 ..< count / channels {
+                    let source = input + first + pixel * channels, target = output + first + pixel * channels
+                    for c in 0..<channels { target[c] = source[c] * scale[c] + shift[c] }
+                }
+            case .relu(let maxValue, let threshold, let slope):
+                let first = rows.lowerBound * step.rowScalars
+                for i in first ..< first + rows.count * step.rowScalars {
+                    let x = input[i]
+                    var y = x >= threshold ? x : slope * (x - threshold)
+                    if let maxValue { y = min(y, maxValue) }
+                    output[i] = y
+                }
+            case .activation(let function, let channels):
+                let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
+                (output + first).update(from: input + first, count: count)
+                function.apply(output + first, rows: count / channels, columns: channels)
+            case .pad(let top, let left, let inputHeight, let inputWidth, let channels):
+                let rowLength = step.rowScalars, copy = inputWidth * channels
+                for oy in rows {
+                    let target = output + oy * rowLength, iy = oy - top
+                    if iy >= 0 && iy < inputHeight {
+                        target.update(repeating: 0, count: left * channels)
+                        (target + left * channels).update(from: input + iy * copy, count: copy)
+                        let tail = rowLength - left * channels - copy
+                        (target + left * channels + copy).update(repeating: 0, count: tail)
+                    } else {
+                        target.update(repeating: 0, count: rowLength)
+                    }
+                }
+            case .add:
+                let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
+                (output + first).update(from: input + first, count: count)
+                for other in step.inputs.dropFirst() {
+                    let addend = address(other, image: image, slot: slot, context) + first
+                    for i in 0..<count { output[first + i] += addend[i] }
+                }
+            case .averagePool(let pixels, let channels):
+                // Summed in Double in pixel order, as GlobalPooling does; the sums use the scratch arena.
+                let sums = UnsafeMutableRawPointer(context.scratch).bindMemory(to: Double.self, capacity: channels)
+                sums.update(repeating: 0, count: channels)
+                for p in 0..<pixels {
+                    let pixel = input + p * channels
+                    for c in 0..<channels { sums[c] += Double(pixel[c]) }
+                }
+                for c in 0..<channels { output[c] = Float(sums[c] / Double(pixels)) }
+                UnsafeMutableRawPointer(sums).bindMemory(to: Float.self, capacity: 2 * channels)
+            case .maxPool(let pixels, let channels):
+                for c in 0..<channels { output[c] = -.infinity }
+                for p in 0..<pixels {
+                    for c in 0..<channels { output[c] = max(output[c], input[p * channels + c]) }
+                }
+            case .alias:
+                break
             }
-        case .add:
-            let first = rows.lowerBound * step.rowScalars, count = rows.count * step.rowScalars
-            (output + first).update(from: input + first, count: count)
-            for other in step.inputs.dropFirst() {
-                let addend = address(other, image: image, slot: slot, context) + first
-                for i in 0..<count { output[first + i] += addend[i] }
-            }
-        case .averagePool(let pixels, let channels):
-            // Summed in Double in pixel order, as GlobalPooling does; the sums use the scratch arena.
-            let sums = UnsafeMutableRawPointer(context.scratch).bindMemory(to: Double.self, capacity: channels)
-            sums.update(repeating: 0, count: channels)
-            for p in 0..<pixels {
-                let pixel = input + p * channels
-                for c in 0..<channels { sums[c] += Double(pixel[c]) }
-            }
-            for c in 0..<channels { output[c] = Float(sums[c] / Double(pixels)) }
-            UnsafeMutableRawPointer(sums).bindMemory(to: Float.self, capacity: 2 * channels)
-        case .maxPool(let pixels, let channels):
-            for c in 0..<channels { output[c] = -.infinity }
-            for p in 0..<pixels {
-                for c in 0..<channels { output[c] = max(output[c], input[p * channels + c]) }
-            }
-        case .alias:
-            break
-        }
         }
     }
 
