@@ -57,7 +57,7 @@ bench-compare: setup
 	bash Benchmarks/compare.sh
 
 # The alpaca sweep's grid (one repeat) end to end with cria, against one Keras recipe run
-# in the same run (TRIALS=N times only the first N trials). Appends to Benchmarks/results/sweep-time.jsonl.
+# in the same run (TRIALS=N times about N trials spread over the grid). Appends to Benchmarks/results/sweep-time.jsonl.
 bench-sweep: setup
 	bash Benchmarks/sweep_time.sh
 

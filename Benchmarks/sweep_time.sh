@@ -3,7 +3,7 @@
 # 72 trials) timed end to end with cria, against one run of the Keras recipe in the same run.
 #
 #   make bench-sweep                     # the whole grid (72 trials of 10 epochs) + one Keras recipe
-#   TRIALS=6 make bench-sweep            # the grid's first 6 trials only (a slow or shared machine)
+#   TRIALS=6 make bench-sweep            # about 6 trials spread over the grid (a slow or shared machine)
 #   CRIA=/path/to/cria PYTHON=/path/to/python bash Benchmarks/sweep_time.sh
 #   RESULTS=/tmp/x.jsonl bash Benchmarks/sweep_time.sh   # append elsewhere than Benchmarks/results/sweep-time.jsonl
 #
@@ -31,14 +31,22 @@ if [[ -z "${CRIA:-}" ]]; then
     CRIA=$(swift build -c release --scratch-path .build-bench --show-bin-path)/cria
 fi
 GRID=$("$CRIA" sweep "$CONFIG" --set repeats=1 --dry-run | grep -cE '^ +[0-9]+ ')
-TRIALS=${TRIALS:-$GRID}
+# A sample of the grid is every STRIDE-th trial (cria sweep --shard 0/STRIDE): the grid's order
+# varies the last axes fastest (BatchNorm mode, augmentation), so the stride is kept prime to 2
+# and 3 and the sample mixes them, rather than taking the first, cheapest trials.
+STRIDE=1
+if [[ -n "${TRIALS:-}" && "$TRIALS" -lt "$GRID" ]]; then
+    STRIDE=$(( GRID / TRIALS ))
+    while (( STRIDE % 2 == 0 || STRIDE % 3 == 0 )); do STRIDE=$(( STRIDE + 1 )); done
+fi
+TRIALS=$(( (GRID + STRIDE - 1) / STRIDE ))
 FIRST=$(( (TRIALS + 1) / 2 ))
-echo "grid: $GRID trials with one repeat; timing $TRIALS" >&2
+echo "grid: $GRID trials with one repeat; timing $TRIALS (every $STRIDE-th)" >&2
 
 cria_part() {  # runs (resumes) the sweep for $1 more trials; prints its wall seconds
     local start end
     start=$(date +%s.%N)
-    "$CRIA" sweep "$CONFIG" --set repeats=1 --stamp "$STAMP" --limit "$1" --quiet >> "$OUT/cria.log" 2>&1
+    "$CRIA" sweep "$CONFIG" --set repeats=1 --shard "0/$STRIDE" --stamp "$STAMP" --limit "$1" --quiet >> "$OUT/cria.log" 2>&1
     end=$(date +%s.%N)
     echo "$end - $start" | bc
 }
@@ -54,9 +62,9 @@ if (( TRIALS > FIRST )); then
     second_s=$(cria_part "$((TRIALS - FIRST))")
 fi
 
-$PYTHON - "$OUT" "$RESULTS" "$GRID" "$TRIALS" "$first_s" "$second_s" "$keras_s" "$CONFIG" <<'PY'
+$PYTHON - "$OUT" "$RESULTS" "$GRID" "$TRIALS" "$first_s" "$second_s" "$keras_s" "$CONFIG" "$STRIDE" <<'PY'
 import datetime, json, os, subprocess, sys
-out, results, grid, trials, first_s, second_s, keras_s, config = sys.argv[1:]
+out, results, grid, trials, first_s, second_s, keras_s, config, stride = sys.argv[1:]
 grid, trials, first_s, second_s, keras_s = int(grid), int(trials), float(first_s), float(second_s), float(keras_s)
 timing = json.load(open(os.path.join(out, "keras", "timing.json")))
 cria_s = first_s + second_s
@@ -64,7 +72,7 @@ per_trial = cria_s / trials
 machine = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 machine += f", {os.cpu_count()} cores"
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-print(f"sweep grid of {config} with one repeat: {grid} trials; timed {trials} ({machine})")
+print(f"sweep grid of {config} with one repeat: {grid} trials; timed {trials}, every {stride}-th ({machine})")
 print(f"| | seconds | per trial / recipe |")
 print(f"|---|---|---|")
 print(f"| cria, {trials} trials | {cria_s:.0f} | {per_trial:.1f} |")
@@ -74,7 +82,7 @@ print(f"Keras recipe / cria trial: {keras_s / per_trial:.2f}x; the whole grid at
 now = datetime.datetime.now(datetime.timezone.utc)
 record = {"benchmark": "bench-sweep", "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "date": now.strftime("%Y-%m-%d"),
           "machine": machine, "software": {"cria": commit, **timing.get("versions", {})},
-          "settings": {"config": config, "repeats": 1, "grid_trials": grid, "trials_timed": trials,
+          "settings": {"config": config, "repeats": 1, "grid_trials": grid, "trials_timed": trials, "every_nth_trial": int(stride),
                        "order": "first half of the cria trials, the Keras recipe, the rest"},
           "cria": {"seconds": round(cria_s, 1), "seconds_per_trial": round(per_trial, 2),
                    "first_half_s": round(first_s, 1), "second_half_s": round(second_s, 1)},
