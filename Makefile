@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 
-.PHONY: config-reference setup build test test-debug test-slurm fuzz fixtures clean bench bench-compare bench-scale check-keras-roundtrip demo compare-keras parity-recipe
+.PHONY: config-reference setup build test test-debug test-slurm fuzz fixtures clean bench bench-compare bench-sweep bench-scale check-keras-roundtrip demo compare-keras parity-recipe
 
 setup:
 	@bash scripts/setup.sh
@@ -57,9 +57,15 @@ bench: setup
 	$(SWIFT) build -c release --scratch-path .build-bench
 	$$($(SWIFT) build -c release --scratch-path .build-bench --show-bin-path)/cria bench $(ARGS)
 
-# Cria vs ONNX Runtime vs Keras/TF, interleaved rounds, medians and ratios (ROUNDS, THREADS, MODEL).
+# Cria vs ONNX Runtime vs Keras/TF, interleaved rounds, medians and ratios (ROUNDS, THREADS, MODEL);
+# training steps at each fine-tune depth against Keras and PyTorch (TRAIN=0 skips, INFERENCE=0 only them).
 bench-compare: setup
 	bash Benchmarks/compare.sh
+
+# The alpaca sweep's grid (one repeat) end to end with cria, against one Keras recipe run
+# in the same run (TRIALS=N times about N trials spread over the grid). Appends to Benchmarks/results/sweep-time.jsonl.
+bench-sweep: setup
+	bash Benchmarks/sweep_time.sh
 
 clean:
 	rm -rf .build

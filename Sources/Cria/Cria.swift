@@ -10,6 +10,7 @@
 @_exported import CriaReports
 @_exported import CriaExperiments
 @_exported import CriaWeights
+@_exported import CriaBench
 
 public enum CriaVersion {
     public static let string = "0.1.0"

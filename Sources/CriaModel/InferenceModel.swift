@@ -63,7 +63,7 @@ public final class InferenceModel {
         lock.lock(); defer { lock.unlock() }
         return input.scalars.withUnsafeBufferPointer { buffer -> [String: Tensor] in
             let pointer = buffer.baseAddress!
-            executor.run(input: pointer, batch: batch)
+            executor.run(input: pointer, batch: batch, hook: NoExecutionHook())
             var result: [String: Tensor] = [:]
             for index in requested {
                 let node = graph.nodes[index]
@@ -88,9 +88,17 @@ public final class InferenceModel {
     /// Allocates nothing once a batch of this size has run: the path that
     /// serving loops and `cria bench` use.
     public func predict(input: UnsafePointer<Float>, batch: Int, output: UnsafeMutablePointer<Float>) {
+        predict(input: input, batch: batch, output: output, hook: NoExecutionHook())
+    }
+
+    /// As `predict(input:batch:output:)`, with `hook` called around every
+    /// spatial step and kernel call: how a profiler (CriaBench) times the run
+    /// from outside. With a hook that runs every body, the outputs are the same bits.
+    public func predict<Hook: ExecutionHook>(input: UnsafePointer<Float>, batch: Int, output: UnsafeMutablePointer<Float>,
+                                             hook: Hook) {
         guard batch > 0 else { return }
         lock.lock(); defer { lock.unlock() }
-        executor.run(input: input, batch: batch)
+        executor.run(input: input, batch: batch, hook: hook)
         output.update(from: executor.address(of: requested[0], input: input, batch: batch), count: batch * outputCountPerImage)
     }
 
@@ -100,44 +108,20 @@ public final class InferenceModel {
     /// Bytes held by the activation, scratch and batch arenas.
     public var arenaBytes: Int { executor.arenaBytes }
 
-    /// Turns on per-kernel timing (a clock read per kernel call; off by default).
-    public var profiling: Bool {
-        get { executor.profiling }
-        set { executor.profiling = newValue }
-    }
-
-    /// A diagnostic: predictions run only their 1×1 GEMM calls, in the real
-    /// schedule, and give meaningless outputs. `cria bench` times batch 1 this
-    /// way to show what OpenBLAS alone costs. Off by default.
-    public var runsOnlyPointwise: Bool {
-        get { executor.pointwiseOnly }
-        set { executor.pointwiseOnly = newValue }
-    }
-
-    /// Seconds spent per kernel category since the last `resetProfile()`, summed over threads.
-    public func profileSeconds() -> [KernelCategory: Double] {
-        Dictionary(uniqueKeysWithValues: KernelCategory.allCases.map { ($0, executor.seconds($0)) })
-    }
-
-    public func resetProfile() { executor.resetTimings() }
-
-    /// One spatial step of the executor (a fused block counts as one) with its profile.
-    public struct StepProfile: Sendable {
+    /// One spatial step of the executor (a fused block counts as one), as an `ExecutionHook` sees it.
+    public struct StepDescription: Sendable {
         /// Keras layers the step runs, in order.
         public var layers: [String]
         /// Input height × width.
         public var inputPixels: Int
         public var multiplyAddsPerImage: Int
-        /// Thread-seconds since the last `resetProfile()`, barrier waits included.
-        public var seconds: Double
     }
 
-    /// Per-step profile since the last `resetProfile()` (profiling on).
-    public func stepProfiles() -> [StepProfile] {
-        executor.program.spatialSteps.enumerated().map { index, step in
-            StepProfile(layers: step.layers, inputPixels: step.inputPixels,
-                        multiplyAddsPerImage: step.op.multiplyAdds.reduce(0) { $0 + $1.count },
-                        seconds: executor.seconds(step: index))
+    /// The spatial steps, indexed as `ExecutionHook.step` numbers them.
+    public var stepDescriptions: [StepDescription] {
+        executor.program.spatialSteps.map { step in
+            StepDescription(layers: step.layers, inputPixels: step.inputPixels,
+                            multiplyAddsPerImage: step.op.multiplyAdds.reduce(0) { $0 + $1.count })
         }
     }
 

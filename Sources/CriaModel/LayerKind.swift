@@ -192,7 +192,7 @@ public enum LayerKind: Equatable, Sendable {
     }
 
     /// The variables this layer reads from a weights file, with their expected shapes.
-    func expectedWeights(inputChannels: Int) -> [(name: String, shape: [Int])] {
+    public func expectedWeights(inputChannels: Int) -> [(name: String, shape: [Int])] {
         switch self {
         case .conv2D(let spec):
             return [("kernel", [spec.kernelHeight, spec.kernelWidth, inputChannels, spec.filters])] + (spec.useBias ? [("bias", [spec.filters])] : [])

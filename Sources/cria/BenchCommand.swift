@@ -5,7 +5,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure inference speed (batch 32 and batch 1), time by kernel kind, sgemm reference, memory.",
+        abstract: "Measure inference (batch 32 and 1, time by kernel kind, sgemm reference, memory) and training steps at each fine-tune depth.",
         discussion: """
             Without --model, runs MobileNetV2 (--alpha, --size, average pooling, no top) with seeded random weights:
             speed depends on the shapes only. Only ratios measured in the same run are comparable on a shared machine.
@@ -59,11 +59,15 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
+        if trainingSteps < 1 { throw ValidationError("--training-steps must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
-    @Flag(name: .customLong("skip-training"), help: "Skip the training rows (frozen base, fine_tune_at=120, trainable=all, cached frozen epochs).")
+    @Flag(name: .customLong("skip-training"), help: "Skip the training rows (frozen base, fine_tune_at 140/120/100/50, trainable: all, cached frozen epochs).")
     var skipTraining = false
+
+    @Option(help: "Timed training steps per depth (median reported, after one untimed step).")
+    var trainingSteps: Int = 5
 
     func run() throws {
         try reportingErrors {
@@ -95,12 +99,11 @@ struct BenchCommand: ParsableCommand {
             }
             var report = try Benchmark.run(graph: graph, name: name, configuration: configuration, log: log)
             if !skipTraining {
-                log("training steps...")
                 let transfer = try TrainingBenchmark.randomTransferGraph(alpha: alpha, height: height, width: width)
-                let rates = [try TrainingBenchmark.imagesPerSecond(transfer, freezing: .baseFrozen, batch: batch),
-                             try TrainingBenchmark.imagesPerSecond(transfer, freezing: .fineTuneAt(120), batch: batch),
-                             try TrainingBenchmark.imagesPerSecond(transfer, freezing: .all, batch: batch)]
-                for ((key, label), rate) in zip(Benchmark.trainingKeys, rates) { report.set(key, label, rate, unit: "img/s") }
+                let inference = report["inference_b\(batch)_img_s"] ?? .nan
+                let rows = try TrainingBenchmark.run(transfer, batch: batch, steps: trainingSteps,
+                                                     inferenceImagesPerSecond: inference, log: log)
+                report.setTraining(rows, batch: batch)
                 log("frozen-phase epochs with the prefix cache...")
                 let epochs = try TrainingBenchmark.cachedFrozenEpochSeconds(transfer, batch: batch)
                 report.set("train_frozen_first_epoch_s", "frozen epoch of 210 images, first (fills cache)", epochs.first, unit: "s")

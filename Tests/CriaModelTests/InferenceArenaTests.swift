@@ -1,4 +1,5 @@
 import CriaCore
+import CriaBench
 import CriaModel
 import CriaTestSupport
 import XCTest

@@ -1,6 +1,7 @@
 import CBLAS
 import CriaCore
 import CriaKernels
+import CriaModel
 import Dispatch
 import Foundation
 
@@ -57,8 +58,14 @@ public enum Benchmark {
         public var metrics: [Metric] = []
         /// The per-layer profile, when asked for.
         public var layers: [LayerRow] = []
+        /// Training steps at each fine-tune depth, when measured.
+        public var training: [TrainingBenchmark.Row] = []
 
-        public subscript(key: String) -> Double? { metrics.first { $0.key == key }?.value }
+        public init(model: String) { self.model = model }
+
+        public subscript(key: String) -> Double? {
+            metrics.first { $0.key == key }?.value ?? trainingMetrics.first { $0.key == key }?.value
+        }
 
         public mutating func set(_ key: String, _ label: String, _ value: Double?, unit: String = "") {
             if let index = metrics.firstIndex(where: { $0.key == key }) {
@@ -81,7 +88,50 @@ public enum Benchmark {
                              "b1_ms": .number(row.batch1Milliseconds)])
                 })
             }
+            for (key, value) in trainingMetrics { object[key] = value.isFinite ? .number(value) : .null }
+            if !training.isEmpty {
+                func number(_ value: Double) -> JSONValue { value.isFinite ? .number(value) : .null }
+                object["training"] = .array(training.map { row in
+                    .object(["depth": .string(row.depth.label), "key": .string(row.depth.key),
+                             "img_s": number(row.imagesPerSecond), "peak_rss_mb": number(row.peakResidentMegabytes),
+                             "trainable_multiply_adds_m": number(Double(row.trainableMultiplyAdds) / 1e6),
+                             "multiply_adds_m": number(Double(row.allMultiplyAdds) / 1e6),
+                             "bound_img_s": number(row.bound), "fraction_of_bound": number(row.fractionOfBound)])
+                })
+            }
             return .object(object)
+        }
+
+        /// Records the training rows: the table prints them as one block, JSON as
+        /// the "training" array and as flat keys (`trainingMetrics`).
+        public mutating func setTraining(_ rows: [TrainingBenchmark.Row], batch: Int) {
+            training = rows
+            trainingBatch = batch
+        }
+
+        /// Batch size of the training rows.
+        public private(set) var trainingBatch = 32
+
+        /// Flat keys per depth for scripts: `train_<depth>_b<batch>_img_s`, `_peak_rss_mb`,
+        /// `_bound_img_s` and `_fraction_of_bound`.
+        public var trainingMetrics: [(key: String, value: Double)] {
+            training.flatMap { row -> [(key: String, value: Double)] in
+                let stem = "train_\(row.depth.key)_b\(trainingBatch)"
+                return [(stem + "_img_s", row.imagesPerSecond), (stem + "_peak_rss_mb", row.peakResidentMegabytes),
+                        (stem + "_bound_img_s", row.bound), (stem + "_fraction_of_bound", row.fractionOfBound)]
+            }
+        }
+
+        /// The training rows as a table, shallowest depth first.
+        public var trainingTable: String {
+            var lines = ["depth               img/s   trainable MACs  bound img/s  of bound  peak RSS MB"]
+            for row in training {
+                lines.append(row.depth.label.padding(toLength: 17, withPad: " ", startingAt: 0) + String(
+                    format: "  %6.1f  %7.1f M %5.1f%%  %11.1f  %7.1f%%  %11.0f", row.imagesPerSecond,
+                    Double(row.trainableMultiplyAdds) / 1e6, 100 * row.trainableFraction, row.bound,
+                    100 * row.fractionOfBound, row.peakResidentMegabytes))
+            }
+            return lines.joined(separator: "\n")
         }
 
         public var table: String {
@@ -92,6 +142,7 @@ public enum Benchmark {
                 lines.append(metric.label.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value
                              + (metric.unit.isEmpty || metric.value == nil ? "" : " " + metric.unit))
             }
+            if !training.isEmpty { lines += ["", trainingTable] }
             if !layers.isEmpty { lines += ["", layerTable] }
             return lines.joined(separator: "\n")
         }
@@ -113,14 +164,6 @@ public enum Benchmark {
             return lines.joined(separator: "\n")
         }
     }
-
-    /// Keys the training issue fills in; listed now so that scripts can rely on them.
-    /// A training benchmark calls `report.set(key, label, value, unit: "img/s")` with these keys.
-    public static let trainingKeys: [(key: String, label: String)] = [
-        ("train_frozen_b32_img_s", "training, frozen base, batch 32"),
-        ("train_finetune120_b32_img_s", "training, fine_tune_at=120, batch 32"),
-        ("train_all_b32_img_s", "training, trainable=all, batch 32"),
-    ]
 
     /// Runs the whole inference benchmark on `graph`.
     public static func run(graph: ModelGraph, name: String, configuration: Configuration,
@@ -155,48 +198,45 @@ public enum Benchmark {
         if batch != 32 { report.set("inference_b32_img_s", "inference, batch 32", nil) }
 
         log("batch 1...")
-        func batch1Latency() -> Double {
+        func batch1Latency<Hook: ExecutionHook>(_ hook: Hook) -> Double {
             input.withUnsafeBufferPointer { images in
                 median(timings(warmup: 3, count: configuration.latencyRepetitions) {
-                    model.predict(input: images.baseAddress!, batch: 1, output: output)
+                    model.predict(input: images.baseAddress!, batch: 1, output: output, hook: hook)
                 })
             }
         }
-        let latency = batch1Latency()
+        let latency = batch1Latency(NoExecutionHook())
         report.set("inference_b1_ms", "inference, batch 1, latency", latency * 1000, unit: "ms")
         report.set("inference_b1_img_s", "inference, batch 1", 1 / latency, unit: "img/s")
         // The same schedule with only the 1×1 GEMMs: the part of batch-1 latency
         // that OpenBLAS sets (it packs every call's weights; see docs/inference-speed.md).
-        model.runsOnlyPointwise = true
-        let pointwiseLatency = batch1Latency()
-        model.runsOnlyPointwise = false
+        let pointwiseLatency = batch1Latency(PointwiseOnlyHook())
         report.set("inference_b1_pointwise_only_ms", "batch 1, its 1x1 GEMM calls alone", pointwiseLatency * 1000, unit: "ms")
 
         // Where the time goes: one profiled pass of a few batches (clock reads add ~1%).
         log("profile...")
-        model.profiling = true
-        model.resetProfile()
+        let profiler = InferenceProfiler(model: model)
         let profiledBatches = 3
         input.withUnsafeBufferPointer { images in
-            for _ in 0..<profiledBatches { model.predict(input: images.baseAddress!, batch: batch, output: output) }
+            for _ in 0..<profiledBatches { model.predict(input: images.baseAddress!, batch: batch, output: output, hook: profiler) }
         }
-        let seconds = model.profileSeconds()
+        let seconds = Dictionary(uniqueKeysWithValues: KernelCategory.allCases.map { ($0, profiler.seconds($0)) })
         if configuration.profileLayers {
-            let atBatch = model.stepProfiles()
-            model.resetProfile()
+            let steps = model.stepDescriptions
+            let atBatch = steps.indices.map { profiler.seconds(step: $0) }
+            profiler.reset()
             let latencyRuns = 20
             input.withUnsafeBufferPointer { images in
-                for _ in 0..<latencyRuns { model.predict(input: images.baseAddress!, batch: 1, output: output) }
+                for _ in 0..<latencyRuns { model.predict(input: images.baseAddress!, batch: 1, output: output, hook: profiler) }
             }
-            let atOne = model.stepProfiles()
-            report.layers = zip(atBatch, atOne).map { batched, single in
-                LayerRow(name: Self.stepName(batched.layers), inputPixels: batched.inputPixels,
-                         multiplyAddsPerImage: batched.multiplyAddsPerImage,
-                         cpuMillisecondsPerImage: batched.seconds / Double(batch * profiledBatches) * 1000,
-                         batch1Milliseconds: single.seconds / Double(Threads.count * latencyRuns) * 1000)
+            report.layers = steps.indices.map { index in
+                let step = steps[index]
+                return LayerRow(name: Self.stepName(step.layers), inputPixels: step.inputPixels,
+                                multiplyAddsPerImage: step.multiplyAddsPerImage,
+                                cpuMillisecondsPerImage: atBatch[index] / Double(batch * profiledBatches) * 1000,
+                                batch1Milliseconds: profiler.seconds(step: index) / Double(Threads.count * latencyRuns) * 1000)
             }
         }
-        model.profiling = false
         let total = seconds.values.reduce(0, +)
         let flops = model.multiplyAddsPerImage
         let totalMultiplyAdds = flops.values.reduce(0, +)
@@ -230,7 +270,6 @@ public enum Benchmark {
         }
         report.set("arena_mb", "activation arenas", Double(model.arenaBytes) / 1_048_576, unit: "MB")
         report.set("peak_rss_mb", "peak RSS", ProcessUsage.peakResidentMegabytes, unit: "MB")
-        for (key, label) in trainingKeys { report.set(key, label, nil, unit: "img/s") }
         return report
     }
 

@@ -1,5 +1,6 @@
 import CriaCore
 import CriaKerasIO
+import CriaModel
 
 extension ModelGraph {
     /// `keras.applications.MobileNetV2(weights=None, ...)` with seeded random

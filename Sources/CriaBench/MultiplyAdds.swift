@@ -1,0 +1,44 @@
+import CriaModel
+
+extension ModelGraph {
+    /// Forward multiply-adds per image of every node, from the layer shapes:
+    /// a convolution costs output pixels × filters × kernel window × input
+    /// channels, a depthwise one output pixels × channels × window, Dense
+    /// inputs × units. BatchNorm, activations, padding, adds and pooling are
+    /// counted as none (they are not multiply-adds of a GEMM or a filter), as
+    /// the MobileNetV2 paper's 300 M figure counts.
+    public var multiplyAddsPerNode: [Int] {
+        nodes.map { node in
+            let inputChannels = node.inputs.first.map { nodes[$0].outputShape.last ?? 0 } ?? 0
+            let outputPixels = node.outputShape.count == 3 ? node.outputShape[0] * node.outputShape[1] : 1
+            switch node.kind {
+            case .conv2D(let spec):
+                return outputPixels * spec.filters * spec.kernelHeight * spec.kernelWidth * inputChannels
+            case .depthwiseConv2D(let spec):
+                return outputPixels * inputChannels * spec.kernelHeight * spec.kernelWidth
+            case .dense(let units, _, _):
+                return inputChannels * units
+            default:
+                return 0
+            }
+        }
+    }
+
+    /// Multiply-adds per image of the whole forward pass.
+    public var multiplyAdds: Int { multiplyAddsPerNode.reduce(0, +) }
+
+    /// Forward multiply-adds per image of the layers that train under the
+    /// current trainable flags (after `applyFreezing`).
+    public var trainableMultiplyAdds: Int {
+        zip(nodes.indices, multiplyAddsPerNode).reduce(0) { sum, pair in
+            sum + (hasTrainableVariables(pair.0) ? pair.1 : 0)
+        }
+    }
+}
+
+/// The speed limit of a training step at one depth, from the cost model:
+/// backward costs about twice the forward multiply-adds of the trainable part,
+/// so a step cannot beat inference ÷ (1 + 2 × trainable / all multiply-adds).
+public func trainingBound(inferenceImagesPerSecond: Double, trainableMultiplyAdds: Int, allMultiplyAdds: Int) -> Double {
+    inferenceImagesPerSecond / (1 + 2 * Double(trainableMultiplyAdds) / Double(max(1, allMultiplyAdds)))
+}
