@@ -134,7 +134,7 @@ extension TrainingGraph {
         let wantsVariables = graph.hasTrainableVariables(index)
         let input = node.inputs.first.map { tape.values[$0]! } ?? []
         let inputShape = node.inputs.first.map { graph.nodes[$0].outputShape } ?? []
-        let output = tape.values[index]!
+        let output = tape.values[index] ?? []  // released already when this layer's backward does not read it
         switch node.kind {
         case .input, .identity, .normalization:
             return ([gradient], [:])

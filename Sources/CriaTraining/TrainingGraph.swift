@@ -108,6 +108,9 @@ public final class TrainingGraph {
             let node = graph.nodes[index]
             // Inputs from the frozen prefix (or frozen suffix layers with nothing trainable before them) need no gradient.
             let needsInput = node.inputs.map { $0 >= boundary && needsGradient($0) }
+            // Its consumers came before it in this loop; unless its own backward reads it, its
+            // output is free now, and the input gradient (often of the same size) can reuse it.
+            if !readsOwnOutput(node.kind) { release(index, from: tape) }
             let (inputGradients, variables) = backwardNode(index, gradient: &gradient, tape: tape, needsInput: needsInput)
             if !variables.isEmpty && graph.hasTrainableVariables(index) { variableGradients[index] = variables }
             for (position, input) in node.inputs.enumerated() where needsInput[position] {
@@ -133,6 +136,17 @@ public final class TrainingGraph {
         }
         reclaim(tape)
         return variableGradients
+    }
+
+    /// Whether a layer's backward pass reads its own output (an activation's derivative
+    /// written in terms of it, or the position of a maximum).
+    private func readsOwnOutput(_ kind: LayerKind) -> Bool {
+        switch kind {
+        case .conv2D(let spec), .depthwiseConv2D(let spec): return spec.activation != .linear
+        case .dense(_, let activation, _): return activation != .linear
+        case .activation, .globalMaxPooling2D: return true
+        default: return false
+        }
     }
 
     /// Takes back a tape's buffers for the next forward pass (`backward` does it; call it
