@@ -379,35 +379,53 @@ struct DepthwiseGeometry {
         let biasSums = sums + taps * lanes
         let s0 = sums, s1 = sums + lanes, s2 = sums + 2 * lanes, s3 = sums + 3 * lanes, s4 = sums + 4 * lanes
         let s5 = sums + 5 * lanes, s6 = sums + 6 * lanes, s7 = sums + 7 * lanes, s8 = sums + 8 * lanes
-        for ox in 0..<outputWidth {
-            let originX = ox * strideW - padLeft
-            let d = outputGradient + ((n * outputHeight + oy) * outputWidth + ox) * C + c
-            let base = input + ((n * height + originY) * width + originX) * C + c
-            guard fast && interior.contains(ox) else {
-                kernelPixel(originX: originX, ys: ys, gradient: d, base: base, lanes: lanes,
-                            sums: sums, tapList: tapList)
-                continue
+        let rowGradient = outputGradient + (n * outputHeight + oy) * outputWidth * C + c
+        let rowInput = input + ((n * height + originY) * width - padLeft) * C + c
+        guard fast && !interior.isEmpty else {
+            for ox in 0..<outputWidth {
+                kernelPixel(originX: ox * strideW - padLeft, ys: ys, gradient: rowGradient + ox * C,
+                            base: rowInput + ox * strideW * C, lanes: lanes, sums: sums, tapList: tapList)
             }
-            let p = base, q = p + rowStride, r = q + rowStride
-            var i = 0
-            while i < vectorEnd {
-                let g = load8(d + i)
-                store8(load8(biasSums + i) + g, biasSums + i)
-                store8(madd(load8(s0 + i), g, load8(p + i)), s0 + i)
-                store8(madd(load8(s1 + i), g, load8(p + C + i)), s1 + i)
-                store8(madd(load8(s2 + i), g, load8(p + 2 * C + i)), s2 + i)
-                store8(madd(load8(s3 + i), g, load8(q + i)), s3 + i)
-                store8(madd(load8(s4 + i), g, load8(q + C + i)), s4 + i)
-                store8(madd(load8(s5 + i), g, load8(q + 2 * C + i)), s5 + i)
-                store8(madd(load8(s6 + i), g, load8(r + i)), s6 + i)
-                store8(madd(load8(s7 + i), g, load8(r + C + i)), s7 + i)
-                store8(madd(load8(s8 + i), g, load8(r + 2 * C + i)), s8 + i)
-                i += 8
+            return
+        }
+        // Pixels in ascending order for every lane, as the sums' order is part of the result:
+        // the left border, the interior, then the right border.
+        for ox in 0..<interior.lowerBound {
+            kernelPixel(originX: ox * strideW - padLeft, ys: ys, gradient: rowGradient + ox * C,
+                        base: rowInput + ox * strideW * C, lanes: lanes, sums: sums, tapList: tapList)
+        }
+        // Interior: eight lanes at a time with the ten sums (nine taps and the bias) in
+        // registers across the row, instead of loaded and stored at every pixel.
+        let step = strideW * C
+        var i = 0
+        while i < vectorEnd {
+            var a0 = load8(s0 + i), a1 = load8(s1 + i), a2 = load8(s2 + i), a3 = load8(s3 + i), a4 = load8(s4 + i)
+            var a5 = load8(s5 + i), a6 = load8(s6 + i), a7 = load8(s7 + i), a8 = load8(s8 + i), ab = load8(biasSums + i)
+            var d = rowGradient + interior.lowerBound * C + i
+            var p = rowInput + interior.lowerBound * step + i
+            for _ in interior {
+                let g = load8(d)
+                let q = p + rowStride, r = q + rowStride
+                ab = ab + g
+                a0 = madd(a0, g, load8(p)); a1 = madd(a1, g, load8(p + C)); a2 = madd(a2, g, load8(p + 2 * C))
+                a3 = madd(a3, g, load8(q)); a4 = madd(a4, g, load8(q + C)); a5 = madd(a5, g, load8(q + 2 * C))
+                a6 = madd(a6, g, load8(r)); a7 = madd(a7, g, load8(r + C)); a8 = madd(a8, g, load8(r + 2 * C))
+                d += C
+                p += step
             }
-            if vectorEnd < lanes {
-                kernelPixel(originX: originX, ys: ys, gradient: d, base: base, lanes: lanes, from: vectorEnd,
-                            sums: sums, tapList: tapList)
+            store8(a0, s0 + i); store8(a1, s1 + i); store8(a2, s2 + i); store8(a3, s3 + i); store8(a4, s4 + i)
+            store8(a5, s5 + i); store8(a6, s6 + i); store8(a7, s7 + i); store8(a8, s8 + i); store8(ab, biasSums + i)
+            i += 8
+        }
+        if vectorEnd < lanes {
+            for ox in interior {
+                kernelPixel(originX: ox * strideW - padLeft, ys: ys, gradient: rowGradient + ox * C,
+                            base: rowInput + ox * strideW * C, lanes: lanes, from: vectorEnd, sums: sums, tapList: tapList)
             }
+        }
+        for ox in interior.upperBound..<outputWidth {
+            kernelPixel(originX: ox * strideW - padLeft, ys: ys, gradient: rowGradient + ox * C,
+                        base: rowInput + ox * strideW * C, lanes: lanes, sums: sums, tapList: tapList)
         }
     }
 

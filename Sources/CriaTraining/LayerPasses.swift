@@ -13,9 +13,11 @@ extension TrainingGraph {
         let input = node.inputs.first.map { tape.values[$0]! } ?? []
         let inputShape = node.inputs.first.map { graph.nodes[$0].outputShape } ?? []
         let count = batch * node.outputShape.reduce(1, *)
-        var output = [Float](repeating: 0, count: count)
+        // Every case below overwrites all of `output` (a recycled buffer) or replaces it.
+        var output = takeBuffer(count)
         switch node.kind {
         case .input, .identity:
+            recycle(&output)
             return input
         case .conv2D(let spec), .depthwiseConv2D(let spec):
             let geometry = ConvGeometryInfo(spec: spec, input: inputShape, output: node.outputShape)
@@ -62,22 +64,23 @@ extension TrainingGraph {
                 }
             }
         case .activation(let function):
+            recycle(&output)
             output = input
             TrainingGraph.activate(function, &output, columns: node.outputShape.last ?? 1)
         case .zeroPadding2D(let top, _, let left, _):
-            let (h, w, c) = (inputShape[0], inputShape[1], inputShape[2])
-            let (oh, ow) = (node.outputShape[0], node.outputShape[1])
-            for n in 0..<batch {
-                for y in 0..<h {
-                    let source = ((n * h + y) * w) * c, target = ((n * oh + y + top) * ow + left) * c
-                    output.replaceSubrange(target ..< target + w * c, with: input[source ..< source + w * c])
+            input.withUnsafeBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { y in
+                    ZeroPadding.forward(input: x.baseAddress!, batch: batch, height: inputShape[0], width: inputShape[1], channels: inputShape[2],
+                                        top: top, left: left, outputHeight: node.outputShape[0], outputWidth: node.outputShape[1],
+                                        output: y.baseAddress!)
                 }
             }
         case .add:
-            output = input
-            for other in node.inputs.dropFirst() {
-                let addend = tape.values[other]!
-                for i in output.indices { output[i] += addend[i] }
+            output.withUnsafeMutableBufferPointer { y in
+                input.withUnsafeBufferPointer { y.baseAddress!.update(from: $0.baseAddress!, count: count) }
+                for other in node.inputs.dropFirst() {
+                    tape.values[other]!.withUnsafeBufferPointer { Elementwise.add($0.baseAddress!, into: y.baseAddress!, count: count) }
+                }
             }
         case .globalAveragePooling2D, .globalMaxPooling2D:
             let pixels = inputShape[0] * inputShape[1], channels = inputShape[2]
@@ -91,7 +94,7 @@ extension TrainingGraph {
                 }
             }
         case .dropout(let rate):
-            guard tape.training, rate > 0 else { return input }
+            guard tape.training, rate > 0 else { recycle(&output); return input }
             // Inverted dropout: kept units are scaled by 1/(1 − rate), so inference needs no rescaling.
             var generator = SplitMix64(seed: seed)
             let scale = 1 / (1 - rate)
@@ -113,33 +116,36 @@ extension TrainingGraph {
             }
             if activation == .softmax || activation == .sigmoid { TrainingGraph.activate(activation, &output, columns: units) }
         case .rescaling(let scale, let offset):
+            recycle(&output)
             output = input.map { $0 * scale + offset }
         case .normalization:
             // Normalization sits before the base in the frozen prefix; it is never trained here.
+            recycle(&output)
             return input
         }
         return output
     }
 
     /// Returns (gradient for each input or nil, gradients of this layer's variables).
-    func backwardNode(_ index: Int, gradient: [Float], tape: Tape, needsInput: [Bool]) -> ([[Float]?], LayerWeights) {
+    /// `gradient` may be masked in place (the activation's derivative) and recycled.
+    func backwardNode(_ index: Int, gradient: inout [Float], tape: Tape, needsInput: [Bool]) -> ([[Float]?], LayerWeights) {
         let node = graph.nodes[index]
         let batch = tape.batch
         let wantsVariables = graph.hasTrainableVariables(index)
         let input = node.inputs.first.map { tape.values[$0]! } ?? []
         let inputShape = node.inputs.first.map { graph.nodes[$0].outputShape } ?? []
-        let output = tape.values[index]!
+        let output = tape.values[index] ?? []  // released already when this layer's backward does not read it
         switch node.kind {
         case .input, .identity, .normalization:
             return ([gradient], [:])
         case .conv2D(let spec), .depthwiseConv2D(let spec):
             let geometry = ConvGeometryInfo(spec: spec, input: inputShape, output: node.outputShape)
-            var dy = gradient
-            if spec.activation != .linear { TrainingGraph.maskByOutput(&dy, output: output, activation: spec.activation) }
+            if spec.activation != .linear { TrainingGraph.maskByOutput(&gradient, output: output, activation: spec.activation) }
             let kernel = node.weights["kernel"]!
-            let (dx, dw, db) = geometry.backward(depthwise: isDepthwise(node.kind), batch: batch, input: input, kernel: kernel.scalars,
-                                                 outputGradient: dy, wantInput: needsInput[0], wantKernel: wantsVariables,
-                                                 wantBias: spec.useBias)
+            var dx: [Float]? = needsInput[0] ? takeBuffer(input.count) : nil
+            let (dw, db) = geometry.backward(depthwise: isDepthwise(node.kind), batch: batch, input: input, kernel: kernel.scalars,
+                                             outputGradient: gradient, inputGradient: &dx, wantKernel: wantsVariables,
+                                             wantBias: spec.useBias)
             var variables: LayerWeights = [:]
             if let dw { variables["kernel"] = Tensor(shape: kernel.shape, scalars: dw) }
             if let db { variables["bias"] = Tensor(shape: [db.count], scalars: db) }
@@ -147,7 +153,7 @@ extension TrainingGraph {
         case .batchNormalization(let epsilon, let center, let scale):
             let channels = inputShape.last!
             let rows = input.count / channels
-            var dx: [Float]? = needsInput[0] ? [Float](repeating: 0, count: input.count) : nil
+            var dx: [Float]? = needsInput[0] ? takeBuffer(input.count) : nil  // overwritten
             var dGamma = [Float](repeating: 0, count: channels), dBeta = [Float](repeating: 0, count: channels)
             let gamma = node.weights["gamma"]?.scalars
             let statistics = tape.batchStatistics[index]
@@ -182,7 +188,7 @@ extension TrainingGraph {
             return ([dx], variables)
         case .relu(let maxValue, let threshold, let slope):
             guard needsInput[0] else { return ([nil], [:]) }
-            var dx = [Float](repeating: 0, count: input.count)
+            var dx = takeBuffer(input.count)  // overwritten
             gradient.withUnsafeBufferPointer { dy in
                 input.withUnsafeBufferPointer { x in
                     dx.withUnsafeMutableBufferPointer { d in
@@ -193,18 +199,16 @@ extension TrainingGraph {
             }
             return ([dx], [:])
         case .activation(let function):
-            var dy = gradient
-            TrainingGraph.maskByOutput(&dy, output: output, activation: function)
-            return ([dy], [:])
+            TrainingGraph.maskByOutput(&gradient, output: output, activation: function)
+            return ([gradient], [:])
         case .zeroPadding2D(let top, _, let left, _):
             guard needsInput[0] else { return ([nil], [:]) }
-            let (h, w, c) = (inputShape[0], inputShape[1], inputShape[2])
-            let (oh, ow) = (node.outputShape[0], node.outputShape[1])
-            var dx = [Float](repeating: 0, count: input.count)
-            for n in 0..<batch {
-                for y in 0..<h {
-                    let target = ((n * h + y) * w) * c, source = ((n * oh + y + top) * ow + left) * c
-                    dx.replaceSubrange(target ..< target + w * c, with: gradient[source ..< source + w * c])
+            var dx = takeBuffer(input.count)  // overwritten
+            gradient.withUnsafeBufferPointer { dy in
+                dx.withUnsafeMutableBufferPointer { d in
+                    ZeroPadding.backward(outputGradient: dy.baseAddress!, batch: batch, height: inputShape[0], width: inputShape[1],
+                                         channels: inputShape[2], top: top, left: left, outputHeight: node.outputShape[0],
+                                         outputWidth: node.outputShape[1], inputGradient: d.baseAddress!)
                 }
             }
             return ([dx], [:])
@@ -212,7 +216,7 @@ extension TrainingGraph {
             return (node.inputs.indices.map { needsInput[$0] ? gradient : nil }, [:])
         case .globalAveragePooling2D:
             guard needsInput[0] else { return ([nil], [:]) }
-            var dx = [Float](repeating: 0, count: input.count)
+            var dx = takeBuffer(input.count)  // overwritten
             gradient.withUnsafeBufferPointer { dy in
                 dx.withUnsafeMutableBufferPointer { d in
                     GlobalPooling.averageBackward(outputGradient: dy.baseAddress!, batch: batch, pixels: inputShape[0] * inputShape[1],
@@ -238,8 +242,8 @@ extension TrainingGraph {
             guard let mask = tape.dropoutMasks[index] else { return ([gradient], [:]) }
             return ([zip(gradient, mask).map { $0 * $1 }], [:])
         case .dense(let units, let activation, let useBias):
-            var dy = gradient
-            if activation != .linear { TrainingGraph.maskByOutput(&dy, output: output, activation: activation) }
+            if activation != .linear { TrainingGraph.maskByOutput(&gradient, output: output, activation: activation) }
+            let dy = gradient
             let features = inputShape.last!
             let rows = input.count / features
             let kernel = node.weights["kernel"]!
@@ -283,8 +287,14 @@ extension TrainingGraph {
     static func maskByOutput(_ gradient: inout [Float], output: [Float], activation: ActivationFunction) {
         switch activation {
         case .linear: break
-        case .relu: for i in gradient.indices where output[i] <= 0 { gradient[i] = 0 }
-        case .relu6: for i in gradient.indices where output[i] <= 0 || output[i] >= 6 { gradient[i] = 0 }
+        case .relu, .relu6:
+            let count = gradient.count
+            gradient.withUnsafeMutableBufferPointer { g in
+                output.withUnsafeBufferPointer { y in
+                    Elementwise.maskOutsideOpenRange(g.baseAddress!, output: y.baseAddress!, count: count, lower: 0,
+                                                     upper: activation == .relu6 ? 6 : nil)
+                }
+            }
         case .sigmoid: for i in gradient.indices { gradient[i] *= output[i] * (1 - output[i]) }
         case .softmax:
             // Rows are unknown here; softmax outputs are handled by the loss (from probabilities), so reaching this is a misuse.
@@ -336,9 +346,9 @@ struct ConvGeometryInfo {
     }
 
     /// Gradients for the input, kernel and bias, each computed only when asked for.
+    /// `dx`, when given, is overwritten with the input gradient.
     func backward(depthwise: Bool, batch: Int, input: [Float], kernel: [Float], outputGradient dy: [Float],
-                  wantInput: Bool, wantKernel: Bool, wantBias: Bool) -> (input: [Float]?, kernel: [Float]?, bias: [Float]?) {
-        var dx: [Float]? = wantInput ? [Float](repeating: 0, count: input.count) : nil
+                  inputGradient dx: inout [Float]?, wantKernel: Bool, wantBias: Bool) -> (kernel: [Float]?, bias: [Float]?) {
         var dw: [Float]? = wantKernel ? [Float](repeating: 0, count: kernel.count) : nil
         var db: [Float]? = wantKernel && wantBias ? [Float](repeating: 0, count: outputChannels) : nil
         let (kh, kw, sh, sw) = (spec.kernelHeight, spec.kernelWidth, spec.strideH, spec.strideW)
@@ -381,7 +391,7 @@ struct ConvGeometryInfo {
                 }
             }
         }
-        return (dx, dw, db)
+        return (dw, db)
     }
 }
 

@@ -141,7 +141,8 @@ public final class Trainer {
             let indices = Array(start ..< min(data.count, start + batchSize))
             let labels = indices.map { data.labels[$0] }
             let prefix = try prefixValues(session, source: data, indices: indices, epoch: 0, augment: false, cache: &cache)
-            let (output, _) = session.forward(prefix: prefix, batch: indices.count, training: false, dropoutSeed: 0)
+            let (output, tape) = session.forward(prefix: prefix, batch: indices.count, training: false, dropoutSeed: 0)
+            session.reclaim(tape)
             lossSum += lossAndGradient(output, labels: labels).loss * Double(indices.count)
             correct += Accuracy.correct(outputs: output, labels: labels, columns: outputColumns, outputsAreProbabilities: outputsAreProbabilities)
             if outputColumns == 1 { kerasCorrect += Accuracy.kerasBinary(outputs: output, labels: labels) }

@@ -21,10 +21,20 @@ public final class TrainingGraph {
     private let prefixModel: InferenceModel?
     private let suffix: [Int]
     private let consumers: [[Int]]
+    private var recycled: [Int: [[Float]]] = [:]
+    /// Activation and gradient buffers allocated so far (not reused from an earlier pass):
+    /// after the first step at a batch size, steady-state steps add none.
+    public private(set) var freshBuffers = 0
 
-    /// Values of one forward pass, kept for backward.
+    /// Values of one forward pass, kept for backward. `backward` consumes them: it hands
+    /// each layer's buffer to the next gradients once no layer needs it (copies share that).
     public struct Tape {
-        var values: [Int: [Float]] = [:]
+        final class Storage { var values: [Int: [Float]] = [:] }
+        let storage = Storage()
+        var values: [Int: [Float]] {
+            _read { yield storage.values }
+            nonmutating _modify { yield &storage.values }
+        }
         var batchStatistics: [Int: (mean: [Float], variance: [Float])] = [:]
         var dropoutMasks: [Int: [Float]] = [:]
         public var batch: Int
@@ -94,23 +104,87 @@ public final class TrainingGraph {
         var gradients: [Int: [Float]] = [graph.outputNode: outputGradient]
         var variableGradients: [Int: LayerWeights] = [:]
         for index in suffix.reversed() {
-            guard let gradient = gradients.removeValue(forKey: index) else { continue }
+            guard var gradient = gradients.removeValue(forKey: index) else { continue }
             let node = graph.nodes[index]
             // Inputs from the frozen prefix (or frozen suffix layers with nothing trainable before them) need no gradient.
             let needsInput = node.inputs.map { $0 >= boundary && needsGradient($0) }
-            let (inputGradients, variables) = backwardNode(index, gradient: gradient, tape: tape, needsInput: needsInput)
+            // Its consumers came before it in this loop; unless its own backward reads it, its
+            // output is free now, and the input gradient (often of the same size) can reuse it.
+            if !readsOwnOutput(node.kind) { release(index, from: tape) }
+            let (inputGradients, variables) = backwardNode(index, gradient: &gradient, tape: tape, needsInput: needsInput)
             if !variables.isEmpty && graph.hasTrainableVariables(index) { variableGradients[index] = variables }
             for (position, input) in node.inputs.enumerated() where needsInput[position] {
                 guard let incoming = inputGradients[position] else { continue }
-                if var existing = gradients[input] {
-                    for i in existing.indices { existing[i] += incoming[i] }
-                    gradients[input] = existing
+                if gradients[input] != nil {
+                    incoming.withUnsafeBufferPointer { addend in
+                        gradients[input]!.withUnsafeMutableBufferPointer {
+                            Elementwise.add(addend.baseAddress!, into: $0.baseAddress!, count: $0.count)
+                        }
+                    }
                 } else {
                     gradients[input] = incoming
                 }
             }
+            // Layers that pass their gradient through (Add, Identity) still share it; the others are done
+            // with it. The output's gradient belongs to the caller.
+            let storage = TrainingGraph.storage(of: gradient)
+            if index != graph.outputNode && !inputGradients.contains(where: { $0.map(TrainingGraph.storage) == storage }) {
+                recycle(&gradient)
+            }
+            // Its consumers came before it in this loop, so no layer reads its output again.
+            release(index, from: tape)
         }
+        reclaim(tape)
         return variableGradients
+    }
+
+    /// Whether a layer's backward pass reads its own output (an activation's derivative
+    /// written in terms of it, or the position of a maximum).
+    private func readsOwnOutput(_ kind: LayerKind) -> Bool {
+        switch kind {
+        case .conv2D(let spec), .depthwiseConv2D(let spec): return spec.activation != .linear
+        case .dense(_, let activation, _): return activation != .linear
+        case .activation, .globalMaxPooling2D: return true
+        default: return false
+        }
+    }
+
+    /// Takes back a tape's buffers for the next forward pass (`backward` does it; call it
+    /// after a forward pass with no backward, such as validation). The tape's values
+    /// stay readable: a buffer is copied on write if the caller still holds it.
+    public func reclaim(_ tape: Tape) {
+        for index in suffix.reversed() { release(index, from: tape) }
+    }
+
+    /// Removes a suffix layer's output from the tape and recycles its buffer, unless the
+    /// layer returned its input (Identity, Dropout at rate 0): that buffer goes back with
+    /// the input, or stays with the caller for a prefix value.
+    private func release(_ index: Int, from tape: Tape) {
+        guard var value = tape.values.removeValue(forKey: index) else { return }
+        if let input = graph.nodes[index].inputs.first, let inputValue = tape.values[input],
+           TrainingGraph.storage(of: inputValue) == TrainingGraph.storage(of: value) {
+            return
+        }
+        recycle(&value)
+    }
+
+    /// Buffers of finished passes, by size, for the next ones: a training step at a
+    /// fixed batch then reuses the same memory instead of page-faulting fresh
+    /// allocations (large ones are mapped and zero-filled by the kernel on each use).
+    func takeBuffer(_ count: Int) -> [Float] {
+        if let buffer = recycled[count]?.popLast() { return buffer }
+        freshBuffers += 1
+        return [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+
+    static func storage(of buffer: [Float]) -> UnsafeRawPointer? {
+        buffer.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
+    }
+
+    func recycle(_ buffer: inout [Float]) {
+        guard buffer.count > 0 else { return }
+        recycled[buffer.count, default: []].append(buffer)
+        buffer = []
     }
 
     /// Whether anything at or before `node` in the suffix has trainable variables.

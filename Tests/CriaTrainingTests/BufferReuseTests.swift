@@ -1,0 +1,57 @@
+import CriaCore
+import CriaKerasIO
+import CriaModel
+import CriaTestSupport
+import CriaTraining
+import XCTest
+
+/// A training session reuses its activation and gradient buffers from step to
+/// step (`TrainingGraph.takeBuffer`): steady-state steps allocate none, and a
+/// reused buffer gives the same bits as a fresh one.
+final class BufferReuseTests: XCTestCase {
+    private func session(_ freezing: Freezing, bnMode: BatchNormMode) throws -> (TrainingGraph, Tensor) {
+        var graph = try TrainingBenchmark.randomTransferGraph(alpha: 0.35, height: 32, width: 32)
+        try graph.applyFreezing(freezing)
+        var generator = SplitMix64(seed: 17)
+        let batch = 4
+        let shape = graph.inputShape
+        let images = Tensor(shape: [batch] + shape, scalars: (0..<(batch * shape.reduce(1, *))).map { _ in generator.nextUnitFloat() * 255 })
+        return (try TrainingGraph(graph: graph, bnMode: bnMode), images)
+    }
+
+    /// One step without a weight update, so every step sees the same weights.
+    private func step(_ session: TrainingGraph, _ images: Tensor, seed: UInt64) throws -> [Int: LayerWeights] {
+        let prefix = try session.runPrefix(images)
+        let (output, tape) = session.forward(prefix: prefix, batch: images.shape[0], training: true, dropoutSeed: seed)
+        let gradient = Loss.binaryCrossentropyFromLogits.evaluate(outputs: output, labels: [0, 1, 1, 0], columns: 1).gradient
+        return session.backward(gradient, tape: tape)
+    }
+
+    func testSteadyStateStepsAllocateNoBuffers() throws {
+        for (freezing, bnMode) in [(Freezing.all, BatchNormMode.inference), (.fineTuneAt(100), .train), (.baseFrozen, .inference)] {
+            let (session, images) = try self.session(freezing, bnMode: bnMode)
+            _ = try step(session, images, seed: 1)
+            let afterFirst = session.freshBuffers
+            for seed in 2...6 { _ = try step(session, images, seed: UInt64(seed)) }
+            XCTAssertEqual(session.freshBuffers, afterFirst, "\(freezing) \(bnMode): steps after the first allocated buffers")
+            if freezing == .all { XCTAssertGreaterThan(afterFirst, 100, "the first step should allocate the tape") }
+        }
+    }
+
+    /// Recycled buffers are overwritten, not added to: the fifth step's gradients equal a fresh session's, bit for bit.
+    func testReusedBuffersGiveTheSameGradients() throws {
+        for bnMode in BatchNormMode.allCases {
+            let (reused, images) = try session(.all, bnMode: bnMode)
+            for _ in 0..<4 { _ = try step(reused, images, seed: 7) }
+            let recycled = try step(reused, images, seed: 7)
+            let (fresh, _) = try session(.all, bnMode: bnMode)
+            let expected = try step(fresh, images, seed: 7)
+            XCTAssertEqual(Set(recycled.keys), Set(expected.keys))
+            for (node, variables) in expected {
+                for (name, tensor) in variables {
+                    XCTAssertEqual(recycled[node]?[name]?.scalars, tensor.scalars, "\(bnMode): node \(node) \(name)")
+                }
+            }
+        }
+    }
+}
