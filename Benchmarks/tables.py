@@ -136,6 +136,24 @@ def training(args):
           f"| {c['train_peak_rss_mb'] / k['train_peak_rss_mb']:.2f}× the memory |")
 
 
+def depths(args):
+    """Training steps at each fine-tune depth: Cria against Keras and PyTorch, and Cria against its bound."""
+    record = pick(load("training-compare.jsonl"), args.run)
+    m = record["median"]
+    labels = [("frozen", "base frozen"), ("finetune140", "`fine_tune_at: 140`"), ("finetune120", "`fine_tune_at: 120`"),
+              ("finetune100", "`fine_tune_at: 100`"), ("finetune50", "`fine_tune_at: 50`"), ("all", "`trainable: all`")]
+    print(f"<!-- {caption(record, 'make bench-compare (training rows)')} -->")
+    print("| training step, batch 32, median over rounds | Cria | of its bound | Keras | PyTorch | Cria / Keras | Cria / PyTorch |")
+    print("|---|---|---|---|---|---|---|")
+    for key, label in labels:
+        c = m.get("cria", {}).get(key, {})
+        k = m.get("keras", {}).get(key, {})
+        t = m.get("torch", {}).get(key, {})
+        cell = lambda row: f"{row['img_s']:.0f} img/s" if row.get("img_s") else "–"
+        print(f"| {label} | {cell(c)} | {c.get('fraction_of_bound', 0):.0%} | {cell(k)} | {cell(t)} "
+              f"| **{ratio(c.get('img_s'), k.get('img_s'))}** | {ratio(c.get('img_s'), t.get('img_s'))} |")
+
+
 def data(args):
     record = pick(load("bench-compare.jsonl"), args.run, lambda r: "data" in r)
     c, k = record["data"]["cria_seconds"], record["data"]["keras_seconds"]
@@ -225,7 +243,7 @@ def check(files):
     return bad == 0
 
 
-TABLES = {"speed": speed, "runs": runs, "rounds": rounds, "training": training, "data": data,
+TABLES = {"speed": speed, "runs": runs, "rounds": rounds, "training": training, "depths": depths, "data": data,
           "recipe": recipe, "accuracy": accuracy, "openblas": openblas}
 
 

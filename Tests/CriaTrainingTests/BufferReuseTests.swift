@@ -1,3 +1,4 @@
+import CriaBench
 import CriaCore
 import CriaKerasIO
 import CriaModel
