@@ -124,7 +124,10 @@ public enum Benchmark {
 
         /// The training rows as a table, shallowest depth first.
         public var trainingTable: String {
-            var lines = ["depth               img/s   trainable MACs  bound img/s  of bound  peak RSS MB"]
+            // Each heading is right-aligned over its column (the widths of the row format below).
+            let headings = [("img/s", 8), ("trainable MACs", 18), ("bound img/s", 13), ("of bound", 10), ("peak RSS MB", 13)]
+            var lines = ["depth".padding(toLength: 17, withPad: " ", startingAt: 0)
+                         + headings.map { String(repeating: " ", count: $0.1 - $0.0.count) + $0.0 }.joined()]
             for row in training {
                 lines.append(row.depth.label.padding(toLength: 17, withPad: " ", startingAt: 0) + String(
                     format: "  %6.1f  %7.1f M %5.1f%%  %11.1f  %7.1f%%  %11.0f", row.imagesPerSecond,
