@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "CriaReportsTests", dependencies: ["CriaReports", "CriaRecords", "CriaTestSupport"]),
         .testTarget(name: "CriaBenchTests", dependencies: ["CriaBench", "CriaTraining", "CriaTestSupport"]),
         .testTarget(name: "CriaExperimentsTests", dependencies: ["CriaExperiments", "CriaTestSupport"]),
-        .testTarget(name: "CriaTrainingTests", dependencies: ["CriaTraining", "CriaBench", "CriaTestSupport"]),
+        .testTarget(name: "CriaTrainingTests", dependencies: ["CriaTraining", "CriaTestSupport"]),
         .testTarget(name: "CriaDataTests", dependencies: ["CriaData", "CriaTestSupport"]),
         .testTarget(name: "CriaWeightsTests", dependencies: ["CriaWeights", "CriaTestSupport"]),
         .testTarget(name: "CriaCLITests", dependencies: ["CriaTestSupport"]),

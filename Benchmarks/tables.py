@@ -145,11 +145,10 @@ def depths(args):
     print(f"<!-- {caption(record, 'make bench-compare (training rows)')} -->")
     print("| training step, batch 32, median over rounds | Cria | of its bound | Keras | PyTorch | Cria / Keras | Cria / PyTorch |")
     print("|---|---|---|---|---|---|---|")
+    def cell(row):
+        return f"{row['img_s']:.0f} img/s" if row.get("img_s") else "–"
     for key, label in labels:
-        c = m.get("cria", {}).get(key, {})
-        k = m.get("keras", {}).get(key, {})
-        t = m.get("torch", {}).get(key, {})
-        cell = lambda row: f"{row['img_s']:.0f} img/s" if row.get("img_s") else "–"
+        c, k, t = (m.get(engine, {}).get(key, {}) for engine in ("cria", "keras", "torch"))
         print(f"| {label} | {cell(c)} | {c.get('fraction_of_bound', 0):.0%} | {cell(k)} | {cell(t)} "
               f"| **{ratio(c.get('img_s'), k.get('img_s'))}** | {ratio(c.get('img_s'), t.get('img_s'))} |")
 

@@ -46,23 +46,6 @@ public enum TrainingBenchmark {
         public var trainableFraction: Double { Double(trainableMultiplyAdds) / Double(max(1, allMultiplyAdds)) }
     }
 
-    /// The transfer model around a MobileNetV2 base with seeded random weights (speed depends on shapes only).
-    public static func randomTransferGraph(alpha: Double, height: Int, width: Int) throws -> ModelGraph {
-        let random = try ModelGraph.randomMobileNetV2(alpha: alpha, inputHeight: height, inputWidth: width)
-        let base = try MobileNetV2.config(alpha: alpha, inputHeight: height, inputWidth: width, includeTop: false)
-        var graph = try ModelGraph(config: TransferModel.config(base: base, inputHeight: height, inputWidth: width, head: .init()),
-                                   source: "benchmark")
-        for index in graph.nodes.indices {
-            if let source = random.index(of: graph.nodes[index].name) { graph.setWeights(random.nodes[source].weights, forNode: index) }
-        }
-        let dense = graph.index(of: "dense")!
-        let features = graph.nodes[graph.nodes[dense].inputs[0]].outputShape.last!
-        var generator = SplitMix64(seed: 5)
-        graph.setWeights(["kernel": Tensor(shape: [features, 1], scalars: (0..<features).map { _ in generator.nextUnitFloat() * 0.1 - 0.05 }),
-                          "bias": Tensor(zeros: [1])], forNode: dense)
-        return graph
-    }
-
     /// Measures every depth in `depths`, each in a fresh `Trainer`; `inferenceImagesPerSecond`
     /// (same run, same batch) gives each depth's bound.
     public static func run(_ graph: ModelGraph, depths: [Depth] = Depth.standard, batch: Int = 32, steps: Int = 5,

@@ -52,6 +52,19 @@ public enum Threads {
         }
     }
 
+    /// `[make(0), make(1), …, make(total - 1)]`, computed on all threads, each element into
+    /// its own slot. `make` must depend only on its index, never on the worker running it,
+    /// which keeps the result bit-identical for any thread count.
+    public static func collect<Element>(_ total: Int, _ make: (Int) -> Element) -> [Element] {
+        [Element](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let slots = SendableBuffer(buffer)
+            parallelFor(total) { range in
+                for index in range { (slots.buffer.baseAddress! + index).initialize(to: make(index)) }
+            }
+            initialized = total
+        }
+    }
+
     /// Runs `body(&state, item)` for every item of `0..<total` on up to `count` workers
     /// that each take the next unclaimed item when they finish one. For items of uneven
     /// cost (photographs of different sizes), where a fixed split leaves a core idle.
@@ -80,4 +93,11 @@ public enum Threads {
             }
         }
     }
+}
+
+/// Lets parallel workers write disjoint parts of one buffer (or mapping) that the
+/// compiler cannot prove disjoint.
+public struct SendableBuffer<Element>: @unchecked Sendable {
+    public let buffer: UnsafeMutableBufferPointer<Element>
+    public init(_ buffer: UnsafeMutableBufferPointer<Element>) { self.buffer = buffer }
 }

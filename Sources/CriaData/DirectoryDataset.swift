@@ -177,7 +177,7 @@ public enum ImageLoader {
         let progress = showProgress && n > 0 ? ProgressBar(total: n, label: "decoding") : nil
         pixels.withUnsafeMutableBufferPointer { pixelBuffer in
             failures.withUnsafeMutableBufferPointer { failureBuffer in
-                let out = UnsafeMutableSendableBuffer(pixelBuffer), errors = UnsafeMutableSendableBuffer(failureBuffer)
+                let out = SendableBuffer(pixelBuffer), errors = SendableBuffer(failureBuffer)
                 // Photographs differ in size, so workers take the next file when free; each
                 // writes only its image's slot, so the result does not depend on scheduling.
                 Threads.forEachItem(n, makeState: { DecodeWorkspace() }) { workspace, i in

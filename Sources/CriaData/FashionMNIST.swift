@@ -106,7 +106,7 @@ public enum FashionMNIST {
         var pixels = [Float](repeating: 0, count: streamed ? 0 : selected.count * h * w * 3)
         if !streamed {
             pixels.withUnsafeMutableBufferPointer { buffer in
-                let out = UnsafeMutableSendableBuffer(buffer)
+                let out = SendableBuffer(buffer)
                 Threads.parallelFor(selected.count, minimumPerChunk: 64) { range in
                     for j in range { renderer.render(selected[j], into: out.buffer.baseAddress! + j * h * w * 3) }
                 }

@@ -132,19 +132,13 @@ public struct ImageDataset: Sendable {
     public func batch(_ b: Int, epoch: Int, order precomputed: [Int]? = nil) -> Batch {
         let order = precomputed ?? self.order(epoch: epoch)
         let indices = Array(order[(b * batchSize)..<min(count, (b + 1) * batchSize)])
-        var images = [Tensor](repeating: Tensor(zeros: [0]), count: indices.count)
-        images.withUnsafeMutableBufferPointer { slots in
-            let slots = UnsafeMutableSendableBuffer(slots)
-            Threads.parallelFor(indices.count) { range in
-                for j in range {
-                    var image = self.image(indices[j])
-                    if let augmentation { image = augmentation.apply(image, epoch: epoch, index: indices[j]) }
-                    if preprocess == .mobilenetV2 {
-                        image.scalars = image.scalars.map { $0 / 127.5 - 1 }
-                    }
-                    slots.buffer[j] = image
-                }
+        let images = Threads.collect(indices.count) { j -> Tensor in
+            var image = self.image(indices[j])
+            if let augmentation { image = augmentation.apply(image, epoch: epoch, index: indices[j]) }
+            if preprocess == .mobilenetV2 {
+                image.scalars = image.scalars.map { $0 / 127.5 - 1 }
             }
+            return image
         }
         return Batch(images: Tensor.stack(images), labels: labelTensor(indices), indices: indices)
     }
@@ -164,10 +158,4 @@ public struct ImageDataset: Sendable {
             return Tensor(shape: [indices.count, classNames.count], scalars: scalars)
         }
     }
-}
-
-/// Lets parallel chunks write disjoint slots of one buffer.
-struct UnsafeMutableSendableBuffer<T>: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<T>
-    init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
 }

@@ -307,12 +307,7 @@ public enum PixelCache {
     }
 }
 
-/// Lets parallel workers write disjoint parts of one buffer or mapping.
-struct SendableBuffer<T>: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<T>
-    init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
-}
-
+/// Lets parallel workers write disjoint parts of one mapping.
 struct SendablePointer: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
     init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }

@@ -25,24 +25,12 @@ public struct DatasetBatchSource: ImageBatchSource {
         let pipeline = augment ? dataset.augmentation.map { AugmentationPipeline($0.layers, seed: seed ^ $0.seed) } : nil
         // On every core: each image's draws depend only on (seed, epoch, position), never on
         // the worker that ran it, so the batch is bit-identical for any thread count.
-        return Self.assemble(positions.count) { slot in
+        return Tensor.stack(Threads.collect(positions.count) { slot in
             let position = positions[slot]
             let image = dataset.image(indices?[position] ?? position)
             // Draws are keyed by the position in this source, so a subset augments like a dataset of its own.
             return pipeline?.apply(image, epoch: epoch, index: position) ?? image
-        }
-    }
-
-    /// Makes `count` images on all threads, each into its own slot, and stacks them.
-    static func assemble(_ count: Int, _ make: (Int) -> Tensor) -> Tensor {
-        var images = [Tensor](repeating: Tensor(zeros: [0]), count: count)
-        images.withUnsafeMutableBufferPointer { buffer in
-            let slots = SlotBuffer(buffer)
-            Threads.parallelFor(count) { range in
-                for slot in range { slots.buffer[slot] = make(slot) }
-            }
-        }
-        return Tensor.stack(images)
+        })
     }
 }
 
@@ -67,16 +55,10 @@ public struct LoadedImagesSource: ImageBatchSource {
     public func images(_ positions: [Int], epoch: Int, augment: Bool, seed: UInt64) throws -> Tensor {
         let size = height * width * 3
         let pipeline = augment ? augmentation.map { AugmentationPipeline($0.layers, seed: seed ^ $0.seed) } : nil
-        return DatasetBatchSource.assemble(positions.count) { slot in
+        return Tensor.stack(Threads.collect(positions.count) { slot in
             let position = positions[slot]
             let image = Tensor(shape: [height, width, 3], scalars: Array(loaded.pixels[(position * size)..<((position + 1) * size)]))
             return pipeline?.apply(image, epoch: epoch, index: position) ?? image
-        }
+        })
     }
-}
-
-/// Lets parallel chunks write disjoint slots of one buffer.
-private struct SlotBuffer<T>: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<T>
-    init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
 }

@@ -92,4 +92,22 @@ public enum TransferModel {
         try graph.attachWeights(from: file, skipping: ["dense"])
         return graph
     }
+
+    /// The transfer model around a MobileNetV2 base with seeded random weights and a small
+    /// random head: for benchmarks (speed depends on shapes only) and tests that need no file.
+    public static func randomGraph(alpha: Double, inputHeight: Int, inputWidth: Int) throws -> ModelGraph {
+        let random = try ModelGraph.randomMobileNetV2(alpha: alpha, inputHeight: inputHeight, inputWidth: inputWidth)
+        let base = try MobileNetV2.config(alpha: alpha, inputHeight: inputHeight, inputWidth: inputWidth, includeTop: false)
+        var graph = try ModelGraph(config: config(base: base, inputHeight: inputHeight, inputWidth: inputWidth, head: .init()),
+                                   source: "random weights")
+        for index in graph.nodes.indices {
+            if let source = random.index(of: graph.nodes[index].name) { graph.setWeights(random.nodes[source].weights, forNode: index) }
+        }
+        let dense = graph.index(of: "dense")!
+        let features = graph.nodes[graph.nodes[dense].inputs[0]].outputShape.last!
+        var generator = SplitMix64(seed: 5)
+        graph.setWeights(["kernel": Tensor(shape: [features, 1], scalars: (0..<features).map { _ in generator.nextUnitFloat() * 0.1 - 0.05 }),
+                          "bias": Tensor(zeros: [1])], forNode: dense)
+        return graph
+    }
 }

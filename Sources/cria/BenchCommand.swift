@@ -99,7 +99,7 @@ struct BenchCommand: ParsableCommand {
             }
             var report = try Benchmark.run(graph: graph, name: name, configuration: configuration, log: log)
             if !skipTraining {
-                let transfer = try TrainingBenchmark.randomTransferGraph(alpha: alpha, height: height, width: width)
+                let transfer = try TransferModel.randomGraph(alpha: alpha, inputHeight: height, inputWidth: width)
                 let inference = report["inference_b\(batch)_img_s"] ?? .nan
                 let rows = try TrainingBenchmark.run(transfer, batch: batch, steps: trainingSteps,
                                                      inferenceImagesPerSecond: inference, log: log)

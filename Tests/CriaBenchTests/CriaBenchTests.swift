@@ -31,7 +31,7 @@ final class CriaBenchTests: XCTestCase {
     }
 
     func testTrainableMultiplyAddsGrowWithDepthAndBoundFollowsTheCostModel() throws {
-        var graph = try TrainingBenchmark.randomTransferGraph(alpha: 0.35, height: 32, width: 32)
+        var graph = try TransferModel.randomGraph(alpha: 0.35, inputHeight: 32, inputWidth: 32)
         let all = graph.multiplyAdds
         var previous = -1
         for freezing in [Freezing.baseFrozen, .fineTuneAt(140), .fineTuneAt(100), .fineTuneAt(50), .all] {
@@ -70,7 +70,7 @@ final class CriaBenchTests: XCTestCase {
     /// "training", and flat keys per depth, with the bound computed from the same run.
     func testTrainingRowsAndJSONShape() throws {
         Threads.set(1)
-        let graph = try TrainingBenchmark.randomTransferGraph(alpha: 0.35, height: 32, width: 32)
+        let graph = try TransferModel.randomGraph(alpha: 0.35, inputHeight: 32, inputWidth: 32)
         let rows = try TrainingBenchmark.run(graph, batch: 2, steps: 1, inferenceImagesPerSecond: 1000)
         XCTAssertEqual(rows.map(\.depth.key), ["frozen", "finetune140", "finetune120", "finetune100", "finetune50", "all"])
         for row in rows {

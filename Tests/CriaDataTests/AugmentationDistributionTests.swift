@@ -50,7 +50,7 @@ final class AugmentationDistributionTests: XCTestCase {
         let pipeline = AugmentationPipeline([layer], seed: Self.criaSeed)
         var values = [Double](repeating: 0, count: count)
         values.withUnsafeMutableBufferPointer { slots in
-            let slots = UnsafeMutableSendableBuffer(slots)
+            let slots = SendableBuffer(slots)
             Threads.parallelFor(count) { range in
                 for i in range {
                     let output = pipeline.apply(source, epoch: 0, index: i)

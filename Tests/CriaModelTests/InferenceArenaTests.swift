@@ -1,5 +1,5 @@
-import CriaCore
 import CriaBench
+import CriaCore
 import CriaModel
 import CriaTestSupport
 import XCTest

@@ -1,4 +1,3 @@
-import CriaBench
 import CriaCore
 import CriaKerasIO
 import CriaModel
@@ -11,7 +10,7 @@ import XCTest
 /// reused buffer gives the same bits as a fresh one.
 final class BufferReuseTests: XCTestCase {
     private func session(_ freezing: Freezing, bnMode: BatchNormMode) throws -> (TrainingGraph, Tensor) {
-        var graph = try TrainingBenchmark.randomTransferGraph(alpha: 0.35, height: 32, width: 32)
+        var graph = try TransferModel.randomGraph(alpha: 0.35, inputHeight: 32, inputWidth: 32)
         try graph.applyFreezing(freezing)
         var generator = SplitMix64(seed: 17)
         let batch = 4

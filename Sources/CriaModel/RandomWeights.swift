@@ -4,7 +4,7 @@ import CriaModel
 
 extension ModelGraph {
     /// `keras.applications.MobileNetV2(weights=None, ...)` with seeded random
-    /// weights of the right shapes: what benchmarks run when no file is given.
+    /// weights of the right shapes: what benchmarks and tests run when no file is given.
     /// Speed does not depend on the values, only on the shapes.
     public static func randomMobileNetV2(alpha: Double = 1.0, inputHeight: Int = 160, inputWidth: Int = 160,
                                          includeTop: Bool = false, classes: Int = 1000,
