@@ -7,11 +7,12 @@ import CriaCore
 /// Sums run per channel in Double over a fixed order, so results do not
 /// depend on the thread count.
 public enum BatchNorm {
-    /// y = (x − mean)·γ/√(var + ε) + β, with given mean and variance (inference mode).
+    /// y = (x − mean)·γ/√(var + ε) + β, with given mean and variance (inference mode),
+    /// then `relu` when given (the ReLU layer that follows, run in this pass).
     public static func forwardInference(input: UnsafePointer<Float>, rows: Int, channels: Int,
                                         gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
                                         mean: UnsafePointer<Float>, variance: UnsafePointer<Float>, epsilon: Float,
-                                        output: UnsafeMutablePointer<Float>) {
+                                        relu: FusedReLU? = nil, output: UnsafeMutablePointer<Float>) {
         var scale = [Float](repeating: 0, count: channels)
         var shift = [Float](repeating: 0, count: channels)
         for c in 0..<channels {
@@ -19,19 +20,21 @@ public enum BatchNorm {
             scale[c] = (gamma?[c] ?? 1) * inverse
             shift[c] = (beta?[c] ?? 0) - mean[c] * scale[c]
         }
-        affine(input: input, rows: rows, channels: channels, scale: scale, shift: shift, output: output)
+        affine(input: input, rows: rows, channels: channels, scale: scale, shift: shift, relu: relu, output: output)
     }
 
     /// Training mode: normalises with the batch statistics and returns them
-    /// (mean, biased variance) for the backward pass and the moving averages.
+    /// (mean, biased variance) for the backward pass and the moving averages;
+    /// `relu`, when given, clamps the output in the same pass.
     public static func forwardTraining(input: UnsafePointer<Float>, rows: Int, channels: Int,
                                        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, epsilon: Float,
-                                       output: UnsafeMutablePointer<Float>) -> (mean: [Float], variance: [Float]) {
+                                       relu: FusedReLU? = nil, output: UnsafeMutablePointer<Float>) -> (mean: [Float], variance: [Float]) {
         let (mean, variance) = moments(input: input, rows: rows, channels: channels)
         mean.withUnsafeBufferPointer { meanPointer in
             variance.withUnsafeBufferPointer { variancePointer in
                 forwardInference(input: input, rows: rows, channels: channels, gamma: gamma, beta: beta,
-                                 mean: meanPointer.baseAddress!, variance: variancePointer.baseAddress!, epsilon: epsilon, output: output)
+                                 mean: meanPointer.baseAddress!, variance: variancePointer.baseAddress!, epsilon: epsilon,
+                                 relu: relu, output: output)
             }
         }
         return (mean, variance)
@@ -55,24 +58,29 @@ public enum BatchNorm {
 
     /// Inference-mode backward: the statistics are constants, so
     /// dx = dy·γ/√(var + ε), dγ = Σ dy·x̂, dβ = Σ dy. Overwrites all outputs.
+    /// With `relu` (a ReLU run in the forward pass, and its clamped output), dy is
+    /// first masked by the ReLU's derivative, element by element as it is read.
     public static func backwardInference(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
                                          rows: Int, channels: Int, gamma: UnsafePointer<Float>?,
                                          mean: UnsafePointer<Float>, variance: UnsafePointer<Float>, epsilon: Float,
+                                         relu: (FusedReLU, output: UnsafePointer<Float>)? = nil,
                                          inputGradient: UnsafeMutablePointer<Float>?,
                                          gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
+        let masking = relu != nil, mask = relu?.0 ?? FusedReLU(cap: nil), clamped = relu?.output ?? outputGradient
         var inverse = [Float](repeating: 0, count: channels)
         for c in 0..<channels { inverse[c] = 1 / (variance[c] + epsilon).squareRoot() }
         var dGamma = [Double](repeating: 0, count: channels)
         var dBeta = [Double](repeating: 0, count: channels)
         for r in 0..<rows {
-            let dy = outputGradient + r * channels, x = input + r * channels
+            let dy = outputGradient + r * channels, x = input + r * channels, y = clamped + r * channels
             for c in 0..<channels {
-                dBeta[c] += Double(dy[c])
-                dGamma[c] += Double(dy[c]) * Double((x[c] - mean[c]) * inverse[c])
+                let g = masking ? mask.gradient(dy[c], output: y[c]) : dy[c]
+                dBeta[c] += Double(g)
+                dGamma[c] += Double(g) * Double((x[c] - mean[c]) * inverse[c])
             }
             if let inputGradient {
                 let dx = inputGradient + r * channels
-                for c in 0..<channels { dx[c] = dy[c] * (gamma?[c] ?? 1) * inverse[c] }
+                for c in 0..<channels { dx[c] = (masking ? mask.gradient(dy[c], output: y[c]) : dy[c]) * (gamma?[c] ?? 1) * inverse[c] }
             }
         }
         for c in 0..<channels {
@@ -83,21 +91,26 @@ public enum BatchNorm {
 
     /// Training-mode backward through the batch statistics:
     /// dx = γ/(N·σ)·(N·dy − Σdy − x̂·Σ(dy·x̂)), with σ = √(var + ε).
+    /// With `relu`, dy is masked by the ReLU's derivative as it is read (see `backwardInference`):
+    /// the same values in the same order as a separate ReLU backward pass would give.
     public static func backwardTraining(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
                                         rows: Int, channels: Int, gamma: UnsafePointer<Float>?,
                                         mean: UnsafePointer<Float>, variance: UnsafePointer<Float>, epsilon: Float,
+                                        relu: (FusedReLU, output: UnsafePointer<Float>)? = nil,
                                         inputGradient: UnsafeMutablePointer<Float>?,
                                         gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
+        let masking = relu != nil, mask = relu?.0 ?? FusedReLU(cap: nil), clamped = relu?.output ?? outputGradient
         var inverse = [Double](repeating: 0, count: channels)
         for c in 0..<channels { inverse[c] = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot() }
         var sumDy = [Double](repeating: 0, count: channels)
         var sumDyXhat = [Double](repeating: 0, count: channels)
         for r in 0..<rows {
-            let dy = outputGradient + r * channels, x = input + r * channels
+            let dy = outputGradient + r * channels, x = input + r * channels, y = clamped + r * channels
             for c in 0..<channels {
+                let g = masking ? mask.gradient(dy[c], output: y[c]) : dy[c]
                 let xhat = (Double(x[c]) - Double(mean[c])) * inverse[c]
-                sumDy[c] += Double(dy[c])
-                sumDyXhat[c] += Double(dy[c]) * xhat
+                sumDy[c] += Double(g)
+                sumDyXhat[c] += Double(g) * xhat
             }
         }
         for c in 0..<channels {
@@ -108,10 +121,12 @@ public enum BatchNorm {
         let n = Double(rows)
         for r in 0..<rows {
             let dy = outputGradient + r * channels, x = input + r * channels, dx = inputGradient + r * channels
+            let y = clamped + r * channels
             for c in 0..<channels {
                 let xhat = (Double(x[c]) - Double(mean[c])) * inverse[c]
                 let g = Double(gamma?[c] ?? 1)
-                dx[c] = Float(g * inverse[c] / n * (n * Double(dy[c]) - sumDy[c] - xhat * sumDyXhat[c]))
+                let d = masking ? mask.gradient(dy[c], output: y[c]) : dy[c]
+                dx[c] = Float(g * inverse[c] / n * (n * Double(d) - sumDy[c] - xhat * sumDyXhat[c]))
             }
         }
     }
@@ -121,15 +136,19 @@ public enum BatchNorm {
         for c in moving.indices { moving[c] = moving[c] * momentum + batch[c] * (1 - momentum) }
     }
 
-    /// y = x·scale[c] + shift[c] over rows of `channels` values.
+    /// y = x·scale[c] + shift[c] over rows of `channels` values, then `relu` when given.
     public static func affine(input: UnsafePointer<Float>, rows: Int, channels: Int, scale: [Float], shift: [Float],
-                              output: UnsafeMutablePointer<Float>) {
+                              relu: FusedReLU? = nil, output: UnsafeMutablePointer<Float>) {
         scale.withUnsafeBufferPointer { s in
             shift.withUnsafeBufferPointer { b in
                 Threads.parallelFor(rows, minimumPerChunk: max(1, 16_384 / max(1, channels))) { range in
                     for r in range {
                         let x = input + r * channels, y = output + r * channels
-                        for c in 0..<channels { y[c] = x[c] * s[c] + b[c] }
+                        if let relu {
+                            for c in 0..<channels { y[c] = relu.apply(x[c] * s[c] + b[c]) }
+                        } else {
+                            for c in 0..<channels { y[c] = x[c] * s[c] + b[c] }
+                        }
                     }
                 }
             }

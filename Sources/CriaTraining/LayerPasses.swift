@@ -312,8 +312,9 @@ extension TrainingGraph {
 /// Shapes and padding of one convolution, dispatching to the kernels.
 struct ConvGeometryInfo {
     let spec: ConvSpec
-    let height, width, inputChannels, outputHeight, outputWidth, outputChannels: Int
-    let padTop, padLeft: Int
+    private(set) var height, width: Int
+    let inputChannels, outputHeight, outputWidth, outputChannels: Int
+    private(set) var padTop, padLeft: Int
 
     init(spec: ConvSpec, input: [Int], output: [Int]) {
         self.spec = spec
@@ -321,6 +322,17 @@ struct ConvGeometryInfo {
         (outputHeight, outputWidth, outputChannels) = (output[0], output[1], output[2])
         padTop = spec.padding.amounts(input: height, kernel: spec.kernelHeight, stride: spec.strideH).before
         padLeft = spec.padding.amounts(input: width, kernel: spec.kernelWidth, stride: spec.strideW).before
+    }
+
+    /// The same convolution reading the input of a ZeroPadding2D folded into it: the
+    /// padding's rows and columns become implicit zeros (the kernels skip taps outside
+    /// the input, so the bottom and right padding need no argument).
+    func foldingPadding(top: Int, left: Int, input: [Int]) -> ConvGeometryInfo {
+        var folded = self
+        (folded.height, folded.width) = (input[0], input[1])
+        folded.padTop += top
+        folded.padLeft += left
+        return folded
     }
 
     var isPointwise: Bool {

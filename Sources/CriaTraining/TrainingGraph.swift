@@ -21,6 +21,10 @@ public final class TrainingGraph {
     private let prefixModel: InferenceModel?
     private let suffix: [Int]
     private let consumers: [[Int]]
+    /// Runs of suffix layers executed as one pass (`FusedUnits.swift`).
+    let fusion: FusionPlan
+    /// Nodes run inside a fused unit that ends at another node: the tape never holds their outputs.
+    public var innerNodesOfUnits: Set<Int> { fusion.absorbed }
     private var recycled: [Int: [[Float]]] = [:]
     /// Activation and gradient buffers allocated so far (not reused from an earlier pass):
     /// after the first step at a batch size, steady-state steps add none.
@@ -44,7 +48,9 @@ public final class TrainingGraph {
         public func value(of node: Int) -> [Float]? { values[node] }
     }
 
-    public init(graph: ModelGraph, bnMode: BatchNormMode) throws {
+    /// `fusesLayers: false` runs every layer as its own pass (no `FusionPlan`), to test the fused
+    /// units against the layer-by-layer passes.
+    public init(graph: ModelGraph, bnMode: BatchNormMode, fusesLayers: Bool = true) throws {
         Allocator.configureForTraining()
         self.graph = graph
         self.bnMode = bnMode
@@ -59,6 +65,8 @@ public final class TrainingGraph {
         boundary = min(boundary, graph.outputNode)
         self.boundary = boundary
         suffix = Array(boundary..<graph.nodes.count)
+        fusion = fusesLayers ? FusionPlan(graph: graph, suffix: boundary..<graph.nodes.count, consumers: consumers, bnMode: bnMode)
+                             : FusionPlan()
         var outputs = Set<Int>()
         for index in suffix { for input in graph.nodes[index].inputs where input < boundary { outputs.insert(input) } }
         prefixOutputs = outputs.sorted()
@@ -92,7 +100,11 @@ public final class TrainingGraph {
     public func forward(prefix: [Int: [Float]], batch: Int, training: Bool, dropoutSeed: UInt64) -> (output: [Float], tape: Tape) {
         var tape = Tape(batch: batch, training: training)
         for (node, value) in prefix { tape.values[node] = value }
-        for index in suffix {
+        for index in suffix where !fusion.absorbed.contains(index) {
+            if let unit = fusion.units[index] {
+                forwardUnit(unit, tape: &tape)
+                continue
+            }
             let value = forwardNode(index, tape: &tape, seed: dropoutSeed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
             tape.values[index] = value
         }
@@ -105,6 +117,10 @@ public final class TrainingGraph {
         var variableGradients: [Int: LayerWeights] = [:]
         for index in suffix.reversed() {
             guard var gradient = gradients.removeValue(forKey: index) else { continue }
+            if let unit = fusion.units[index] {
+                backwardUnit(unit, gradient: &gradient, tape: tape, gradients: &gradients, variableGradients: &variableGradients)
+                continue
+            }
             let node = graph.nodes[index]
             // Inputs from the frozen prefix (or frozen suffix layers with nothing trainable before them) need no gradient.
             let needsInput = node.inputs.map { $0 >= boundary && needsGradient($0) }
@@ -136,6 +152,32 @@ public final class TrainingGraph {
         }
         reclaim(tape)
         return variableGradients
+    }
+
+    /// Runs a unit's backward pass and hands its input gradient on, as the loop in `backward` does for a layer.
+    private func backwardUnit(_ unit: FusedUnit, gradient: inout [Float], tape: Tape, gradients: inout [Int: [Float]],
+                              variableGradients: inout [Int: LayerWeights]) {
+        let input = graph.nodes[unit.first].inputs[0]
+        let needsInput = input >= boundary && needsGradient(input)
+        let (inputGradient, variables) = unitGradients(unit, gradient: &gradient, tape: tape, needsInput: needsInput)
+        variableGradients.merge(variables) { $1 }
+        if let incoming = inputGradient {
+            if gradients[input] != nil {
+                incoming.withUnsafeBufferPointer { addend in
+                    gradients[input]!.withUnsafeMutableBufferPointer {
+                        Elementwise.add(addend.baseAddress!, into: $0.baseAddress!, count: $0.count)
+                    }
+                }
+                var spent = incoming
+                recycle(&spent)
+            } else {
+                gradients[input] = incoming
+            }
+        }
+        if unit.last != graph.outputNode && TrainingGraph.storage(of: gradient) != inputGradient.map(TrainingGraph.storage) ?? nil {
+            recycle(&gradient)
+        }
+        for node in [unit.conv, unit.last].compactMap({ $0 }) { release(node, from: tape) }
     }
 
     /// Whether a layer's backward pass reads its own output (an activation's derivative

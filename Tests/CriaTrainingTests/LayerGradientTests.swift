@@ -103,6 +103,20 @@ final class LayerGradientTests: XCTestCase {
             layer("Conv2D", "after", ["filters": 3, "kernel_size": [1, 1], "use_bias": false], ["bn"])]), bnMode: .train, batch: 3)
     }
 
+    /// Conv → BatchNorm → ReLU6 in inference mode runs as one folded unit (kernel scaled, clamp
+    /// epilogue, backward from its output); in train mode BatchNorm and ReLU6 run as one pass.
+    /// Inputs in 2…3 and the random weights keep the pre-activations off the kinks.
+    func testConvBatchNormReLU6UnitsInBothModes() throws {
+        for bnMode in BatchNormMode.allCases {
+            try check(graph(height: 3, width: 3, channels: 4, body: [
+                layer("Conv2D", "conv", ["filters": 5, "kernel_size": [1, 1], "use_bias": false], ["input"]),
+                layer("BatchNormalization", "bn", ["epsilon": 0.001], ["conv"]),
+                layer("ReLU", "relu", ["max_value": 6.0], ["bn"]),
+                layer("Conv2D", "after", ["filters": 3, "kernel_size": [1, 1], "use_bias": false], ["relu"])]),
+                      bnMode: bnMode, batch: 3, inputRange: 2...3)
+        }
+    }
+
     func testReLU6AndAdd() throws {
         // Conv outputs near 0 or 6 would sit on a kink; small weights and inputs keep them inside (0, 6) or well below 0.
         try check(graph(height: 4, width: 4, channels: 3, body: [

@@ -1,0 +1,102 @@
+import CriaCore
+
+/// A plain ReLU (threshold 0, no negative slope, optional cap) run inside the
+/// pass before it: the forward clamps the value that pass computes, and the
+/// backward reads the derivative from the clamped output, so neither the
+/// pre-activation nor a separate mask pass is needed.
+///
+/// `apply` and `gradient` are `ReLU.forward` and `ReLU.backward` for threshold 0
+/// and slope 0, written so they give the same bits: 0 < y < cap exactly where
+/// 0 < x < cap (y = x there; y is ±0 below and the cap above), and `0 * dy`
+/// keeps the signed zero (and the NaN) that `ReLU.backward` writes.
+public struct FusedReLU: Equatable, Sendable {
+    public let cap: Float
+
+    public init(cap: Float?) { self.cap = cap ?? .infinity }
+
+    @inline(__always)
+    public func apply(_ x: Float) -> Float { min(x >= 0 ? x : 0 * x, cap) }
+
+    @inline(__always)
+    public func gradient(_ dy: Float, output y: Float) -> Float { y > 0 ? (y < cap ? dy : 0) : 0 * dy }
+}
+
+/// The backward pass of Conv → BatchNormalization (moving statistics) → ReLU
+/// run forward as one convolution with the BatchNorm folded into its kernel
+/// and bias, and the test for when that is accurate.
+///
+/// The forward keeps only the unit's output y = clamp(s·(z − μ) + β), with
+/// s = γ/√(var + ε) and z the raw convolution output. Backward recovers what
+/// it needs from y alone: where the clamp passes its input (the mask),
+/// y equals the pre-activation, so x̂ = (z − μ)/σ = (y − β)/γ there.
+public enum FoldedBatchNorm {
+    /// Largest ρ = 2|μ|/σ + 4|β|/|γ| (over channels) at which a layer is folded.
+    ///
+    /// Recovering x̂ from y adds, to the error the unfolded path has, at most
+    /// u·ρ per element (u = 2⁻²⁴): the folded bias β − μ·s is rounded once
+    /// (u·|μ|·s + u·|β|, divided by γ), y itself once more (u·|y|, and
+    /// |y| ≤ |γ·x̂| + |β|), and y − β once. Keeping ρ ≤ 2⁸ keeps that below
+    /// 1.5·10⁻⁵ of x̂'s unit scale, under the bound of one float32 sum of 256
+    /// terms, which the error model already counts for the ReLU the unit
+    /// absorbs (a pass that rounds nothing). A γ of 0 (ρ infinite) cannot be
+    /// recovered at all; such a layer runs unfolded for that step.
+    public static let largestRecoveryAmplification: Double = 256
+
+    /// Whether this step's weights allow folding: every γ is nonzero and ρ ≤ 2⁸.
+    public static func canFold(gamma: [Float]?, beta: [Float]?, mean: [Float], variance: [Float], epsilon: Float) -> Bool {
+        for c in mean.indices {
+            let g = Double(gamma?[c] ?? 1)
+            guard g != 0 else { return false }
+            let inverse = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot()
+            let rho = 2 * abs(Double(mean[c])) * inverse + 4 * abs(Double(beta?[c] ?? 0)) / abs(g)
+            guard rho <= largestRecoveryAmplification else { return false }
+        }
+        return true
+    }
+
+    /// Writes the kernel with its last axis (Conv2D's output channels, DepthwiseConv2D's
+    /// channels) scaled by `scale`, as `BatchNormFolding.foldedKernel` does, into `output`.
+    public static func foldKernel(_ kernel: UnsafePointer<Float>, count: Int, scale: [Float], output: UnsafeMutablePointer<Float>) {
+        let channels = scale.count
+        for i in 0..<count { output[i] = kernel[i] * scale[i % channels] }
+    }
+
+    /// From the unit's output gradient dy and output y: overwrites `inputGradient` with
+    /// dz = dy·mask·s (the gradient of the raw convolution output), and writes
+    /// dβ = Σ dy·mask and dγ = Σ dy·mask·x̂ with x̂ = (y − β)/γ, summed per channel in
+    /// Double over rows in order (so the bits do not depend on the thread count).
+    /// Every γ must be nonzero (`canFold`). `relu` nil means the BatchNorm output is the
+    /// unit's output (no mask).
+    public static func backward(outputGradient: UnsafePointer<Float>, output: UnsafePointer<Float>, rows: Int, channels: Int,
+                                gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, scale: UnsafePointer<Float>,
+                                relu: FusedReLU?, inputGradient: UnsafeMutablePointer<Float>?,
+                                gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
+        let mask = relu ?? FusedReLU(cap: nil), masking = relu != nil
+        @inline(__always) func masked(_ dy: Float, _ y: Float) -> Float { masking ? mask.gradient(dy, output: y) : dy }
+        var dGamma = [Double](repeating: 0, count: channels)
+        var dBeta = [Double](repeating: 0, count: channels)
+        dGamma.withUnsafeMutableBufferPointer { sumXhat in
+            dBeta.withUnsafeMutableBufferPointer { sum in
+                for r in 0..<rows {
+                    let dy = outputGradient + r * channels, y = output + r * channels
+                    for c in 0..<channels {
+                        let g = masked(dy[c], y[c])
+                        sum[c] += Double(g)
+                        if g != 0 {
+                            let xhat = (y[c] - (beta?[c] ?? 0)) / (gamma?[c] ?? 1)
+                            sumXhat[c] += Double(g) * Double(xhat)
+                        }
+                    }
+                    if let inputGradient {
+                        let dz = inputGradient + r * channels
+                        for c in 0..<channels { dz[c] = masked(dy[c], y[c]) * scale[c] }
+                    }
+                }
+            }
+        }
+        for c in 0..<channels {
+            gammaGradient?[c] = Float(dGamma[c])
+            betaGradient?[c] = Float(dBeta[c])
+        }
+    }
+}

@@ -1,0 +1,255 @@
+import CriaCore
+import CriaKerasIO
+import CriaKernels
+import CriaModel
+
+/// The forward and backward passes of fused units (`FusionPlan`). A unit's
+/// output is kept on the tape under its last node; its inner values are not,
+/// except the raw convolution output of a foldable unit in a step that could
+/// not fold (then the BatchNorm runs on it, as in train mode).
+extension TrainingGraph {
+    /// The one place the unit passes read a layer's variables (moving statistics included).
+    func weightTensor(_ node: Int, _ name: String) -> Tensor? { graph.nodes[node].weights[name] }
+
+    func weight(_ node: Int, _ name: String) -> [Float]? { weightTensor(node, name)?.scalars }
+
+    /// Runs a unit and records its output (and a raw convolution output it must keep) on the tape.
+    func forwardUnit(_ unit: FusedUnit, tape: inout Tape) {
+        let batch = tape.batch
+        if let conv = unit.conv {
+            let (geometry, spec, input) = unitConvolution(unit, tape: tape)
+            let depthwise = isDepthwiseNode(conv)
+            if unit.foldsBatchNorm, let batchNorm = unit.batchNorm, let fold = foldedBatchNorm(batchNorm, conv: conv) {
+                var output = takeBuffer(batch * graph.nodes[unit.last].outputShape.reduce(1, *))
+                let kernel = weight(conv, "kernel")!
+                var folded = takeBuffer(kernel.count)
+                let clamp = unit.relu.map { Clamp(lower: 0, upper: reluCap($0) ?? .infinity) } ?? .none
+                kernel.withUnsafeBufferPointer { w in
+                    folded.withUnsafeMutableBufferPointer { FoldedBatchNorm.foldKernel(w.baseAddress!, count: w.count, scale: fold.scale, output: $0.baseAddress!) }
+                }
+                input.withUnsafeBufferPointer { x in
+                    folded.withUnsafeBufferPointer { w in
+                        fold.bias.withUnsafeBufferPointer { b in
+                            output.withUnsafeMutableBufferPointer { y in
+                                geometry.forward(depthwise: depthwise, batch: batch, input: x.baseAddress!, kernel: w.baseAddress!,
+                                                 bias: b.baseAddress!, clamp: clamp, output: y.baseAddress!)
+                            }
+                        }
+                    }
+                }
+                recycle(&folded)
+                tape.values[unit.last] = output
+                return
+            }
+            var output = takeBuffer(batch * graph.nodes[conv].outputShape.reduce(1, *))
+            let kernel = weight(conv, "kernel")!, bias = weight(conv, "bias")
+            input.withUnsafeBufferPointer { x in
+                kernel.withUnsafeBufferPointer { w in
+                    output.withUnsafeMutableBufferPointer { y in
+                        withOptionalPointer(bias) { b in
+                            geometry.forward(depthwise: depthwise, batch: batch, input: x.baseAddress!, kernel: w.baseAddress!,
+                                             bias: b, clamp: TrainingGraph.clamp(for: spec.activation), output: y.baseAddress!)
+                        }
+                    }
+                }
+            }
+            tape.values[conv] = output
+        }
+        guard let batchNorm = unit.batchNorm else { return }
+        tape.values[unit.last] = forwardBatchNorm(batchNorm, relu: unit.relu, tape: &tape)
+    }
+
+    /// BatchNorm with batch or moving statistics, as `forwardNode` runs it, and the ReLU after it in the same pass.
+    private func forwardBatchNorm(_ index: Int, relu: Int?, tape: inout Tape) -> [Float] {
+        let node = graph.nodes[index]
+        guard case .batchNormalization(let epsilon, _, _) = node.kind else { preconditionFailure("not a BatchNorm") }
+        let input = tape.values[node.inputs[0]]!
+        let channels = node.outputShape.last!
+        var output = takeBuffer(input.count)
+        let rows = input.count / channels
+        let fusedReLU = relu.map { FusedReLU(cap: reluCap($0)) }
+        let gamma = weight(index, "gamma"), beta = weight(index, "beta")
+        let useBatchStatistics = tape.training && bnMode == .train && node.trainable
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+                withOptionalPointer(gamma) { g in
+                    withOptionalPointer(beta) { b in
+                        if useBatchStatistics {
+                            tape.batchStatistics[index] = BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels,
+                                                                                    gamma: g, beta: b, epsilon: epsilon, relu: fusedReLU,
+                                                                                    output: y.baseAddress!)
+                        } else {
+                            BatchNorm.forwardInference(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
+                                                       mean: weight(index, "moving_mean")!, variance: weight(index, "moving_variance")!,
+                                                       epsilon: epsilon, relu: fusedReLU, output: y.baseAddress!)
+                        }
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    /// Gradients of a unit: for the input of its first node (when `needsInput`) and of each of its trainable layers.
+    func unitGradients(_ unit: FusedUnit, gradient: inout [Float], tape: Tape, needsInput: Bool) -> ([Float]?, [Int: LayerWeights]) {
+        var variables: [Int: LayerWeights] = [:]
+        let convTrains = unit.conv.map { graph.hasTrainableVariables($0) } ?? false
+        // The gradient of the BatchNorm's input (the raw convolution output), or the unit's gradient itself.
+        var inner: [Float]?
+        var ownsInner = false
+        if let batchNorm = unit.batchNorm {
+            let wantsInner = unit.conv != nil ? (convTrains || needsInput) : needsInput
+            inner = wantsInner ? takeBuffer(gradient.count) : nil
+            ownsInner = wantsInner
+            let output = tape.values[unit.last]!
+            let bnVariables: LayerWeights
+            if let conv = unit.conv, tape.values[conv] == nil {
+                bnVariables = backwardFoldedBatchNorm(batchNorm, conv: conv, relu: unit.relu, gradient: gradient, output: output, into: &inner)
+            } else {
+                bnVariables = backwardBatchNorm(batchNorm, relu: unit.relu, gradient: gradient, output: output, tape: tape, into: &inner)
+            }
+            if graph.hasTrainableVariables(batchNorm) { variables[batchNorm] = bnVariables }
+        } else {
+            let spec = convSpec(unit.conv!)
+            if spec.activation != .linear { TrainingGraph.maskByOutput(&gradient, output: tape.values[unit.conv!]!, activation: spec.activation) }
+            inner = gradient
+        }
+        guard let conv = unit.conv else { return (inner, variables) }
+        var dx: [Float]? = needsInput ? takeBuffer(tape.values[graph.nodes[unit.first].inputs[0]]!.count) : nil
+        if let dz = inner, convTrains || needsInput {
+            let (geometry, spec, input) = unitConvolution(unit, tape: tape)
+            let kernel = weightTensor(conv, "kernel")!
+            let (dw, db) = geometry.backward(depthwise: isDepthwiseNode(conv), batch: tape.batch, input: input,
+                                             kernel: kernel.scalars, outputGradient: dz, inputGradient: &dx, wantKernel: convTrains,
+                                             wantBias: spec.useBias)
+            var convVariables: LayerWeights = [:]
+            if let dw { convVariables["kernel"] = Tensor(shape: kernel.shape, scalars: dw) }
+            if let db { convVariables["bias"] = Tensor(shape: [db.count], scalars: db) }
+            if convTrains { variables[conv] = convVariables }
+        }
+        if ownsInner, var buffer = inner { recycle(&buffer) }
+        return (dx, variables)
+    }
+
+    /// Backward of a BatchNorm run on a kept input (batch or moving statistics), with the ReLU mask applied as dy is read.
+    private func backwardBatchNorm(_ index: Int, relu: Int?, gradient: [Float], output: [Float], tape: Tape,
+                                   into dx: inout [Float]?) -> LayerWeights {
+        let node = graph.nodes[index]
+        guard case .batchNormalization(let epsilon, let center, let scale) = node.kind else { preconditionFailure("not a BatchNorm") }
+        let input = tape.values[node.inputs[0]]!
+        let channels = node.outputShape.last!
+        let rows = input.count / channels
+        var dGamma = [Float](repeating: 0, count: channels), dBeta = [Float](repeating: 0, count: channels)
+        let gamma = weight(index, "gamma")
+        let statistics = tape.batchStatistics[index]
+        let mean = statistics?.mean ?? weight(index, "moving_mean")!
+        let variance = statistics?.variance ?? weight(index, "moving_variance")!
+        let fusedReLU = relu.map { FusedReLU(cap: reluCap($0)) }
+        gradient.withUnsafeBufferPointer { dy in
+            input.withUnsafeBufferPointer { x in
+                output.withUnsafeBufferPointer { y in
+                    withOptionalPointer(gamma) { g in
+                        withOptionalMutablePointer(&dx) { dxPointer in
+                            dGamma.withUnsafeMutableBufferPointer { dg in
+                                dBeta.withUnsafeMutableBufferPointer { dbeta in
+                                    let mask = fusedReLU.map { ($0, output: y.baseAddress!) }
+                                    if statistics != nil {
+                                        BatchNorm.backwardTraining(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
+                                                                   gamma: g, mean: mean, variance: variance, epsilon: epsilon, relu: mask,
+                                                                   inputGradient: dxPointer, gammaGradient: dg.baseAddress!, betaGradient: dbeta.baseAddress!)
+                                    } else {
+                                        BatchNorm.backwardInference(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
+                                                                    gamma: g, mean: mean, variance: variance, epsilon: epsilon, relu: mask,
+                                                                    inputGradient: dxPointer, gammaGradient: dg.baseAddress!, betaGradient: dbeta.baseAddress!)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return batchNormVariables(center: center, scale: scale, dGamma: dGamma, dBeta: dBeta)
+    }
+
+    /// Backward of a BatchNorm folded into its convolution, from the unit's output alone.
+    private func backwardFoldedBatchNorm(_ index: Int, conv: Int, relu: Int?, gradient: [Float], output: [Float],
+                                         into dz: inout [Float]?) -> LayerWeights {
+        guard case .batchNormalization(_, let center, let scale) = graph.nodes[index].kind,
+              let fold = foldedBatchNorm(index, conv: conv) else { preconditionFailure("a folded BatchNorm must still fold in backward") }
+        let channels = graph.nodes[index].outputShape.last!
+        var dGamma = [Float](repeating: 0, count: channels), dBeta = [Float](repeating: 0, count: channels)
+        let gamma = weight(index, "gamma"), beta = weight(index, "beta")
+        gradient.withUnsafeBufferPointer { dy in
+            output.withUnsafeBufferPointer { y in
+                withOptionalPointer(gamma) { g in
+                    withOptionalPointer(beta) { b in
+                        fold.scale.withUnsafeBufferPointer { s in
+                            withOptionalMutablePointer(&dz) { dzPointer in
+                                dGamma.withUnsafeMutableBufferPointer { dg in
+                                    dBeta.withUnsafeMutableBufferPointer { dbeta in
+                                        FoldedBatchNorm.backward(outputGradient: dy.baseAddress!, output: y.baseAddress!, rows: dy.count / channels,
+                                                                 channels: channels, gamma: g, beta: b, scale: s.baseAddress!,
+                                                                 relu: relu.map { FusedReLU(cap: reluCap($0)) }, inputGradient: dzPointer,
+                                                                 gammaGradient: dg.baseAddress!, betaGradient: dbeta.baseAddress!)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return batchNormVariables(center: center, scale: scale, dGamma: dGamma, dBeta: dBeta)
+    }
+
+    /// The one place the unit passes write a BatchNorm's variable gradients.
+    private func batchNormVariables(center: Bool, scale: Bool, dGamma: [Float], dBeta: [Float]) -> LayerWeights {
+        var variables: LayerWeights = [:]
+        if scale { variables["gamma"] = Tensor(shape: [dGamma.count], scalars: dGamma) }
+        if center { variables["beta"] = Tensor(shape: [dBeta.count], scalars: dBeta) }
+        return variables
+    }
+
+    /// The per-channel scale s = γ/√(var + ε) and the folded bias (b − μ)·s + β of a BatchNorm on
+    /// its moving statistics after `conv`, from the current weights; nil when this step's weights
+    /// do not allow folding (`FoldedBatchNorm.canFold`).
+    private func foldedBatchNorm(_ index: Int, conv: Int) -> (scale: [Float], bias: [Float])? {
+        guard case .batchNormalization(let epsilon, _, _) = graph.nodes[index].kind else { return nil }
+        let gamma = weight(index, "gamma"), beta = weight(index, "beta")
+        let mean = weight(index, "moving_mean")!, variance = weight(index, "moving_variance")!
+        guard FoldedBatchNorm.canFold(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon) else { return nil }
+        let (scale, shift) = BatchNormFolding.scaleAndShift(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon)
+        return (scale, BatchNormFolding.foldedBias(weight(conv, "bias"), scale: scale, shift: shift))
+    }
+
+    /// The convolution of a unit with a folded padding layer's zeros as its own, and the input it reads.
+    private func unitConvolution(_ unit: FusedUnit, tape: Tape) -> (ConvGeometryInfo, ConvSpec, [Float]) {
+        let conv = unit.conv!
+        let spec = convSpec(conv)
+        let source = graph.nodes[unit.first].inputs[0]
+        let convInput = graph.nodes[conv].inputs[0]
+        var geometry = ConvGeometryInfo(spec: spec, input: graph.nodes[convInput].outputShape, output: graph.nodes[conv].outputShape)
+        if let padding = unit.padding, case .zeroPadding2D(let top, _, let left, _) = graph.nodes[padding].kind {
+            geometry = geometry.foldingPadding(top: top, left: left, input: graph.nodes[source].outputShape)
+        }
+        return (geometry, spec, tape.values[source]!)
+    }
+
+    private func convSpec(_ node: Int) -> ConvSpec {
+        switch graph.nodes[node].kind {
+        case .conv2D(let spec), .depthwiseConv2D(let spec): return spec
+        default: preconditionFailure("not a convolution")
+        }
+    }
+
+    private func isDepthwiseNode(_ node: Int) -> Bool {
+        if case .depthwiseConv2D = graph.nodes[node].kind { return true }
+        return false
+    }
+
+    private func reluCap(_ node: Int) -> Float? {
+        guard case .relu(let maxValue, _, _) = graph.nodes[node].kind else { preconditionFailure("not a ReLU") }
+        return maxValue
+    }
+}
