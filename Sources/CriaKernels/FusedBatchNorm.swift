@@ -58,7 +58,11 @@ public enum FoldedBatchNorm {
     /// channels) scaled by `scale`, as `BatchNormFolding.foldedKernel` does, into `output`.
     public static func foldKernel(_ kernel: UnsafePointer<Float>, count: Int, scale: [Float], output: UnsafeMutablePointer<Float>) {
         let channels = scale.count
-        for i in 0..<count { output[i] = kernel[i] * scale[i % channels] }
+        scale.withUnsafeBufferPointer { s in
+            for row in stride(from: 0, to: count, by: channels) {
+                for c in 0..<min(channels, count - row) { output[row + c] = kernel[row + c] * s[c] }
+            }
+        }
     }
 
     /// From the unit's output gradient dy and output y: overwrites `inputGradient` with
@@ -72,24 +76,24 @@ public enum FoldedBatchNorm {
                                 relu: FusedReLU?, inputGradient: UnsafeMutablePointer<Float>?,
                                 gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
         let mask = relu ?? FusedReLU(cap: nil), masking = relu != nil
-        @inline(__always) func masked(_ dy: Float, _ y: Float) -> Float { masking ? mask.gradient(dy, output: y) : dy }
+        let shifts = (0..<channels).map { beta?[$0] ?? 0 }, scales = (0..<channels).map { gamma?[$0] ?? 1 }
         var dGamma = [Double](repeating: 0, count: channels)
         var dBeta = [Double](repeating: 0, count: channels)
+        // No branches on the data: a masked entry adds 0·x̂ = 0 (x̂ is finite, γ ≠ 0), so the
+        // loop runs the same instructions on every element.
         dGamma.withUnsafeMutableBufferPointer { sumXhat in
             dBeta.withUnsafeMutableBufferPointer { sum in
-                for r in 0..<rows {
-                    let dy = outputGradient + r * channels, y = output + r * channels
-                    for c in 0..<channels {
-                        let g = masked(dy[c], y[c])
-                        sum[c] += Double(g)
-                        if g != 0 {
-                            let xhat = (y[c] - (beta?[c] ?? 0)) / (gamma?[c] ?? 1)
-                            sumXhat[c] += Double(g) * Double(xhat)
+                shifts.withUnsafeBufferPointer { b in
+                    scales.withUnsafeBufferPointer { g in
+                        for r in 0..<rows {
+                            let dy = outputGradient + r * channels, y = output + r * channels
+                            for c in 0..<channels {
+                                let masked = masking ? mask.gradient(dy[c], output: y[c]) : dy[c]
+                                sum[c] += Double(masked)
+                                sumXhat[c] += Double(masked) * Double((y[c] - b[c]) / g[c])
+                                inputGradient?[r * channels + c] = masked * scale[c]
+                            }
                         }
-                    }
-                    if let inputGradient {
-                        let dz = inputGradient + r * channels
-                        for c in 0..<channels { dz[c] = masked(dy[c], y[c]) * scale[c] }
                     }
                 }
             }

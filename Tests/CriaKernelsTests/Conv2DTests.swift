@@ -150,3 +150,55 @@ final class Conv2DTests: XCTestCase {
         }
     }
 }
+
+/// The first convolution's weight gradient as im2col + sgemm (`Conv2D.backwardKernelGEMM`).
+final class Conv2DKernelGradientGEMMTests: XCTestCase {
+    private func gemm(_ k: ConvCase, input: Tensor, gradient: Tensor) -> (Tensor, Tensor) {
+        var dK = Tensor(repeating: .nan, shape: k.convKernelShape)
+        var dB = Tensor(repeating: .nan, shape: [k.outputChannels])
+        Conv2D.backwardKernelGEMM(outputGradient: gradient.scalars, input: input.scalars, batch: k.batch, height: k.height, width: k.width,
+                                  inputChannels: k.inputChannels, kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
+                                  outputChannels: k.outputChannels, strideH: k.strideH, strideW: k.strideW, padTop: k.padTop,
+                                  padLeft: k.padLeft, outputHeight: k.outputHeight, outputWidth: k.outputWidth,
+                                  kernelGradient: &dK.scalars, biasGradient: &dB.scalars)
+        return (dK, dB)
+    }
+
+    /// Each dW entry is a float32 sum over the batch's output pixels: within N·u·Σ|dy·x| of the
+    /// float64 sum (N = batch × output pixels, u = 2⁻²⁴), whatever order sgemm adds in.
+    func testMatchesFloat64WithinItsSumBound() {
+        var random = TestRandom(seed: 31)
+        // The kernel-test shapes, and one whose 20,000 output pixels span five im2col chunks.
+        let large = ConvCase.same("five chunks", batch: 2, height: 100, width: 100, channels: 3, outputChannels: 8, kernel: 3, stride: 1)
+        for k in Conv2DTests.cases + [large] {
+            let input = random.tensor(k.inputShape, scale: 3)
+            let kernel = random.tensor(k.convKernelShape)
+            let gradient = random.tensor(k.outputShape)
+            let (_, exact, exactBias) = Reference.convBackward(k, input: input, kernel: kernel, outputGradient: gradient)
+            let absolute = { (t: Tensor) in Tensor(shape: t.shape, scalars: t.scalars.map(abs)) }
+            let (_, magnitude, biasMagnitude) = Reference.convBackward(k, input: absolute(input), kernel: kernel, outputGradient: absolute(gradient))
+            let (dK, dB) = gemm(k, input: input, gradient: gradient)
+            let n = Double(k.batch * k.outputHeight * k.outputWidth), u = Double(Float.ulpOfOne) / 2
+            for i in 0..<dK.count {
+                // The float64 reference is rounded to float32 once more: u·|exact|.
+                let bound = n * u * Double(magnitude.scalars[i]) + u * abs(Double(exact.scalars[i]))
+                XCTAssertEqual(Double(dK.scalars[i]), Double(exact.scalars[i]), accuracy: bound, "dKernel[\(i)] \(k)")
+            }
+            for c in 0..<dB.count {
+                XCTAssertEqual(Double(dB.scalars[c]), Double(exactBias.scalars[c]), accuracy: 2 * u * Double(biasMagnitude.scalars[c]), "dBias[\(c)] \(k)")
+            }
+        }
+    }
+
+    func testSameBitsForTheSameThreadCount() {
+        let k = ConvCase.same("det gemm", batch: 2, height: 70, width: 66, channels: 3, outputChannels: 32, kernel: 3, stride: 2)
+        var random = TestRandom(seed: 32)
+        let input = random.tensor(k.inputShape, scale: 3), gradient = random.tensor(k.outputShape)
+        for threads in [1, 2] {
+            let first = withThreads(threads) { gemm(k, input: input, gradient: gradient) }
+            let second = withThreads(threads) { gemm(k, input: input, gradient: gradient) }
+            XCTAssertEqual(bitPatterns(first.0), bitPatterns(second.0), "\(threads) threads")
+            XCTAssertEqual(bitPatterns(first.1), bitPatterns(second.1), "\(threads) threads")
+        }
+    }
+}
