@@ -75,23 +75,38 @@ public enum FoldedBatchNorm {
                                 gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, scale: UnsafePointer<Float>,
                                 relu: FusedReLU?, inputGradient: UnsafeMutablePointer<Float>?,
                                 gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
-        let mask = relu ?? FusedReLU(cap: nil), masking = relu != nil
-        let shifts = (0..<channels).map { beta?[$0] ?? 0 }, scales = (0..<channels).map { gamma?[$0] ?? 1 }
+        let shifts = (0..<channels).map { beta?[$0] ?? 0 }
+        // x̂ = (y − β)·(1/γ) with the difference rounded once in float32 and the rest in float64:
+        // no float32 division per element, and no more rounding than (y − β)/γ in float32.
+        let reciprocals = (0..<channels).map { 1 / Double(gamma?[$0] ?? 1) }
         var dGamma = [Double](repeating: 0, count: channels)
         var dBeta = [Double](repeating: 0, count: channels)
+        // Without an input gradient to write, each row's dz goes to a scratch row.
+        var scratch = [Float](repeating: 0, count: inputGradient == nil ? channels : 0)
         // No branches on the data: a masked entry adds 0·x̂ = 0 (x̂ is finite, γ ≠ 0), so the
         // loop runs the same instructions on every element.
         dGamma.withUnsafeMutableBufferPointer { sumXhat in
             dBeta.withUnsafeMutableBufferPointer { sum in
                 shifts.withUnsafeBufferPointer { b in
-                    scales.withUnsafeBufferPointer { g in
-                        for r in 0..<rows {
-                            let dy = outputGradient + r * channels, y = output + r * channels
-                            for c in 0..<channels {
-                                let masked = masking ? mask.gradient(dy[c], output: y[c]) : dy[c]
-                                sum[c] += Double(masked)
-                                sumXhat[c] += Double(masked) * Double((y[c] - b[c]) / g[c])
-                                inputGradient?[r * channels + c] = masked * scale[c]
+                    reciprocals.withUnsafeBufferPointer { inverse in
+                        scratch.withUnsafeMutableBufferPointer { spare in
+                            for r in 0..<rows {
+                                let dy = outputGradient + r * channels, y = output + r * channels
+                                let dz = inputGradient.map { $0 + r * channels } ?? spare.baseAddress!
+                                if let relu {
+                                    for c in 0..<channels {
+                                        let masked = relu.gradient(dy[c], output: y[c])
+                                        sum[c] += Double(masked)
+                                        sumXhat[c] += Double(masked) * (Double(y[c] - b[c]) * inverse[c])
+                                        dz[c] = masked * scale[c]
+                                    }
+                                } else {
+                                    for c in 0..<channels {
+                                        sum[c] += Double(dy[c])
+                                        sumXhat[c] += Double(dy[c]) * (Double(y[c] - b[c]) * inverse[c])
+                                        dz[c] = dy[c] * scale[c]
+                                    }
+                                }
                             }
                         }
                     }
