@@ -109,6 +109,19 @@ public enum Benchmark {
             trainingBatch = batch
         }
 
+        /// Records the steady-state training check: what `steady.steps` steps of `trainable: all`
+        /// allocated after the first (buffers, malloc's bytes in use, page faults).
+        public mutating func setTrainingSteadyState(_ steady: TrainingBenchmark.SteadyState) {
+            set("train_steady_steps", "training steady state: steps (trainable: all, batch \(steady.batch))", Double(steady.steps))
+            set("train_steady_buffer_allocations_delta", "  activation, gradient and parameter buffers allocated",
+                Double(steady.bufferAllocations))
+            set("train_steady_malloc_in_use_delta_bytes", "  malloc in-use bytes, after - before", steady.mallocInUseDelta, unit: "B")
+            if let calls = steady.mallocCalls {
+                set("train_steady_malloc_calls_per_step", "  malloc calls per step (preloaded counter)", calls / Double(max(steady.steps, 1)))
+            }
+            set("train_steady_minor_faults_delta", "  minor page faults during the steps", steady.minorFaults)
+        }
+
         /// Batch size of the training rows.
         public private(set) var trainingBatch = 32
 
@@ -270,6 +283,7 @@ public enum Benchmark {
         report.set("steady_minor_faults_delta", "  minor page faults during the batches", steady.faults)
         report.set("steady_rss_delta_mb", "  RSS, after - before", steady.rssDelta, unit: "MB")
         report.set("steady_arena_allocations_delta", "  arena allocations during the batches", steady.arenaDelta)
+        if let calls = steady.mallocCalls { report.set("steady_malloc_calls", "  malloc calls during the batches (preloaded counter)", calls) }
         }
         report.set("arena_mb", "activation arenas", Double(model.arenaBytes) / 1_048_576, unit: "MB")
         report.set("peak_rss_mb", "peak RSS", ProcessUsage.peakResidentMegabytes, unit: "MB")
@@ -316,6 +330,8 @@ public enum Benchmark {
         public var faults: Double
         public var rssDelta: Double
         public var arenaDelta: Double
+        /// malloc-family calls during the batches, when counted (`mallocCalls`).
+        public var mallocCalls: Double?
     }
 
     /// Runs `body` `batches` times after one warm-up and reports what grew:
@@ -324,10 +340,12 @@ public enum Benchmark {
     public static func steadyState(model: InferenceModel, batches: Int, _ body: () -> Void) -> SteadyState {
         body()
         let arenas = model.arenaAllocations
-        let malloc = mallocInUse(), faults = ProcessUsage.minorFaults, rss = residentMegabytes()
+        let malloc = mallocInUse(), faults = ProcessUsage.minorFaults, rss = residentMegabytes(), calls = mallocCalls()
         for _ in 0..<batches { body() }
+        let callsAfter = mallocCalls()
         return SteadyState(mallocDelta: mallocInUse() - malloc, faults: ProcessUsage.minorFaults - faults,
-                           rssDelta: residentMegabytes() - rss, arenaDelta: Double(model.arenaAllocations - arenas))
+                           rssDelta: residentMegabytes() - rss, arenaDelta: Double(model.arenaAllocations - arenas),
+                           mallocCalls: callsAfter.flatMap { after in calls.map { after - $0 } })
     }
 
     /// Seeded uniform values in [-1, 1): the scale of `preprocess_input` images.
@@ -343,6 +361,14 @@ public enum Benchmark {
         guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
               let pages = text.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return .nan }
         return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
+    }
+
+    /// malloc-family calls so far, when `Benchmarks/probes/malloc_count.c` is preloaded
+    /// (`LD_PRELOAD`); nil otherwise (glibc itself counts no calls).
+    static func mallocCalls() -> Double? {
+        typealias Counter = @convention(c) () -> Int
+        guard let library = dlopen(nil, RTLD_NOW), let symbol = dlsym(library, "cria_malloc_calls") else { return nil }
+        return Double(unsafeBitCast(symbol, to: Counter.self)())
     }
 
     /// glibc's `mallinfo2().uordblks + hblkhd` (bytes in use, heap and mmap).

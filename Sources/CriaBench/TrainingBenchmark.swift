@@ -84,6 +84,40 @@ public enum TrainingBenchmark {
         return Double(batch) / times[times.count / 2]
     }
 
+    /// What a run of steady-state training steps allocated (after one warm-up step).
+    public struct SteadyState: Sendable {
+        public var steps: Int
+        public var batch: Int
+        /// Activation, gradient and parameter-store buffers allocated during the steps.
+        public var bufferAllocations: Int
+        /// glibc's bytes in use, after − before, and minor page faults during the steps.
+        public var mallocInUseDelta: Double
+        public var minorFaults: Double
+        /// malloc-family calls during the steps, when counted (`Benchmark.mallocCalls`).
+        public var mallocCalls: Double?
+    }
+
+    /// Allocations of `steps` training steps under `freezing` at `batch`, through `Trainer.fit`
+    /// as the timed rows run, counted from the end of the first (warm-up) step to the end of
+    /// the last. Allocation does not depend on the batch size, so a small batch keeps the
+    /// check short.
+    public static func steadyState(_ graph: ModelGraph, freezing: Freezing = .all, batch: Int = 4, steps: Int = 100) throws -> SteadyState {
+        let shape = graph.inputShape
+        var generator = SplitMix64(seed: 9)
+        let images = Tensor(shape: [batch] + shape, scalars: (0..<(batch * shape.reduce(1, *))).map { _ in generator.nextUnitFloat() * 255 })
+        let source = RepeatedBatch(batch: images, count: batch * (steps + 1), labels: (0 ..< batch * (steps + 1)).map { $0 % 2 })
+        let trainer = Trainer(graph: graph, loss: .binaryCrossentropyFromLogits, seed: 3)
+        let probe = AllocationProbe(trainer: trainer, lastBatch: steps + 1)
+        trainer.observer = probe
+        var phase = PhaseConfig(name: "bench", epochs: 1, optimizer: .adam(1e-4), freezing: freezing)
+        phase.batchSize = batch
+        _ = try trainer.fit(phase, train: source, validation: nil)
+        let (first, last) = (probe.first!, probe.last!)
+        return SteadyState(steps: steps, batch: batch, bufferAllocations: last.buffers - first.buffers,
+                           mallocInUseDelta: last.mallocInUse - first.mallocInUse, minorFaults: last.faults - first.faults,
+                           mallocCalls: last.mallocCalls.flatMap { after in first.mallocCalls.map { after - $0 } })
+    }
+
     /// Seconds of the first and of a later epoch of frozen-base training without
     /// augmentation on `count` images: the first runs the base once per image and fills
     /// the frozen-prefix cache, the later one costs only the head. Keras repeats the base
@@ -117,6 +151,29 @@ private struct RepeatedBatch: ImageBatchSource {
         return Tensor(shape: [indices.count] + Array(batch.shape.dropFirst()),
                       scalars: Array(batch.scalars[0 ..< indices.count * size]))
     }
+}
+
+/// Reads the allocation counters at the end of the first batch and of `lastBatch`.
+private final class AllocationProbe: TrainingObserver {
+    struct Reading { var buffers: Int; var mallocInUse: Double; var faults: Double; var mallocCalls: Double? }
+    private unowned let trainer: Trainer
+    private let lastBatch: Int
+    private(set) var first: Reading?
+    private(set) var last: Reading?
+
+    init(trainer: Trainer, lastBatch: Int) {
+        self.trainer = trainer
+        self.lastBatch = lastBatch
+    }
+
+    func epochStarted(epoch: Int, of totalEpochs: Int, batches: Int) {}
+    func batchFinished(batch: Int, loss: Double, accuracy: Double) {
+        guard batch == 1 || batch == lastBatch else { return }
+        let reading = Reading(buffers: trainer.sessionBufferAllocations, mallocInUse: Benchmark.mallocInUse(),
+                              faults: ProcessUsage.minorFaults, mallocCalls: Benchmark.mallocCalls())
+        if batch == 1 { first = reading } else { last = reading }
+    }
+    func epochFinished(_ record: EpochRecord) {}
 }
 
 /// Wall seconds between consecutive batch-finished events (the first from the epoch's start).

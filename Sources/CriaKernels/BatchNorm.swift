@@ -132,7 +132,7 @@ public enum BatchNorm {
     }
 
     /// Keras's moving-average update: moving = moving·momentum + batch·(1 − momentum).
-    public static func updateMovingAverage(_ moving: inout [Float], batch: [Float], momentum: Float) {
+    public static func updateMovingAverage(_ moving: UnsafeMutableBufferPointer<Float>, batch: [Float], momentum: Float) {
         for c in moving.indices { moving[c] = moving[c] * momentum + batch[c] * (1 - momentum) }
     }
 

@@ -21,38 +21,31 @@ extension TrainingGraph {
             return input
         case .conv2D(let spec), .depthwiseConv2D(let spec):
             let geometry = ConvGeometryInfo(spec: spec, input: inputShape, output: node.outputShape)
-            let kernel = node.weights["kernel"]!.scalars
-            let bias = node.weights["bias"]?.scalars
+            let kernel = parameter(index, "kernel")
+            let bias = optionalParameter(index, "bias")
             let clamp = TrainingGraph.clamp(for: spec.activation)
             input.withUnsafeBufferPointer { x in
-                kernel.withUnsafeBufferPointer { w in
-                    output.withUnsafeMutableBufferPointer { y in
-                        withOptionalPointer(bias) { b in
-                            geometry.forward(depthwise: isDepthwise(node.kind), batch: batch, input: x.baseAddress!, kernel: w.baseAddress!,
-                                             bias: b, clamp: clamp, output: y.baseAddress!)
-                        }
-                    }
+                output.withUnsafeMutableBufferPointer { y in
+                    geometry.forward(depthwise: isDepthwise(node.kind), batch: batch, input: x.baseAddress!, kernel: kernel.baseAddress!,
+                                     bias: bias?.baseAddress, clamp: clamp, output: y.baseAddress!)
                 }
             }
         case .batchNormalization(let epsilon, _, _):
             let channels = inputShape.last!
             let rows = count / channels
-            let gamma = node.weights["gamma"]?.scalars, beta = node.weights["beta"]?.scalars
+            let g = optionalParameter(index, "gamma")?.baseAddress, b = optionalParameter(index, "beta")?.baseAddress
             let useBatchStatistics = tape.training && bnMode == .train && node.trainable
             input.withUnsafeBufferPointer { x in
                 output.withUnsafeMutableBufferPointer { y in
-                    withOptionalPointer(gamma) { g in
-                        withOptionalPointer(beta) { b in
-                            if useBatchStatistics {
-                                let statistics = BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
-                                                                           epsilon: epsilon, output: y.baseAddress!)
-                                tape.batchStatistics[index] = statistics
-                            } else {
-                                let mean = node.weights["moving_mean"]!.scalars, variance = node.weights["moving_variance"]!.scalars
-                                BatchNorm.forwardInference(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
-                                                           mean: mean, variance: variance, epsilon: epsilon, output: y.baseAddress!)
-                            }
-                        }
+                    if useBatchStatistics {
+                        let statistics = BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
+                                                                   epsilon: epsilon, output: y.baseAddress!)
+                        tape.batchStatistics[index] = statistics
+                    } else {
+                        let mean = parameter(index, "moving_mean"), variance = parameter(index, "moving_variance")
+                        BatchNorm.forwardInference(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
+                                                   mean: mean.baseAddress!, variance: variance.baseAddress!, epsilon: epsilon,
+                                                   output: y.baseAddress!)
                     }
                 }
             }
@@ -64,8 +57,8 @@ extension TrainingGraph {
                 }
             }
         case .activation(let function):
-            recycle(&output)
-            output = input
+            // Into the pooled buffer: activating a copy of `input` in place would allocate one.
+            for i in 0..<count { output[i] = input[i] }
             TrainingGraph.activate(function, &output, columns: node.outputShape.last ?? 1)
         case .zeroPadding2D(let top, _, let left, _):
             input.withUnsafeBufferPointer { x in
@@ -104,20 +97,17 @@ extension TrainingGraph {
         case .dense(let units, let activation, let useBias):
             let features = inputShape.last!
             let rows = count / units
-            let kernel = node.weights["kernel"]!.scalars
-            let bias = useBias ? node.weights["bias"]!.scalars : nil
+            let kernel = parameter(index, "kernel")
+            let bias = useBias ? parameter(index, "bias") : nil
             input.withUnsafeBufferPointer { x in
                 output.withUnsafeMutableBufferPointer { y in
-                    withOptionalPointer(bias) { b in
-                        Pointwise.forward(input: x.baseAddress!, rows: rows, inputChannels: features, kernel: kernel, outputChannels: units,
-                                          bias: b, clamp: TrainingGraph.clamp(for: activation), output: y.baseAddress!)
-                    }
+                    Pointwise.forward(input: x.baseAddress!, rows: rows, inputChannels: features, kernel: kernel.baseAddress!, outputChannels: units,
+                                      bias: bias?.baseAddress, clamp: TrainingGraph.clamp(for: activation), output: y.baseAddress!)
                 }
             }
             if activation == .softmax || activation == .sigmoid { TrainingGraph.activate(activation, &output, columns: units) }
         case .rescaling(let scale, let offset):
-            recycle(&output)
-            output = input.map { $0 * scale + offset }
+            for i in 0..<count { output[i] = input[i] * scale + offset }
         case .normalization:
             // Normalization sits before the base in the frozen prefix; it is never trained here.
             recycle(&output)
@@ -126,68 +116,53 @@ extension TrainingGraph {
         return output
     }
 
-    /// Returns (gradient for each input or nil, gradients of this layer's variables).
+    /// Returns the gradient for each input (or nil), and writes the gradients of this layer's
+    /// trainable variables into their places in the parameter store (`gradientBuffer`).
     /// `gradient` may be masked in place (the activation's derivative) and recycled.
-    func backwardNode(_ index: Int, gradient: inout [Float], tape: Tape, needsInput: [Bool]) -> ([[Float]?], LayerWeights) {
+    func backwardNode(_ index: Int, gradient: inout [Float], tape: Tape, needsInput: [Bool]) -> [[Float]?] {
         let node = graph.nodes[index]
         let batch = tape.batch
-        let wantsVariables = graph.hasTrainableVariables(index)
         let input = node.inputs.first.map { tape.values[$0]! } ?? []
         let inputShape = node.inputs.first.map { graph.nodes[$0].outputShape } ?? []
         let output = tape.values[index] ?? []  // released already when this layer's backward does not read it
         switch node.kind {
         case .input, .identity, .normalization:
-            return ([gradient], [:])
+            return [gradient]
         case .conv2D(let spec), .depthwiseConv2D(let spec):
             let geometry = ConvGeometryInfo(spec: spec, input: inputShape, output: node.outputShape)
             if spec.activation != .linear { TrainingGraph.maskByOutput(&gradient, output: output, activation: spec.activation) }
-            let kernel = node.weights["kernel"]!
+            let kernel = parameter(index, "kernel")
             var dx: [Float]? = needsInput[0] ? takeBuffer(input.count) : nil
-            let (dw, db) = geometry.backward(depthwise: isDepthwise(node.kind), batch: batch, input: input, kernel: kernel.scalars,
-                                             outputGradient: gradient, inputGradient: &dx, wantKernel: wantsVariables,
-                                             wantBias: spec.useBias)
-            var variables: LayerWeights = [:]
-            if let dw { variables["kernel"] = Tensor(shape: kernel.shape, scalars: dw) }
-            if let db { variables["bias"] = Tensor(shape: [db.count], scalars: db) }
-            return ([dx], variables)
-        case .batchNormalization(let epsilon, let center, let scale):
+            geometry.backward(depthwise: isDepthwise(node.kind), batch: batch, input: input, kernel: kernel.baseAddress!,
+                              outputGradient: gradient, inputGradient: &dx, kernelGradient: gradientBuffer(index, "kernel")?.baseAddress,
+                              biasGradient: gradientBuffer(index, "bias")?.baseAddress)
+            return [dx]
+        case .batchNormalization(let epsilon, _, _):
             let channels = inputShape.last!
             let rows = input.count / channels
             var dx: [Float]? = needsInput[0] ? takeBuffer(input.count) : nil  // overwritten
-            var dGamma = [Float](repeating: 0, count: channels), dBeta = [Float](repeating: 0, count: channels)
-            let gamma = node.weights["gamma"]?.scalars
+            let dg = gradientBuffer(index, "gamma")?.baseAddress, dbeta = gradientBuffer(index, "beta")?.baseAddress
+            let g = optionalParameter(index, "gamma")?.baseAddress
             let statistics = tape.batchStatistics[index]
-            let mean = statistics?.mean ?? node.weights["moving_mean"]!.scalars
-            let variance = statistics?.variance ?? node.weights["moving_variance"]!.scalars
             gradient.withUnsafeBufferPointer { dy in
                 input.withUnsafeBufferPointer { x in
-                    withOptionalPointer(gamma) { g in
-                        withOptionalMutablePointer(&dx) { dxPointer in
-                            dGamma.withUnsafeMutableBufferPointer { dg in
-                                dBeta.withUnsafeMutableBufferPointer { dbeta in
-                                    if statistics != nil {
-                                        BatchNorm.backwardTraining(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
-                                                                   gamma: g, mean: mean, variance: variance, epsilon: epsilon,
-                                                                   inputGradient: dxPointer, gammaGradient: dg.baseAddress!, betaGradient: dbeta.baseAddress!)
-                                    } else {
-                                        BatchNorm.backwardInference(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
-                                                                    gamma: g, mean: mean, variance: variance, epsilon: epsilon,
-                                                                    inputGradient: dxPointer, gammaGradient: dg.baseAddress!, betaGradient: dbeta.baseAddress!)
-                                    }
-                                }
-                            }
+                    withOptionalMutablePointer(&dx) { dxPointer in
+                        if let statistics {
+                            BatchNorm.backwardTraining(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
+                                                       gamma: g, mean: statistics.mean, variance: statistics.variance, epsilon: epsilon,
+                                                       inputGradient: dxPointer, gammaGradient: dg, betaGradient: dbeta)
+                        } else {
+                            BatchNorm.backwardInference(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
+                                                        gamma: g, mean: parameter(index, "moving_mean").baseAddress!,
+                                                        variance: parameter(index, "moving_variance").baseAddress!, epsilon: epsilon,
+                                                        inputGradient: dxPointer, gammaGradient: dg, betaGradient: dbeta)
                         }
                     }
                 }
             }
-            var variables: LayerWeights = [:]
-            if wantsVariables {
-                if scale { variables["gamma"] = Tensor(shape: [channels], scalars: dGamma) }
-                if center { variables["beta"] = Tensor(shape: [channels], scalars: dBeta) }
-            }
-            return ([dx], variables)
+            return [dx]
         case .relu(let maxValue, let threshold, let slope):
-            guard needsInput[0] else { return ([nil], [:]) }
+            guard needsInput[0] else { return [nil] }
             var dx = takeBuffer(input.count)  // overwritten
             gradient.withUnsafeBufferPointer { dy in
                 input.withUnsafeBufferPointer { x in
@@ -197,12 +172,12 @@ extension TrainingGraph {
                     }
                 }
             }
-            return ([dx], [:])
+            return [dx]
         case .activation(let function):
             TrainingGraph.maskByOutput(&gradient, output: output, activation: function)
-            return ([gradient], [:])
+            return [gradient]
         case .zeroPadding2D(let top, _, let left, _):
-            guard needsInput[0] else { return ([nil], [:]) }
+            guard needsInput[0] else { return [nil] }
             var dx = takeBuffer(input.count)  // overwritten
             gradient.withUnsafeBufferPointer { dy in
                 dx.withUnsafeMutableBufferPointer { d in
@@ -211,11 +186,11 @@ extension TrainingGraph {
                                          outputWidth: node.outputShape[1], inputGradient: d.baseAddress!)
                 }
             }
-            return ([dx], [:])
+            return [dx]
         case .add:
-            return (node.inputs.indices.map { needsInput[$0] ? gradient : nil }, [:])
+            return node.inputs.indices.map { needsInput[$0] ? gradient : nil }
         case .globalAveragePooling2D:
-            guard needsInput[0] else { return ([nil], [:]) }
+            guard needsInput[0] else { return [nil] }
             var dx = takeBuffer(input.count)  // overwritten
             gradient.withUnsafeBufferPointer { dy in
                 dx.withUnsafeMutableBufferPointer { d in
@@ -223,12 +198,13 @@ extension TrainingGraph {
                                                   channels: inputShape[2], inputGradient: d.baseAddress!)
                 }
             }
-            return ([dx], [:])
+            return [dx]
         case .globalMaxPooling2D:
-            guard needsInput[0] else { return ([nil], [:]) }
+            guard needsInput[0] else { return [nil] }
             // The gradient goes to the first pixel holding each channel's maximum, as TF's argmax does.
             let pixels = inputShape[0] * inputShape[1], channels = inputShape[2]
-            var dx = [Float](repeating: 0, count: input.count)
+            var dx = takeBuffer(input.count)
+            dx.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
             for n in 0..<batch {
                 for c in 0..<channels {
                     let target = output[n * channels + c]
@@ -237,38 +213,41 @@ extension TrainingGraph {
                     }
                 }
             }
-            return ([dx], [:])
+            return [dx]
         case .dropout:
-            guard let mask = tape.dropoutMasks[index] else { return ([gradient], [:]) }
-            return ([zip(gradient, mask).map { $0 * $1 }], [:])
+            guard let mask = tape.dropoutMasks[index] else { return [gradient] }
+            // From the pool, as every gradient that the pool takes back afterwards must be:
+            // a fresh array recycled each step would grow the pool by one buffer per step.
+            var dx = takeBuffer(gradient.count)  // overwritten
+            for i in dx.indices { dx[i] = gradient[i] * mask[i] }
+            return [dx]
         case .dense(let units, let activation, let useBias):
             if activation != .linear { TrainingGraph.maskByOutput(&gradient, output: output, activation: activation) }
             let dy = gradient
             let features = inputShape.last!
             let rows = input.count / features
-            let kernel = node.weights["kernel"]!
-            var dx: [Float]? = needsInput[0] ? [Float](repeating: 0, count: input.count) : nil
-            var variables: LayerWeights = [:]
+            let kernel = parameter(index, "kernel")
+            var dx: [Float]? = needsInput[0] ? takeBuffer(input.count) : nil  // overwritten (sgemm with beta 0)
             dy.withUnsafeBufferPointer { g in
                 if dx != nil {
                     dx!.withUnsafeMutableBufferPointer { d in
-                        Pointwise.backwardInput(outputGradient: g.baseAddress!, rows: rows, inputChannels: features, kernel: kernel.scalars,
+                        Pointwise.backwardInput(outputGradient: g.baseAddress!, rows: rows, inputChannels: features, kernel: kernel.baseAddress!,
                                                 outputChannels: units, inputGradient: d.baseAddress!)
                     }
                 }
-                if wantsVariables {
-                    var dw = [Float](repeating: 0, count: kernel.count)
+                if let dw = gradientBuffer(index, "kernel") {
                     input.withUnsafeBufferPointer { x in
                         Pointwise.backwardKernel(outputGradient: g.baseAddress!, input: x.baseAddress!, rows: rows, inputChannels: features,
-                                                 outputChannels: units, accumulate: false, kernelGradient: &dw)
+                                                 outputChannels: units, accumulate: false, kernelGradient: dw.baseAddress!)
                     }
-                    variables["kernel"] = Tensor(shape: kernel.shape, scalars: dw)
-                    if useBias { variables["bias"] = Tensor(shape: [units], scalars: TrainingGraph.columnSums(dy, rows: rows, columns: units)) }
+                    if useBias, let db = gradientBuffer(index, "bias") { TrainingGraph.columnSums(dy, rows: rows, columns: units, into: db) }
                 }
             }
-            return ([dx], variables)
+            return [dx]
         case .rescaling(let scale, _):
-            return ([gradient.map { $0 * scale }], [:])
+            var dx = takeBuffer(gradient.count)  // overwritten
+            for i in dx.indices { dx[i] = gradient[i] * scale }
+            return [dx]
         }
     }
 
@@ -302,10 +281,11 @@ extension TrainingGraph {
         }
     }
 
-    static func columnSums(_ values: [Float], rows: Int, columns: Int) -> [Float] {
-        var sums = [Double](repeating: 0, count: columns)
-        for r in 0..<rows { for c in 0..<columns { sums[c] += Double(values[r * columns + c]) } }
-        return sums.map { Float($0) }
+    /// Column sums in Double, rounded once, written into `sums`.
+    static func columnSums(_ values: [Float], rows: Int, columns: Int, into sums: UnsafeMutableBufferPointer<Float>) {
+        var total = [Double](repeating: 0, count: columns)
+        for r in 0..<rows { for c in 0..<columns { total[c] += Double(values[r * columns + c]) } }
+        for c in 0..<columns { sums[c] = Float(total[c]) }
     }
 }
 
@@ -357,12 +337,11 @@ struct ConvGeometryInfo {
         }
     }
 
-    /// Gradients for the input, kernel and bias, each computed only when asked for.
-    /// `dx`, when given, is overwritten with the input gradient.
-    func backward(depthwise: Bool, batch: Int, input: [Float], kernel: [Float], outputGradient dy: [Float],
-                  inputGradient dx: inout [Float]?, wantKernel: Bool, wantBias: Bool) -> (kernel: [Float]?, bias: [Float]?) {
-        var dw: [Float]? = wantKernel ? [Float](repeating: 0, count: kernel.count) : nil
-        var db: [Float]? = wantKernel && wantBias ? [Float](repeating: 0, count: outputChannels) : nil
+    /// Gradients for the input, kernel and bias, each computed only when asked for (a
+    /// buffer given): each given buffer is overwritten. The bias gradient is computed only
+    /// with the kernel's (a trainable layer has both).
+    func backward(depthwise: Bool, batch: Int, input: [Float], kernel: UnsafePointer<Float>, outputGradient dy: [Float],
+                  inputGradient dx: inout [Float]?, kernelGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?) {
         let (kh, kw, sh, sw) = (spec.kernelHeight, spec.kernelWidth, spec.strideH, spec.strideW)
         let (h, w, ci, oh, ow, co) = (height, width, inputChannels, outputHeight, outputWidth, outputChannels)
         let pixels = batch * h * w
@@ -381,30 +360,25 @@ struct ConvGeometryInfo {
                                      padLeft: padLeft, outputHeight: oh, outputWidth: ow, inputGradient: inputGradient)
             }
         }
-        withOptionalMutablePointer(&dw) { kernelGradient in
-            guard let kernelGradient else { return }
-            withOptionalMutablePointer(&db) { biasGradient in
-                if depthwise {
-                    DepthwiseConv2D.backwardKernel(outputGradient: dy, input: input, batch: batch, height: h, width: w, channels: ci,
-                                                   kernelHeight: kh, kernelWidth: kw, strideH: sh, strideW: sw, padTop: padTop, padLeft: padLeft,
-                                                   outputHeight: oh, outputWidth: ow, kernelGradient: kernelGradient, biasGradient: biasGradient)
-                } else if isPointwise {
-                    Pointwise.backwardKernel(outputGradient: dy, input: input, rows: pixels, inputChannels: ci, outputChannels: co,
-                                             accumulate: false, kernelGradient: kernelGradient)
-                    if let biasGradient {
-                        let sums = TrainingGraph.columnSums(dy, rows: pixels, columns: co)
-                        for c in 0..<co { biasGradient[c] = sums[c] }
-                    }
-                } else {
-                    // im2col + sgemm: the direct kernel runs at a tenth of the GEMM rate on Conv1's 27-term rows.
-                    Conv2D.backwardKernelGEMM(outputGradient: dy, input: input, batch: batch, height: h, width: w, inputChannels: ci,
+        if let kernelGradient {
+            if depthwise {
+                DepthwiseConv2D.backwardKernel(outputGradient: dy, input: input, batch: batch, height: h, width: w, channels: ci,
+                                               kernelHeight: kh, kernelWidth: kw, strideH: sh, strideW: sw, padTop: padTop, padLeft: padLeft,
+                                               outputHeight: oh, outputWidth: ow, kernelGradient: kernelGradient, biasGradient: biasGradient)
+            } else if isPointwise {
+                Pointwise.backwardKernel(outputGradient: dy, input: input, rows: pixels, inputChannels: ci, outputChannels: co,
+                                         accumulate: false, kernelGradient: kernelGradient)
+                if let biasGradient {
+                    TrainingGraph.columnSums(dy, rows: pixels, columns: co, into: UnsafeMutableBufferPointer(start: biasGradient, count: co))
+                }
+            } else {
+                // im2col + sgemm: the direct kernel runs at a tenth of the GEMM rate on Conv1's 27-term rows.
+                Conv2D.backwardKernelGEMM(outputGradient: dy, input: input, batch: batch, height: h, width: w, inputChannels: ci,
                                           kernelHeight: kh, kernelWidth: kw, outputChannels: co, strideH: sh, strideW: sw, padTop: padTop,
                                           padLeft: padLeft, outputHeight: oh, outputWidth: ow, kernelGradient: kernelGradient,
                                           biasGradient: biasGradient)
-                }
             }
         }
-        return (dw, db)
     }
 }
 

@@ -25,7 +25,9 @@ public struct OptimizerConfig: Equatable, Sendable {
     public static func adam(_ learningRate: Double = 1e-3) -> OptimizerConfig { OptimizerConfig(kind: .adam, learningRate: learningRate) }
 }
 
-/// The state of one optimizer over a set of named variables ("layer/var").
+/// The state of one optimizer: its step count and its moments, either in a
+/// `ParameterStore` (training: one loop over the trainable range) or per named
+/// variable ("layer/var", for updating loose arrays).
 public final class Optimizer {
     public let config: OptimizerConfig
     /// Steps taken so far (Keras's `optimizer.iterations`).
@@ -40,64 +42,134 @@ public final class Optimizer {
 
     /// Updates `values` in place from `gradient` at learning rate `learningRate` (from the schedule).
     public func update(_ name: String, values: inout [Float], gradient: [Float], learningRate: Double) {
-        let lr = Float(learningRate)
+        let constants = Constants(config, iterations: iterations, learningRate: learningRate)
+        var m = firstMoments[name] ?? [Float](repeating: 0, count: values.count)
+        var v = secondMoments[name] ?? [Float](repeating: 0, count: values.count)
+        values.withUnsafeMutableBufferPointer { x in
+            gradient.withUnsafeBufferPointer { g in
+                m.withUnsafeMutableBufferPointer { first in
+                    v.withUnsafeMutableBufferPointer { second in
+                        Optimizer.apply(config, constants, values: x.baseAddress!, gradient: g.baseAddress!, first: first.baseAddress!,
+                                        second: second.baseAddress!, count: x.count)
+                    }
+                }
+            }
+        }
+        if config.usesFirstMoment { firstMoments[name] = m }
+        if config.usesSecondMoment { secondMoments[name] = v }
+    }
+
+    /// Updates every variable of `store` in `runs` (its trainable range, `store.trainableRuns`)
+    /// from the store's gradients: one loop per run over the flat buffers, the moments kept in
+    /// the store. The same formulas as `update`, so the same bits.
+    public func step(_ store: ParameterStore, runs: [Range<Int>], learningRate: Double) {
+        guard !runs.isEmpty else { return }
+        let constants = Constants(config, iterations: iterations, learningRate: learningRate)
+        let moments = store.moments(for: self, first: config.usesFirstMoment, second: config.usesSecondMoment)
+        let base = store.trainableSpan.lowerBound
+        for run in runs {
+            let start = run.lowerBound - base
+            Optimizer.apply(config, constants, values: store.values.baseAddress! + run.lowerBound,
+                            gradient: store.gradients.baseAddress! + start,
+                            first: moments.first.map { $0.baseAddress! + start },
+                            second: moments.second.map { $0.baseAddress! + start }, count: run.count)
+        }
+    }
+
+    /// The per-step constants, rounded exactly as Keras 3 rounds them.
+    struct Constants {
+        let lr: Float
+        var alpha: Float = 0, rate1: Float = 0, rate2: Float = 0, epsilon: Float = 0
+        var decay: Float = 0, momentum: Float = 0, rho: Float = 0
+
+        init(_ config: OptimizerConfig, iterations: Int, learningRate: Double) {
+            lr = Float(learningRate)
+            switch config.kind {
+            case .adam, .adamw:
+                decay = Float(config.weightDecay)
+                // Rounded exactly as Keras 3 rounds them (keras/src/optimizers/adam.py): the bias
+                // correction in float32 tensor ops, the moment rates `1 - beta` in Python double
+                // then float32. In float32, 1 - 0.999f is 1.3e-5 off 0.001, and over three steps
+                // such differences moved weights by up to 8.6e-4 against Keras's 2e-5 from exact
+                // arithmetic (ExactArithmeticParityTests).
+                let step = Float(iterations + 1)
+                let beta1Power = pow(Float(config.beta1), step), beta2Power = pow(Float(config.beta2), step)
+                alpha = lr * (1 - beta2Power).squareRoot() / (1 - beta1Power)
+                rate1 = Float(1 - config.beta1); rate2 = Float(1 - config.beta2); epsilon = Float(config.epsilon)
+            case .sgd:
+                momentum = Float(config.momentum)
+            case .rmsprop:
+                // `1 - rho` in double, then float32, as Keras computes it from the Python float.
+                rho = Float(config.rho); rate1 = Float(1 - config.rho); epsilon = Float(config.epsilon); momentum = Float(config.momentum)
+            }
+        }
+    }
+
+    /// One optimizer step over `count` contiguous values. Every element is updated on its
+    /// own by the formula of Keras's optimizer, so a variable updated alone and the same
+    /// variable inside a longer run get the same bits.
+    static func apply(_ config: OptimizerConfig, _ k: Constants, values: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>,
+                      first m: UnsafeMutablePointer<Float>?, second v: UnsafeMutablePointer<Float>?, count: Int) {
+        let lr = k.lr
         switch config.kind {
         case .adam, .adamw:
+            let m = m!, v = v!, alpha = k.alpha, rate1 = k.rate1, rate2 = k.rate2, epsilon = k.epsilon
+            // AdamW decays each weight before its Adam update (Keras applies the decay first).
             if config.kind == .adamw {
-                let decay = Float(config.weightDecay)
-                for i in values.indices { values[i] -= values[i] * decay * lr }
+                let decay = k.decay
+                for i in 0..<count { values[i] -= values[i] * decay * lr }
             }
-            var m = firstMoments[name] ?? [Float](repeating: 0, count: values.count)
-            var v = secondMoments[name] ?? [Float](repeating: 0, count: values.count)
-            // Rounded exactly as Keras 3 rounds them (keras/src/optimizers/adam.py): the bias
-            // correction in float32 tensor ops, the moment rates `1 - beta` in Python double
-            // then float32. In float32, 1 - 0.999f is 1.3e-5 off 0.001, and over three steps
-            // such differences moved weights by up to 8.6e-4 against Keras's 2e-5 from exact
-            // arithmetic (ExactArithmeticParityTests).
-            let step = Float(iterations + 1)
-            let beta1Power = pow(Float(config.beta1), step), beta2Power = pow(Float(config.beta2), step)
-            let alpha = lr * (1 - beta2Power).squareRoot() / (1 - beta1Power)
-            let rate1 = Float(1 - config.beta1), rate2 = Float(1 - config.beta2), epsilon = Float(config.epsilon)
-            for i in values.indices {
+            for i in 0..<count {
                 let g = gradient[i]
                 m[i] += (g - m[i]) * rate1
                 v[i] += (g * g - v[i]) * rate2
                 values[i] -= (m[i] * alpha) / (v[i].squareRoot() + epsilon)
             }
-            firstMoments[name] = m
-            secondMoments[name] = v
         case .sgd:
             guard config.momentum != 0 else {
-                for i in values.indices { values[i] -= gradient[i] * lr }
+                for i in 0..<count { values[i] -= gradient[i] * lr }
                 return
             }
-            var m = firstMoments[name] ?? [Float](repeating: 0, count: values.count)
-            let momentum = Float(config.momentum)
-            for i in values.indices {
-                m[i] = m[i] * momentum - gradient[i] * lr
-                values[i] += config.nesterov ? m[i] * momentum - gradient[i] * lr : m[i]
+            let m = m!, momentum = k.momentum
+            if config.nesterov {
+                for i in 0..<count {
+                    m[i] = m[i] * momentum - gradient[i] * lr
+                    values[i] += m[i] * momentum - gradient[i] * lr
+                }
+            } else {
+                for i in 0..<count {
+                    m[i] = m[i] * momentum - gradient[i] * lr
+                    values[i] += m[i]
+                }
             }
-            firstMoments[name] = m
         case .rmsprop:
-            var velocity = secondMoments[name] ?? [Float](repeating: 0, count: values.count)
-            var m = firstMoments[name] ?? [Float](repeating: 0, count: values.count)
-            // `1 - rho` in double, then float32, as Keras computes it from the Python float.
-            let rho = Float(config.rho), rate = Float(1 - config.rho), epsilon = Float(config.epsilon), momentum = Float(config.momentum)
-            for i in values.indices {
+            let velocity = v!, rho = k.rho, rate = k.rate1, epsilon = k.epsilon, momentum = k.momentum
+            for i in 0..<count {
                 let g = gradient[i]
                 velocity[i] = rho * velocity[i] + rate * (g * g)
                 let increment = lr * g / (velocity[i] + epsilon).squareRoot()
                 if momentum > 0 {
-                    m[i] = momentum * m[i] + increment
-                    values[i] -= m[i]
+                    m![i] = momentum * m![i] + increment
+                    values[i] -= m![i]
                 } else {
                     values[i] -= increment
                 }
             }
-            secondMoments[name] = velocity
-            if momentum > 0 { firstMoments[name] = m }
         }
     }
+}
+
+extension OptimizerConfig {
+    /// Whether the optimizer keeps a first moment (Adam's m, SGD's or RMSprop's momentum).
+    var usesFirstMoment: Bool {
+        switch kind {
+        case .adam, .adamw: return true
+        case .sgd, .rmsprop: return momentum != 0
+        }
+    }
+
+    /// Whether it keeps a second moment (Adam's v, RMSprop's velocity).
+    var usesSecondMoment: Bool { kind == .adam || kind == .adamw || kind == .rmsprop }
 }
 
 /// Learning-rate schedules as Keras defines them, evaluated at the optimizer's step.

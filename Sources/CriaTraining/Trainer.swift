@@ -24,6 +24,12 @@ public final class Trainer {
     public private(set) var cacheBytes = 0
     /// The learning rate set by ReduceLROnPlateau, overriding the schedule's base.
     private var learningRateOverride: Double?
+    /// The running (or last) phase's session.
+    private var session: TrainingGraph?
+
+    /// Buffers the running (or last) phase's session has allocated: its activation and
+    /// gradient buffers and its parameter store's. Steady-state steps add none (`cria bench`).
+    public var sessionBufferAllocations: Int { session.map { $0.freshBuffers + $0.store.allocations } ?? 0 }
 
     public init(graph: ModelGraph, loss: Loss, seed: UInt64) {
         self.graph = graph
@@ -48,6 +54,7 @@ public final class Trainer {
                     initialEpoch: Int = 0) throws -> [EpochRecord] {
         try graph.applyFreezing(phase.freezing)
         let session = try TrainingGraph(graph: graph, bnMode: phase.bnMode)
+        self.session = session
         let optimizer = Optimizer(phase.optimizer)
         var callbacks = CallbackRunner(phase.callbacks, checkpointWriter: checkpointWriter)
         learningRateOverride = nil
@@ -78,18 +85,11 @@ public final class Trainer {
                     throw CriaError("phase \(phase.name): loss is \(batchLoss) at epoch \(epoch + 1), batch \(batchIndex + 1); training stopped "
                         + "(the last checkpoint on disk is kept). Lower the learning rate or check the data.")
                 }
-                let gradients = session.backward(outputGradient, tape: tape)
+                // Gradients go into the session's parameter store, and the optimizer updates the
+                // store's trainable range in place: no weights are copied per step.
+                session.backwardIntoStore(outputGradient, tape: tape)
                 learningRate = (learningRateOverride ?? phase.schedule.learningRate(base: phase.optimizer.learningRate, step: optimizer.iterations))
-                for index in gradients.keys.sorted() {
-                    var weights = session.graph.nodes[index].weights
-                    for (variable, gradient) in gradients[index]!.sorted(by: { $0.key < $1.key }) {
-                        var values = weights[variable]!.scalars
-                        optimizer.update("\(session.graph.nodes[index].name)/\(variable)", values: &values, gradient: gradient.scalars,
-                                         learningRate: learningRate)
-                        weights[variable] = Tensor(shape: weights[variable]!.shape, scalars: values)
-                    }
-                    session.setWeights(weights, forNode: index)
-                }
+                optimizer.step(session.store, runs: session.updatedRuns, learningRate: learningRate)
                 session.updateMovingStatistics(from: tape)
                 optimizer.finishStep()
                 lossSum += batchLoss * Double(indices.count)
@@ -98,6 +98,9 @@ public final class Trainer {
                 seen += indices.count
                 observer?.batchFinished(batch: batchIndex + 1, loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen))
             }
+            // The graph's weights are brought up to date once per epoch, for validation
+            // (which reads the store too), callbacks, checkpoints and the caller.
+            session.syncWeights()
             graph = session.graph
             var record = EpochRecord(epoch: epoch, phase: phase.name, loss: lossSum / Double(max(seen, 1)),
                                      accuracy: Double(correct) / Double(max(seen, 1)),
@@ -121,6 +124,7 @@ public final class Trainer {
             if decision.stop { break }
         }
         cacheBytes = max(cache.bytes, validationCache.bytes)
+        session.syncWeights()
         graph = session.graph
         return records
     }

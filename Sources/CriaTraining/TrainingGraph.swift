@@ -11,9 +11,18 @@ import CriaModel
 /// inference path (BatchNorm folded) with no activations kept and no
 /// gradients computed; its outputs can be cached per image. Everything from
 /// the boundary on is the trainable suffix, run layer by layer with its
-/// activations kept for the backward pass.
+/// activations kept for the backward pass, where runs of layers (padding →
+/// convolution → BatchNorm → ReLU) execute as fused units (`FusionPlan`).
+///
+/// The weights live in a `ParameterStore`: the layer passes read them and write
+/// the gradients of trainable variables there. `graph`'s `LayerWeights` are
+/// those of the last `syncWeights()` (or of the graph given to `init`).
 public final class TrainingGraph {
     public private(set) var graph: ModelGraph
+    /// Every variable of the model in flat buffers, with the gradients and optimizer moments.
+    public let store: ParameterStore
+    /// Per node: whether the last backward pass wrote its variables' gradients.
+    private var gradientWritten: [Bool]
     public let bnMode: BatchNormMode
     public let boundary: Int
     /// Prefix nodes whose outputs the suffix reads.
@@ -25,7 +34,13 @@ public final class TrainingGraph {
     let fusion: FusionPlan
     /// Nodes run inside a fused unit that ends at another node: the tape never holds their outputs.
     public var innerNodesOfUnits: Set<Int> { fusion.absorbed }
-    private var recycled: [Int: [[Float]]] = [:]
+    /// Finished buffers by size: `pools[poolSlots[size]]`. Not `[Int: [[Float]]]`, whose
+    /// in-place element access (`dictionary[size]?.popLast()`) runs a coroutine that
+    /// mallocs its frame, once per buffer taken or given back.
+    private var poolSlots: [Int: Int] = [:]
+    private var pools: [[[Float]]] = []
+    /// The backward pass's table of gradients waiting for their layer, kept empty between passes.
+    private var pendingGradients: [Int: [Float]] = [:]
     /// Activation and gradient buffers allocated so far (not reused from an earlier pass):
     /// after the first step at a batch size, steady-state steps add none.
     public private(set) var freshBuffers = 0
@@ -54,6 +69,8 @@ public final class TrainingGraph {
         Allocator.configureForTraining()
         self.graph = graph
         self.bnMode = bnMode
+        store = ParameterStore(graph: graph)
+        gradientWritten = [Bool](repeating: false, count: graph.nodes.count)
         var consumers = [[Int]](repeating: [], count: graph.nodes.count)
         for (index, node) in graph.nodes.enumerated() { for input in node.inputs { consumers[input].append(index) } }
         self.consumers = consumers
@@ -99,6 +116,7 @@ public final class TrainingGraph {
     /// `dropoutSeed` makes the masks reproducible.
     public func forward(prefix: [Int: [Float]], batch: Int, training: Bool, dropoutSeed: UInt64) -> (output: [Float], tape: Tape) {
         var tape = Tape(batch: batch, training: training)
+        tape.values.reserveCapacity(prefix.count + suffix.count)  // one allocation, not one per growth
         for (node, value) in prefix { tape.values[node] = value }
         for index in suffix where !fusion.absorbed.contains(index) {
             if let unit = fusion.units[index] {
@@ -111,24 +129,40 @@ public final class TrainingGraph {
         return (tape.values[graph.outputNode]!, tape)
     }
 
-    /// Gradients of every trainable variable, given dLoss/dOutput. Only suffix layers are visited.
+    /// Gradients of every trainable variable, given dLoss/dOutput, as copies out of the store
+    /// (for tests and inspection; training reads them in place, see `backwardIntoStore`).
     public func backward(_ outputGradient: [Float], tape: Tape) -> [Int: LayerWeights] {
-        var gradients: [Int: [Float]] = [graph.outputNode: outputGradient]
+        backwardIntoStore(outputGradient, tape: tape)
         var variableGradients: [Int: LayerWeights] = [:]
+        for index in store.trainableNodes where gradientWritten[index] { variableGradients[index] = store.gradientWeights(index) }
+        return variableGradients
+    }
+
+    /// Writes the gradient of every trainable variable, given dLoss/dOutput, into the store's
+    /// gradient buffer. Only suffix layers are visited; `updatedRuns` says which were written.
+    public func backwardIntoStore(_ outputGradient: [Float], tape: Tape) {
+        // The pending gradients keep their table's capacity from step to step.
+        var gradients = pendingGradients
+        pendingGradients = [:]
+        defer {
+            gradients.removeAll(keepingCapacity: true)
+            pendingGradients = gradients
+        }
+        gradients[graph.outputNode] = outputGradient
+        for index in store.trainableNodes { gradientWritten[index] = false }
         for index in suffix.reversed() {
             guard var gradient = gradients.removeValue(forKey: index) else { continue }
             if let unit = fusion.units[index] {
-                backwardUnit(unit, gradient: &gradient, tape: tape, gradients: &gradients, variableGradients: &variableGradients)
+                backwardUnit(unit, gradient: &gradient, tape: tape, gradients: &gradients)
                 continue
             }
             let node = graph.nodes[index]
-            // Inputs from the frozen prefix (or frozen suffix layers with nothing trainable before them) need no gradient.
-            let needsInput = node.inputs.map { $0 >= boundary && needsGradient($0) }
+            let needsInput = inputsNeedGradient[index]
             // Its consumers came before it in this loop; unless its own backward reads it, its
             // output is free now, and the input gradient (often of the same size) can reuse it.
             if !readsOwnOutput(node.kind) { release(index, from: tape) }
-            let (inputGradients, variables) = backwardNode(index, gradient: &gradient, tape: tape, needsInput: needsInput)
-            if !variables.isEmpty && graph.hasTrainableVariables(index) { variableGradients[index] = variables }
+            let inputGradients = backwardNode(index, gradient: &gradient, tape: tape, needsInput: needsInput)
+            gradientWritten[index] = true
             for (position, input) in node.inputs.enumerated() where needsInput[position] {
                 guard let incoming = inputGradients[position] else { continue }
                 if gradients[input] != nil {
@@ -151,16 +185,14 @@ public final class TrainingGraph {
             release(index, from: tape)
         }
         reclaim(tape)
-        return variableGradients
     }
 
     /// Runs a unit's backward pass and hands its input gradient on, as the loop in `backward` does for a layer.
-    private func backwardUnit(_ unit: FusedUnit, gradient: inout [Float], tape: Tape, gradients: inout [Int: [Float]],
-                              variableGradients: inout [Int: LayerWeights]) {
+    private func backwardUnit(_ unit: FusedUnit, gradient: inout [Float], tape: Tape, gradients: inout [Int: [Float]]) {
         let input = graph.nodes[unit.first].inputs[0]
-        let needsInput = input >= boundary && needsGradient(input)
-        let (inputGradient, variables) = unitGradients(unit, gradient: &gradient, tape: tape, needsInput: needsInput)
-        variableGradients.merge(variables) { $1 }
+        let needsInput = input >= boundary && gradientNeeded[input]
+        let inputGradient = unitGradients(unit, gradient: &gradient, tape: tape, needsInput: needsInput)
+        for node in [unit.conv, unit.batchNorm].compactMap({ $0 }) where graph.hasTrainableVariables(node) { gradientWritten[node] = true }
         if let incoming = inputGradient {
             if gradients[input] != nil {
                 incoming.withUnsafeBufferPointer { addend in
@@ -178,6 +210,43 @@ public final class TrainingGraph {
             recycle(&gradient)
         }
         for node in [unit.conv, unit.last].compactMap({ $0 }) { release(node, from: tape) }
+    }
+
+    /// The ranges of the store that the last backward pass wrote gradients for: its
+    /// trainable runs, unless some trainable layer got no gradient (it is not connected
+    /// to the output), which an optimizer skips as Keras skips a variable without one.
+    public var updatedRuns: [Range<Int>] {
+        if store.trainableNodes.allSatisfy({ gradientWritten[$0] }) { return store.trainableRuns }
+        var runs: [Range<Int>] = []
+        for index in store.trainableNodes where gradientWritten[index] {
+            for name in ["kernel", "bias", "gamma", "beta"] {
+                guard let view = store.view(index, name) else { continue }
+                if let last = runs.last, last.upperBound == view.offset {
+                    runs[runs.count - 1] = last.lowerBound ..< view.offset + view.count
+                } else {
+                    runs.append(view.offset ..< view.offset + view.count)
+                }
+            }
+        }
+        return runs
+    }
+
+    /// The values of a node's variable in the store; the layer must have it.
+    func parameter(_ node: Int, _ variable: String) -> UnsafeMutableBufferPointer<Float> {
+        guard let values = store.parameter(node, variable) else {
+            preconditionFailure("layer \(graph.nodes[node].name) has no variable \(variable)")
+        }
+        return values
+    }
+
+    /// The values of a variable the layer may lack (bias, gamma, beta).
+    func optionalParameter(_ node: Int, _ variable: String) -> UnsafeMutableBufferPointer<Float>? {
+        store.parameter(node, variable)
+    }
+
+    /// Where the backward pass writes a variable's gradient, or nil when it does not train.
+    func gradientBuffer(_ node: Int, _ variable: String) -> UnsafeMutableBufferPointer<Float>? {
+        store.gradient(node, variable)
     }
 
     /// Whether a layer's backward pass reads its own output (an activation's derivative
@@ -214,7 +283,7 @@ public final class TrainingGraph {
     /// fixed batch then reuses the same memory instead of page-faulting fresh
     /// allocations (large ones are mapped and zero-filled by the kernel on each use).
     func takeBuffer(_ count: Int) -> [Float] {
-        if let buffer = recycled[count]?.popLast() { return buffer }
+        if let slot = poolSlots[count], let buffer = pools[slot].popLast() { return buffer }
         freshBuffers += 1
         return [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
@@ -225,7 +294,15 @@ public final class TrainingGraph {
 
     func recycle(_ buffer: inout [Float]) {
         guard buffer.count > 0 else { return }
-        recycled[buffer.count, default: []].append(buffer)
+        let slot: Int
+        if let existing = poolSlots[buffer.count] {
+            slot = existing
+        } else {
+            slot = pools.count
+            poolSlots[buffer.count] = slot
+            pools.append([])
+        }
+        pools[slot].append(buffer)
         buffer = []
     }
 
@@ -238,23 +315,30 @@ public final class TrainingGraph {
         return needed
     }()
 
-    private func needsGradient(_ node: Int) -> Bool { gradientNeeded[node] }
-
-    /// Writes updated variables back (after an optimizer step or moving-average update).
-    public func setWeights(_ weights: LayerWeights, forNode index: Int) {
-        graph.setWeights(weights, forNode: index)
+    /// Per node, which of its inputs need a gradient: inputs from the frozen prefix (or frozen
+    /// suffix layers with nothing trainable before them) do not.
+    private lazy var inputsNeedGradient: [[Bool]] = graph.nodes.map { node in
+        node.inputs.map { $0 >= boundary && gradientNeeded[$0] }
     }
 
-    /// Applies the moving-average updates of train-mode BatchNorm layers recorded on a tape.
+    /// Sets a layer's variables (a restored checkpoint): in the graph and in the store.
+    public func setWeights(_ weights: LayerWeights, forNode index: Int) {
+        graph.setWeights(weights, forNode: index)
+        store.read(weights, forNode: index)
+    }
+
+    /// Writes the store's values into `graph`'s `LayerWeights`, for whatever reads the graph
+    /// (callbacks, checkpoints, evaluation through a new session, the caller).
+    public func syncWeights() {
+        store.write(into: &graph)
+    }
+
+    /// Applies the moving-average updates of train-mode BatchNorm layers recorded on a tape,
+    /// in place in the store's region of moving statistics.
     public func updateMovingStatistics(from tape: Tape) {
-        for (index, statistics) in tape.batchStatistics.sorted(by: { $0.key < $1.key }) {
-            var weights = graph.nodes[index].weights
-            var mean = weights["moving_mean"]!.scalars, variance = weights["moving_variance"]!.scalars
-            BatchNorm.updateMovingAverage(&mean, batch: statistics.mean, momentum: 0.999)
-            BatchNorm.updateMovingAverage(&variance, batch: statistics.variance, momentum: 0.999)
-            weights["moving_mean"] = Tensor(shape: [mean.count], scalars: mean)
-            weights["moving_variance"] = Tensor(shape: [variance.count], scalars: variance)
-            graph.setWeights(weights, forNode: index)
+        for (index, statistics) in tape.batchStatistics {
+            BatchNorm.updateMovingAverage(parameter(index, "moving_mean"), batch: statistics.mean, momentum: 0.999)
+            BatchNorm.updateMovingAverage(parameter(index, "moving_variance"), batch: statistics.variance, momentum: 0.999)
         }
     }
 }

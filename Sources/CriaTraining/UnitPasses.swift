@@ -8,10 +8,12 @@ import CriaModel
 /// except the raw convolution output of a foldable unit in a step that could
 /// not fold (then the BatchNorm runs on it, as in train mode).
 extension TrainingGraph {
-    /// The one place the unit passes read a layer's variables (moving statistics included).
-    func weightTensor(_ node: Int, _ name: String) -> Tensor? { graph.nodes[node].weights[name] }
+    /// The one place the unit passes read a layer's variables (moving statistics included):
+    /// their values in the parameter store.
+    func weight(_ node: Int, _ name: String) -> UnsafePointer<Float>? { optionalParameter(node, name).map { UnsafePointer($0.baseAddress!) } }
 
-    func weight(_ node: Int, _ name: String) -> [Float]? { weightTensor(node, name)?.scalars }
+    /// A copy of a per-channel variable, for the folding arithmetic.
+    func weightValues(_ node: Int, _ name: String) -> [Float]? { optionalParameter(node, name).map { Array($0) } }
 
     /// Runs a unit and records its output (and a raw convolution output it must keep) on the tape.
     func forwardUnit(_ unit: FusedUnit, tape: inout Tape) {
@@ -21,11 +23,11 @@ extension TrainingGraph {
             let depthwise = isDepthwiseNode(conv)
             if unit.foldsBatchNorm, let batchNorm = unit.batchNorm, let fold = foldedBatchNorm(batchNorm, conv: conv) {
                 var output = takeBuffer(batch * graph.nodes[unit.last].outputShape.reduce(1, *))
-                let kernel = weight(conv, "kernel")!
+                let kernel = parameter(conv, "kernel")
                 var folded = takeBuffer(kernel.count)
                 let clamp = unit.relu.map { Clamp(lower: 0, upper: reluCap($0) ?? .infinity) } ?? .none
-                kernel.withUnsafeBufferPointer { w in
-                    folded.withUnsafeMutableBufferPointer { FoldedBatchNorm.foldKernel(w.baseAddress!, count: w.count, scale: fold.scale, output: $0.baseAddress!) }
+                folded.withUnsafeMutableBufferPointer {
+                    FoldedBatchNorm.foldKernel(kernel.baseAddress!, count: kernel.count, scale: fold.scale, output: $0.baseAddress!)
                 }
                 input.withUnsafeBufferPointer { x in
                     folded.withUnsafeBufferPointer { w in
@@ -44,13 +46,9 @@ extension TrainingGraph {
             var output = takeBuffer(batch * graph.nodes[conv].outputShape.reduce(1, *))
             let kernel = weight(conv, "kernel")!, bias = weight(conv, "bias")
             input.withUnsafeBufferPointer { x in
-                kernel.withUnsafeBufferPointer { w in
-                    output.withUnsafeMutableBufferPointer { y in
-                        withOptionalPointer(bias) { b in
-                            geometry.forward(depthwise: depthwise, batch: batch, input: x.baseAddress!, kernel: w.baseAddress!,
-                                             bias: b, clamp: TrainingGraph.clamp(for: spec.activation), output: y.baseAddress!)
-                        }
-                    }
+                output.withUnsafeMutableBufferPointer { y in
+                    geometry.forward(depthwise: depthwise, batch: batch, input: x.baseAddress!, kernel: kernel,
+                                     bias: bias, clamp: TrainingGraph.clamp(for: spec.activation), output: y.baseAddress!)
                 }
             }
             tape.values[conv] = output
@@ -72,18 +70,14 @@ extension TrainingGraph {
         let useBatchStatistics = tape.training && bnMode == .train && node.trainable
         input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { y in
-                withOptionalPointer(gamma) { g in
-                    withOptionalPointer(beta) { b in
-                        if useBatchStatistics {
-                            tape.batchStatistics[index] = BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels,
-                                                                                    gamma: g, beta: b, epsilon: epsilon, relu: fusedReLU,
-                                                                                    output: y.baseAddress!)
-                        } else {
-                            BatchNorm.forwardInference(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
-                                                       mean: weight(index, "moving_mean")!, variance: weight(index, "moving_variance")!,
-                                                       epsilon: epsilon, relu: fusedReLU, output: y.baseAddress!)
-                        }
-                    }
+                if useBatchStatistics {
+                    tape.batchStatistics[index] = BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels,
+                                                                            gamma: gamma, beta: beta, epsilon: epsilon, relu: fusedReLU,
+                                                                            output: y.baseAddress!)
+                } else {
+                    BatchNorm.forwardInference(input: x.baseAddress!, rows: rows, channels: channels, gamma: gamma, beta: beta,
+                                               mean: weight(index, "moving_mean")!, variance: weight(index, "moving_variance")!,
+                                               epsilon: epsilon, relu: fusedReLU, output: y.baseAddress!)
                 }
             }
         }
@@ -91,8 +85,8 @@ extension TrainingGraph {
     }
 
     /// Gradients of a unit: for the input of its first node (when `needsInput`) and of each of its trainable layers.
-    func unitGradients(_ unit: FusedUnit, gradient: inout [Float], tape: Tape, needsInput: Bool) -> ([Float]?, [Int: LayerWeights]) {
-        var variables: [Int: LayerWeights] = [:]
+    /// The variables' gradients go into the parameter store (`gradientBuffer`).
+    func unitGradients(_ unit: FusedUnit, gradient: inout [Float], tape: Tape, needsInput: Bool) -> [Float]? {
         let convTrains = unit.conv.map { graph.hasTrainableVariables($0) } ?? false
         // The gradient of the BatchNorm's input (the raw convolution output), or the unit's gradient itself.
         var inner: [Float]?
@@ -102,113 +96,81 @@ extension TrainingGraph {
             inner = wantsInner ? takeBuffer(gradient.count) : nil
             ownsInner = wantsInner
             let output = tape.values[unit.last]!
-            let bnVariables: LayerWeights
             if let conv = unit.conv, tape.values[conv] == nil {
-                bnVariables = backwardFoldedBatchNorm(batchNorm, conv: conv, relu: unit.relu, gradient: gradient, output: output, into: &inner)
+                backwardFoldedBatchNorm(batchNorm, conv: conv, relu: unit.relu, gradient: gradient, output: output, into: &inner)
             } else {
-                bnVariables = backwardBatchNorm(batchNorm, relu: unit.relu, gradient: gradient, output: output, tape: tape, into: &inner)
+                backwardBatchNorm(batchNorm, relu: unit.relu, gradient: gradient, output: output, tape: tape, into: &inner)
             }
-            if graph.hasTrainableVariables(batchNorm) { variables[batchNorm] = bnVariables }
         } else {
             let spec = convSpec(unit.conv!)
             if spec.activation != .linear { TrainingGraph.maskByOutput(&gradient, output: tape.values[unit.conv!]!, activation: spec.activation) }
             inner = gradient
         }
-        guard let conv = unit.conv else { return (inner, variables) }
+        guard let conv = unit.conv else { return inner }
         var dx: [Float]? = needsInput ? takeBuffer(tape.values[graph.nodes[unit.first].inputs[0]]!.count) : nil
         if let dz = inner, convTrains || needsInput {
-            let (geometry, spec, input) = unitConvolution(unit, tape: tape)
-            let kernel = weightTensor(conv, "kernel")!
-            let (dw, db) = geometry.backward(depthwise: isDepthwiseNode(conv), batch: tape.batch, input: input,
-                                             kernel: kernel.scalars, outputGradient: dz, inputGradient: &dx, wantKernel: convTrains,
-                                             wantBias: spec.useBias)
-            var convVariables: LayerWeights = [:]
-            if let dw { convVariables["kernel"] = Tensor(shape: kernel.shape, scalars: dw) }
-            if let db { convVariables["bias"] = Tensor(shape: [db.count], scalars: db) }
-            if convTrains { variables[conv] = convVariables }
+            let (geometry, _, input) = unitConvolution(unit, tape: tape)
+            geometry.backward(depthwise: isDepthwiseNode(conv), batch: tape.batch, input: input, kernel: weight(conv, "kernel")!,
+                              outputGradient: dz, inputGradient: &dx, kernelGradient: gradientBuffer(conv, "kernel")?.baseAddress,
+                              biasGradient: gradientBuffer(conv, "bias")?.baseAddress)
         }
         if ownsInner, var buffer = inner { recycle(&buffer) }
-        return (dx, variables)
+        return dx
     }
 
     /// Backward of a BatchNorm run on a kept input (batch or moving statistics), with the ReLU mask applied as dy is read.
     private func backwardBatchNorm(_ index: Int, relu: Int?, gradient: [Float], output: [Float], tape: Tape,
-                                   into dx: inout [Float]?) -> LayerWeights {
+                                   into dx: inout [Float]?) {
         let node = graph.nodes[index]
-        guard case .batchNormalization(let epsilon, let center, let scale) = node.kind else { preconditionFailure("not a BatchNorm") }
+        guard case .batchNormalization(let epsilon, _, _) = node.kind else { preconditionFailure("not a BatchNorm") }
         let input = tape.values[node.inputs[0]]!
         let channels = node.outputShape.last!
         let rows = input.count / channels
-        var dGamma = [Float](repeating: 0, count: channels), dBeta = [Float](repeating: 0, count: channels)
+        let dg = gradientBuffer(index, "gamma")?.baseAddress, dbeta = gradientBuffer(index, "beta")?.baseAddress
         let gamma = weight(index, "gamma")
         let statistics = tape.batchStatistics[index]
-        let mean = statistics?.mean ?? weight(index, "moving_mean")!
-        let variance = statistics?.variance ?? weight(index, "moving_variance")!
         let fusedReLU = relu.map { FusedReLU(cap: reluCap($0)) }
         gradient.withUnsafeBufferPointer { dy in
             input.withUnsafeBufferPointer { x in
                 output.withUnsafeBufferPointer { y in
-                    withOptionalPointer(gamma) { g in
-                        withOptionalMutablePointer(&dx) { dxPointer in
-                            dGamma.withUnsafeMutableBufferPointer { dg in
-                                dBeta.withUnsafeMutableBufferPointer { dbeta in
-                                    let mask = fusedReLU.map { ($0, output: y.baseAddress!) }
-                                    if statistics != nil {
-                                        BatchNorm.backwardTraining(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
-                                                                   gamma: g, mean: mean, variance: variance, epsilon: epsilon, relu: mask,
-                                                                   inputGradient: dxPointer, gammaGradient: dg.baseAddress!, betaGradient: dbeta.baseAddress!)
-                                    } else {
-                                        BatchNorm.backwardInference(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
-                                                                    gamma: g, mean: mean, variance: variance, epsilon: epsilon, relu: mask,
-                                                                    inputGradient: dxPointer, gammaGradient: dg.baseAddress!, betaGradient: dbeta.baseAddress!)
-                                    }
-                                }
-                            }
+                    withOptionalMutablePointer(&dx) { dxPointer in
+                        let mask = fusedReLU.map { ($0, output: y.baseAddress!) }
+                        if let statistics {
+                            BatchNorm.backwardTraining(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
+                                                       gamma: gamma, mean: statistics.mean, variance: statistics.variance, epsilon: epsilon,
+                                                       relu: mask, inputGradient: dxPointer, gammaGradient: dg, betaGradient: dbeta)
+                        } else {
+                            BatchNorm.backwardInference(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
+                                                        gamma: gamma, mean: weight(index, "moving_mean")!,
+                                                        variance: weight(index, "moving_variance")!, epsilon: epsilon, relu: mask,
+                                                        inputGradient: dxPointer, gammaGradient: dg, betaGradient: dbeta)
                         }
                     }
                 }
             }
         }
-        return batchNormVariables(center: center, scale: scale, dGamma: dGamma, dBeta: dBeta)
     }
 
     /// Backward of a BatchNorm folded into its convolution, from the unit's output alone.
     private func backwardFoldedBatchNorm(_ index: Int, conv: Int, relu: Int?, gradient: [Float], output: [Float],
-                                         into dz: inout [Float]?) -> LayerWeights {
-        guard case .batchNormalization(_, let center, let scale) = graph.nodes[index].kind,
+                                         into dz: inout [Float]?) {
+        guard case .batchNormalization = graph.nodes[index].kind,
               let fold = foldedBatchNorm(index, conv: conv) else { preconditionFailure("a folded BatchNorm must still fold in backward") }
         let channels = graph.nodes[index].outputShape.last!
-        var dGamma = [Float](repeating: 0, count: channels), dBeta = [Float](repeating: 0, count: channels)
         let gamma = weight(index, "gamma"), beta = weight(index, "beta")
+        let dg = gradientBuffer(index, "gamma")?.baseAddress, dbeta = gradientBuffer(index, "beta")?.baseAddress
         gradient.withUnsafeBufferPointer { dy in
             output.withUnsafeBufferPointer { y in
-                withOptionalPointer(gamma) { g in
-                    withOptionalPointer(beta) { b in
-                        fold.scale.withUnsafeBufferPointer { s in
-                            withOptionalMutablePointer(&dz) { dzPointer in
-                                dGamma.withUnsafeMutableBufferPointer { dg in
-                                    dBeta.withUnsafeMutableBufferPointer { dbeta in
-                                        FoldedBatchNorm.backward(outputGradient: dy.baseAddress!, output: y.baseAddress!, rows: dy.count / channels,
-                                                                 channels: channels, gamma: g, beta: b, scale: s.baseAddress!,
-                                                                 relu: relu.map { FusedReLU(cap: reluCap($0)) }, inputGradient: dzPointer,
-                                                                 gammaGradient: dg.baseAddress!, betaGradient: dbeta.baseAddress!)
-                                    }
-                                }
-                            }
-                        }
+                fold.scale.withUnsafeBufferPointer { s in
+                    withOptionalMutablePointer(&dz) { dzPointer in
+                        FoldedBatchNorm.backward(outputGradient: dy.baseAddress!, output: y.baseAddress!, rows: dy.count / channels,
+                                                 channels: channels, gamma: gamma, beta: beta, scale: s.baseAddress!,
+                                                 relu: relu.map { FusedReLU(cap: reluCap($0)) }, inputGradient: dzPointer,
+                                                 gammaGradient: dg, betaGradient: dbeta)
                     }
                 }
             }
         }
-        return batchNormVariables(center: center, scale: scale, dGamma: dGamma, dBeta: dBeta)
-    }
-
-    /// The one place the unit passes write a BatchNorm's variable gradients.
-    private func batchNormVariables(center: Bool, scale: Bool, dGamma: [Float], dBeta: [Float]) -> LayerWeights {
-        var variables: LayerWeights = [:]
-        if scale { variables["gamma"] = Tensor(shape: [dGamma.count], scalars: dGamma) }
-        if center { variables["beta"] = Tensor(shape: [dBeta.count], scalars: dBeta) }
-        return variables
     }
 
     /// The per-channel scale s = γ/√(var + ε) and the folded bias (b − μ)·s + β of a BatchNorm on
@@ -216,11 +178,11 @@ extension TrainingGraph {
     /// do not allow folding (`FoldedBatchNorm.canFold`).
     private func foldedBatchNorm(_ index: Int, conv: Int) -> (scale: [Float], bias: [Float])? {
         guard case .batchNormalization(let epsilon, _, _) = graph.nodes[index].kind else { return nil }
-        let gamma = weight(index, "gamma"), beta = weight(index, "beta")
-        let mean = weight(index, "moving_mean")!, variance = weight(index, "moving_variance")!
+        let gamma = weightValues(index, "gamma"), beta = weightValues(index, "beta")
+        let mean = weightValues(index, "moving_mean")!, variance = weightValues(index, "moving_variance")!
         guard FoldedBatchNorm.canFold(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon) else { return nil }
         let (scale, shift) = BatchNormFolding.scaleAndShift(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon)
-        return (scale, BatchNormFolding.foldedBias(weight(conv, "bias"), scale: scale, shift: shift))
+        return (scale, BatchNormFolding.foldedBias(weightValues(conv, "bias"), scale: scale, shift: shift))
     }
 
     /// The convolution of a unit with a folded padding layer's zeros as its own, and the input it reads.

@@ -110,6 +110,11 @@ struct BenchCommand: ParsableCommand {
                 report.set("train_frozen_cached_epoch_s", "frozen epoch of 210 images, cached", epochs.cached, unit: "s")
                 report.set("train_cache_mb", "frozen-prefix cache", Double(epochs.cacheBytes) / 1_048_576, unit: "MB")
                 report.set("train_peak_rss_mb", "peak RSS, after training rows", ProcessUsage.peakResidentMegabytes, unit: "MB")
+                if steadyBatches > 0 {
+                    log("training steady state...")
+                    let steady = try TrainingBenchmark.steadyState(transfer, steps: steadyBatches)
+                    report.setTrainingSteadyState(steady)
+                }
             }
             print(json ? report.json.serialized(pretty: false) : report.table)
         }

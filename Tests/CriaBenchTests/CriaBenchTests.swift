@@ -93,4 +93,22 @@ final class CriaBenchTests: XCTestCase {
         }
         XCTAssertTrue(report.table.contains("fine_tune_at: 50"))
     }
+
+    /// Steady-state training steps (after the first) allocate no activation, gradient,
+    /// parameter or moment buffer, and the report carries the figures.
+    func testSteadyStateTrainingStepsAllocateNoBuffers() throws {
+        Threads.set(1)
+        let graph = try TransferModel.randomGraph(alpha: 0.35, inputHeight: 32, inputWidth: 32)
+        for freezing in [Freezing.all, .fineTuneAt(100)] {
+            let steady = try TrainingBenchmark.steadyState(graph, freezing: freezing, batch: 2, steps: 6)
+            XCTAssertEqual(steady.bufferAllocations, 0, "\(freezing)")
+            XCTAssertEqual(steady.steps, 6)
+            var report = Benchmark.Report(model: "test")
+            report.setTrainingSteadyState(steady)
+            XCTAssertEqual(report["train_steady_buffer_allocations_delta"], 0)
+            guard case .object(let object) = report.json else { return XCTFail("the report is an object") }
+            XCTAssertNotNil(object["train_steady_malloc_in_use_delta_bytes"])
+            XCTAssertTrue(report.table.contains("parameter buffers allocated"))
+        }
+    }
 }

@@ -38,6 +38,35 @@ final class BufferReuseTests: XCTestCase {
         }
     }
 
+    /// Full steps as `Trainer.fit` takes them (gradients into the parameter store, one
+    /// optimizer loop over its trainable range, moving statistics in place): after the
+    /// first, no activation, gradient, parameter or moment buffer is allocated, and the
+    /// weights stay where they are (no per-step copies).
+    func testSteadyStateTrainingStepsAllocateNoBuffersAndMoveNoWeights() throws {
+        for (freezing, bnMode) in [(Freezing.all, BatchNormMode.train), (.fineTuneAt(100), .inference)] {
+            let (session, images) = try self.session(freezing, bnMode: bnMode)
+            let optimizer = Optimizer(.adam(1e-3))
+            let values = session.store.values.baseAddress, gradients = session.store.gradients.baseAddress
+            func trainingStep(_ seed: UInt64) throws {
+                let (output, tape) = session.forward(prefix: try session.runPrefix(images), batch: 4, training: true, dropoutSeed: seed)
+                let gradient = Loss.binaryCrossentropyFromLogits.evaluate(outputs: output, labels: [0, 1, 1, 0], columns: 1).gradient
+                session.backwardIntoStore(gradient, tape: tape)
+                optimizer.step(session.store, runs: session.updatedRuns, learningRate: 1e-3)
+                session.updateMovingStatistics(from: tape)
+                optimizer.finishStep()
+            }
+            try trainingStep(1)
+            let afterFirst = session.freshBuffers + session.store.allocations
+            let weightsAfterFirst = Array(session.store.values)
+            for seed in 2...5 { try trainingStep(UInt64(seed)) }
+            XCTAssertEqual(session.freshBuffers + session.store.allocations, afterFirst, "\(freezing) \(bnMode): steps after the first allocated buffers")
+            XCTAssertEqual(session.updatedRuns, session.store.trainableRuns, "every trainable layer got its gradient")
+            XCTAssertEqual(session.store.values.baseAddress, values)
+            XCTAssertEqual(session.store.gradients.baseAddress, gradients)
+            XCTAssertNotEqual(Array(session.store.values), weightsAfterFirst, "the steps updated the weights in place")
+        }
+    }
+
     /// Recycled buffers are overwritten, not added to: the fifth step's gradients equal a fresh session's, bit for bit.
     func testReusedBuffersGiveTheSameGradients() throws {
         for bnMode in BatchNormMode.allCases {
