@@ -44,6 +44,9 @@ public final class TrainingGraph {
     /// Activation and gradient buffers allocated so far (not reused from an earlier pass):
     /// after the first step at a batch size, steady-state steps add none.
     public private(set) var freshBuffers = 0
+    /// Buffers waiting in the pool between passes: constant from step to step once the
+    /// pool is warm (a buffer recycled twice, or one the pool never handed out, would grow it).
+    public var pooledBuffers: Int { pools.reduce(0) { $0 + $1.count } }
 
     /// Values of one forward pass, kept for backward. `backward` consumes them: it hands
     /// each layer's buffer to the next gradients once no layer needs it (copies share that).
@@ -163,6 +166,7 @@ public final class TrainingGraph {
             if !readsOwnOutput(node.kind) { release(index, from: tape) }
             let inputGradients = backwardNode(index, gradient: &gradient, tape: tape, needsInput: needsInput)
             gradientWritten[index] = true
+            var added: [[Float]] = []
             for (position, input) in node.inputs.enumerated() where needsInput[position] {
                 guard let incoming = inputGradients[position] else { continue }
                 if gradients[input] != nil {
@@ -171,15 +175,26 @@ public final class TrainingGraph {
                             Elementwise.add(addend.baseAddress!, into: $0.baseAddress!, count: $0.count)
                         }
                     }
+                    added.append(incoming)
                 } else {
                     gradients[input] = incoming
                 }
             }
-            // Layers that pass their gradient through (Add, Identity) still share it; the others are done
-            // with it. The output's gradient belongs to the caller.
+            // A buffer goes back to the pool once no pending gradient holds it: layers that pass
+            // their gradient through (Add, Identity) may have handed it on, and an Add hands it to
+            // both inputs. Input gradients added into another one are done with too. The
+            // output's gradient belongs to the caller.
             let storage = TrainingGraph.storage(of: gradient)
-            if index != graph.outputNode && !inputGradients.contains(where: { $0.map(TrainingGraph.storage) == storage }) {
+            var recycled: Set<UnsafeRawPointer?> = []
+            if index != graph.outputNode && !TrainingGraph.isPending(storage, in: gradients) {
                 recycle(&gradient)
+                recycled.insert(storage)
+            }
+            for var spent in added {
+                let spentStorage = TrainingGraph.storage(of: spent)
+                guard spentStorage != storage, !recycled.contains(spentStorage), !TrainingGraph.isPending(spentStorage, in: gradients) else { continue }
+                recycled.insert(spentStorage)
+                recycle(&spent)
             }
             // Its consumers came before it in this loop, so no layer reads its output again.
             release(index, from: tape)
@@ -206,7 +221,9 @@ public final class TrainingGraph {
                 gradients[input] = incoming
             }
         }
-        if unit.last != graph.outputNode && TrainingGraph.storage(of: gradient) != inputGradient.map(TrainingGraph.storage) ?? nil {
+        let storage = TrainingGraph.storage(of: gradient)
+        if unit.last != graph.outputNode && storage != inputGradient.map(TrainingGraph.storage) ?? nil
+            && !TrainingGraph.isPending(storage, in: gradients) {
             recycle(&gradient)
         }
         for node in [unit.conv, unit.last].compactMap({ $0 }) { release(node, from: tape) }
@@ -286,6 +303,14 @@ public final class TrainingGraph {
         if let slot = poolSlots[count], let buffer = pools[slot].popLast() { return buffer }
         freshBuffers += 1
         return [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+
+    /// Whether another layer still waits on this gradient's storage: an Add hands the same
+    /// buffer to both of its inputs, so the first of them to finish must not recycle it (the
+    /// pool would hand it out while the other still reads it, and a copy-on-write copy would
+    /// replace it in every step: one residual tensor allocated per Add per step).
+    static func isPending(_ storage: UnsafeRawPointer?, in gradients: [Int: [Float]]) -> Bool {
+        gradients.values.contains { TrainingGraph.storage(of: $0) == storage }
     }
 
     static func storage(of buffer: [Float]) -> UnsafeRawPointer? {
