@@ -169,16 +169,7 @@ public final class TrainingGraph {
             var added: [[Float]] = []
             for (position, input) in node.inputs.enumerated() where needsInput[position] {
                 guard let incoming = inputGradients[position] else { continue }
-                if gradients[input] != nil {
-                    incoming.withUnsafeBufferPointer { addend in
-                        gradients[input]!.withUnsafeMutableBufferPointer {
-                            Elementwise.add(addend.baseAddress!, into: $0.baseAddress!, count: $0.count)
-                        }
-                    }
-                    added.append(incoming)
-                } else {
-                    gradients[input] = incoming
-                }
+                if let spent = handOn(incoming, to: input, gradients: &gradients) { added.append(spent) }
             }
             // A buffer goes back to the pool once no pending gradient holds it: layers that pass
             // their gradient through (Add, Identity) may have handed it on, and an Add hands it to
@@ -202,25 +193,27 @@ public final class TrainingGraph {
         reclaim(tape)
     }
 
+    /// Hands an input gradient to `input`: kept there when it arrives first, else added into
+    /// the gradient waiting there and returned, its content spent.
+    private func handOn(_ incoming: [Float], to input: Int, gradients: inout [Int: [Float]]) -> [Float]? {
+        guard gradients[input] != nil else {
+            gradients[input] = incoming
+            return nil
+        }
+        incoming.withUnsafeBufferPointer { addend in
+            gradients[input]!.withUnsafeMutableBufferPointer { Elementwise.add(addend.baseAddress!, into: $0.baseAddress!, count: $0.count) }
+        }
+        return incoming
+    }
+
     /// Runs a unit's backward pass and hands its input gradient on, as the loop in `backward` does for a layer.
     private func backwardUnit(_ unit: FusedUnit, gradient: inout [Float], tape: Tape, gradients: inout [Int: [Float]]) {
         let input = graph.nodes[unit.first].inputs[0]
         let needsInput = input >= boundary && gradientNeeded[input]
         let inputGradient = unitGradients(unit, gradient: &gradient, tape: tape, needsInput: needsInput)
         for node in [unit.conv, unit.batchNorm].compactMap({ $0 }) where graph.hasTrainableVariables(node) { gradientWritten[node] = true }
-        if let incoming = inputGradient {
-            if gradients[input] != nil {
-                incoming.withUnsafeBufferPointer { addend in
-                    gradients[input]!.withUnsafeMutableBufferPointer {
-                        Elementwise.add(addend.baseAddress!, into: $0.baseAddress!, count: $0.count)
-                    }
-                }
-                var spent = incoming
-                recycle(&spent)
-            } else {
-                gradients[input] = incoming
-            }
-        }
+        // A unit's input gradient is its own buffer: once added into another, it is spent.
+        if let incoming = inputGradient, var spent = handOn(incoming, to: input, gradients: &gradients) { recycle(&spent) }
         let storage = TrainingGraph.storage(of: gradient)
         if unit.last != graph.outputNode && storage != inputGradient.map(TrainingGraph.storage) ?? nil
             && !TrainingGraph.isPending(storage, in: gradients) {
