@@ -39,9 +39,12 @@ public enum Threads {
     }
 
     /// Runs `body(chunk, range)` over `0..<total` split into at most `count` contiguous ranges.
+    /// Inside a `perWorker` body the loop runs inline, on the calling worker: that body
+    /// already has a core of its own, and the kernels called there compute each element
+    /// the same way whatever the split.
     public static func parallelFor(_ total: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         let chunks = max(1, min(count, total / max(1, minimumPerChunk)))
-        if chunks <= 1 || total <= 1 {
+        if chunks <= 1 || total <= 1 || insideWorker.isSet {
             if total > 0 { body(0..<total) }
             return
         }
@@ -64,6 +67,30 @@ public enum Threads {
             initialized = total
         }
     }
+
+    /// Runs `body(worker, range)` on `workers` threads at once, worker w taking the contiguous
+    /// slice `total·w/workers ..< total·(w+1)/workers` of `0..<total`, with OpenBLAS set to one
+    /// thread meanwhile: each worker calls single-threaded GEMMs and runs nested
+    /// `parallelFor`s inline. The split depends only on `workers`, so results that each
+    /// worker sums over its own slice are bit-identical from run to run at a thread count.
+    public static func perWorker(_ total: Int, workers requested: Int, _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
+        let workers = max(1, min(requested, total))
+        guard workers > 1 else {
+            body(0, 0..<total)
+            return
+        }
+        let threads = count
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(threads)) }
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            insideWorker.set(true)
+            defer { insideWorker.set(false) }
+            body(worker, total * worker / workers ..< total * (worker + 1) / workers)
+        }
+    }
+
+    /// Whether the calling thread runs a `perWorker` body.
+    private static let insideWorker = ThreadFlag()
 
     /// Runs `body(&state, item)` for every item of `0..<total` on up to `count` workers
     /// that each take the next unclaimed item when they finish one. For items of uneven
@@ -93,6 +120,14 @@ public enum Threads {
             }
         }
     }
+}
+
+/// A per-thread boolean (a pthread key whose value is set or nil).
+private final class ThreadFlag: @unchecked Sendable {
+    private var key = pthread_key_t()
+    init() { pthread_key_create(&key, nil) }
+    var isSet: Bool { pthread_getspecific(key) != nil }
+    func set(_ value: Bool) { pthread_setspecific(key, value ? UnsafeRawPointer(bitPattern: 1) : nil) }
 }
 
 /// Lets parallel workers write disjoint parts of one buffer (or mapping) that the

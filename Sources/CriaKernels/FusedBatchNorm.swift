@@ -75,47 +75,70 @@ public enum FoldedBatchNorm {
                                 gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, scale: UnsafePointer<Float>,
                                 relu: FusedReLU?, inputGradient: UnsafeMutablePointer<Float>?,
                                 gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
-        let shifts = (0..<channels).map { beta?[$0] ?? 0 }
-        // x̂ = (y − β)·(1/γ) with the difference rounded once in float32 and the rest in float64:
-        // no float32 division per element, and no more rounding than (y − β)/γ in float32.
-        let reciprocals = (0..<channels).map { 1 / Double(gamma?[$0] ?? 1) }
-        var dGamma = [Double](repeating: 0, count: channels)
-        var dBeta = [Double](repeating: 0, count: channels)
+        let pass = FoldedBatchNormBackward(channels: channels, gamma: gamma, beta: beta, scale: scale, relu: relu)
+        var sums = [Double](repeating: 0, count: 2 * channels)
+        sums.withUnsafeMutableBufferPointer { pass.accumulate(outputGradient: outputGradient, output: output, rows: rows,
+                                                              inputGradient: inputGradient, sums: $0.baseAddress!) }
+        for c in 0..<channels {
+            gammaGradient?[c] = Float(sums[c])
+            betaGradient?[c] = Float(sums[channels + c])
+        }
+    }
+}
+
+/// The backward pass of a folded BatchNorm with its per-channel constants prepared once,
+/// for callers that run it over many row ranges (an image at a time) and add the
+/// per-channel sums themselves.
+public struct FoldedBatchNormBackward {
+    public let channels: Int
+    let shifts: [Float]
+    /// 1/γ in Double: x̂ = (y − β)·(1/γ) with the difference rounded once in float32 and the
+    /// rest in float64, no float32 division per element and no more rounding than (y − β)/γ.
+    let reciprocals: [Double]
+    let scale: UnsafePointer<Float>
+    let relu: FusedReLU?
+
+    /// `scale` must stay valid while the pass is used; every γ must be nonzero (`canFold`).
+    public init(channels: Int, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, scale: UnsafePointer<Float>, relu: FusedReLU?) {
+        self.channels = channels
+        shifts = (0..<channels).map { beta?[$0] ?? 0 }
+        reciprocals = (0..<channels).map { 1 / Double(gamma?[$0] ?? 1) }
+        self.scale = scale
+        self.relu = relu
+    }
+
+    /// Rows `0..<rows` in order: overwrites `inputGradient` (when given) with dz = dy·mask·s and
+    /// adds Σ dy·mask·x̂ into `sums[0..<channels]` (dγ) and Σ dy·mask into `sums[channels...]` (dβ).
+    public func accumulate(outputGradient: UnsafePointer<Float>, output: UnsafePointer<Float>, rows: Int,
+                           inputGradient: UnsafeMutablePointer<Float>?, sums: UnsafeMutablePointer<Double>) {
+        let channels = channels, scale = scale
+        let sumXhat = sums, sum = sums + channels
         // Without an input gradient to write, each row's dz goes to a scratch row.
-        var scratch = [Float](repeating: 0, count: inputGradient == nil ? channels : 0)
-        // No branches on the data: a masked entry adds 0·x̂ = 0 (x̂ is finite, γ ≠ 0), so the
-        // loop runs the same instructions on every element.
-        dGamma.withUnsafeMutableBufferPointer { sumXhat in
-            dBeta.withUnsafeMutableBufferPointer { sum in
-                shifts.withUnsafeBufferPointer { b in
-                    reciprocals.withUnsafeBufferPointer { inverse in
-                        scratch.withUnsafeMutableBufferPointer { spare in
-                            for r in 0..<rows {
-                                let dy = outputGradient + r * channels, y = output + r * channels
-                                let dz = inputGradient.map { $0 + r * channels } ?? spare.baseAddress!
-                                if let relu {
-                                    for c in 0..<channels {
-                                        let masked = relu.gradient(dy[c], output: y[c])
-                                        sum[c] += Double(masked)
-                                        sumXhat[c] += Double(masked) * (Double(y[c] - b[c]) * inverse[c])
-                                        dz[c] = masked * scale[c]
-                                    }
-                                } else {
-                                    for c in 0..<channels {
-                                        sum[c] += Double(dy[c])
-                                        sumXhat[c] += Double(dy[c]) * (Double(y[c] - b[c]) * inverse[c])
-                                        dz[c] = dy[c] * scale[c]
-                                    }
-                                }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: inputGradient == nil ? channels : 0) { spare in
+            shifts.withUnsafeBufferPointer { b in
+                reciprocals.withUnsafeBufferPointer { inverse in
+                    // No branches on the data: a masked entry adds 0·x̂ = 0 (x̂ is finite, γ ≠ 0), so the
+                    // loop runs the same instructions on every element.
+                    for r in 0..<rows {
+                        let dy = outputGradient + r * channels, y = output + r * channels
+                        let dz = inputGradient.map { $0 + r * channels } ?? spare.baseAddress!
+                        if let relu {
+                            for c in 0..<channels {
+                                let masked = relu.gradient(dy[c], output: y[c])
+                                sum[c] += Double(masked)
+                                sumXhat[c] += Double(masked) * (Double(y[c] - b[c]) * inverse[c])
+                                dz[c] = masked * scale[c]
+                            }
+                        } else {
+                            for c in 0..<channels {
+                                sum[c] += Double(dy[c])
+                                sumXhat[c] += Double(dy[c]) * (Double(y[c] - b[c]) * inverse[c])
+                                dz[c] = dy[c] * scale[c]
                             }
                         }
                     }
                 }
             }
-        }
-        for c in 0..<channels {
-            gammaGradient?[c] = Float(dGamma[c])
-            betaGradient?[c] = Float(dBeta[c])
         }
     }
 }

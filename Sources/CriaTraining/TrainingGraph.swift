@@ -32,6 +32,9 @@ public final class TrainingGraph {
     private let consumers: [[Int]]
     /// Runs of suffix layers executed as one pass (`FusedUnits.swift`).
     let fusion: FusionPlan
+    /// Inverted-residual blocks of folded units whose backward runs as one pass, an image at a
+    /// time, by their project unit's last node (`InvertedResidualBackward.swift`).
+    let blocks: [Int: InvertedResidualUnits]
     /// Nodes run inside a fused unit that ends at another node: the tape never holds their outputs.
     public var innerNodesOfUnits: Set<Int> { fusion.absorbed }
     /// Finished buffers by size: `pools[poolSlots[size]]`. Not `[Int: [[Float]]]`, whose
@@ -67,8 +70,9 @@ public final class TrainingGraph {
     }
 
     /// `fusesLayers: false` runs every layer as its own pass (no `FusionPlan`), to test the fused
-    /// units against the layer-by-layer passes.
-    public init(graph: ModelGraph, bnMode: BatchNormMode, fusesLayers: Bool = true) throws {
+    /// units against the layer-by-layer passes; `fusesBlocks: false` runs the units of an
+    /// inverted-residual block's backward one after another, over the whole batch.
+    public init(graph: ModelGraph, bnMode: BatchNormMode, fusesLayers: Bool = true, fusesBlocks: Bool = true) throws {
         Allocator.configureForTraining()
         self.graph = graph
         self.bnMode = bnMode
@@ -87,6 +91,7 @@ public final class TrainingGraph {
         suffix = Array(boundary..<graph.nodes.count)
         fusion = fusesLayers ? FusionPlan(graph: graph, suffix: boundary..<graph.nodes.count, consumers: consumers, bnMode: bnMode)
                              : FusionPlan()
+        blocks = fusesLayers && fusesBlocks ? InvertedResidualUnits.plan(graph: graph, fusion: fusion, consumers: consumers) : [:]
         var outputs = Set<Int>()
         for index in suffix { for input in graph.nodes[index].inputs where input < boundary { outputs.insert(input) } }
         prefixOutputs = outputs.sorted()
@@ -155,6 +160,10 @@ public final class TrainingGraph {
         for index in store.trainableNodes { gradientWritten[index] = false }
         for index in suffix.reversed() {
             guard var gradient = gradients.removeValue(forKey: index) else { continue }
+            if let block = blocks[index], runsAsOnePass(block, tape: tape) {
+                backwardBlock(block, gradient: &gradient, tape: tape, gradients: &gradients)
+                continue
+            }
             if let unit = fusion.units[index] {
                 backwardUnit(unit, gradient: &gradient, tape: tape, gradients: &gradients)
                 continue
@@ -220,6 +229,25 @@ public final class TrainingGraph {
             recycle(&gradient)
         }
         for node in [unit.conv, unit.last].compactMap({ $0 }) { release(node, from: tape) }
+    }
+
+    /// Runs an inverted-residual block's backward as one pass and hands its input gradient on,
+    /// as `backwardUnit` does for one unit.
+    private func backwardBlock(_ block: InvertedResidualUnits, gradient: inout [Float], tape: Tape, gradients: inout [Int: [Float]]) {
+        let input = graph.nodes[block.expand.first].inputs[0]
+        let needsInput = input >= boundary && gradientNeeded[input]
+        let inputGradient = invertedResidualGradients(block, gradient: gradient, tape: tape, needsInput: needsInput)
+        for unit in block.units { for node in [unit.conv!, unit.batchNorm!] { gradientWritten[node] = true } }
+        // The output gradient is done with before the input gradient is handed on: a residual Add
+        // gave the same buffer to the block's input, and adding into it while this reference is
+        // held would copy it.
+        if block.project.last != graph.outputNode && !TrainingGraph.isPending(TrainingGraph.storage(of: gradient), in: gradients) {
+            recycle(&gradient)
+        } else {
+            gradient = []
+        }
+        if let incoming = inputGradient, var spent = handOn(incoming, to: input, gradients: &gradients) { recycle(&spent) }
+        for unit in block.units { for node in [unit.conv!, unit.last] { release(node, from: tape) } }
     }
 
     /// The ranges of the store that the last backward pass wrote gradients for: its

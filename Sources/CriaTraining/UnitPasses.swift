@@ -176,7 +176,7 @@ extension TrainingGraph {
     /// The per-channel scale s = γ/√(var + ε) and the folded bias (b − μ)·s + β of a BatchNorm on
     /// its moving statistics after `conv`, from the current weights; nil when this step's weights
     /// do not allow folding (`FoldedBatchNorm.canFold`).
-    private func foldedBatchNorm(_ index: Int, conv: Int) -> (scale: [Float], bias: [Float])? {
+    func foldedBatchNorm(_ index: Int, conv: Int) -> (scale: [Float], bias: [Float])? {
         guard case .batchNormalization(let epsilon, _, _) = graph.nodes[index].kind else { return nil }
         let gamma = weightValues(index, "gamma"), beta = weightValues(index, "beta")
         let mean = weightValues(index, "moving_mean")!, variance = weightValues(index, "moving_variance")!
@@ -186,7 +186,7 @@ extension TrainingGraph {
     }
 
     /// The convolution of a unit with a folded padding layer's zeros as its own, and the input it reads.
-    private func unitConvolution(_ unit: FusedUnit, tape: Tape) -> (ConvGeometryInfo, ConvSpec, [Float]) {
+    func unitConvolution(_ unit: FusedUnit, tape: Tape) -> (ConvGeometryInfo, ConvSpec, [Float]) {
         let conv = unit.conv!
         let spec = convSpec(conv)
         let source = graph.nodes[unit.first].inputs[0]
@@ -210,7 +210,7 @@ extension TrainingGraph {
         return false
     }
 
-    private func reluCap(_ node: Int) -> Float? {
+    func reluCap(_ node: Int) -> Float? {
         guard case .relu(let maxValue, _, _) = graph.nodes[node].kind else { preconditionFailure("not a ReLU") }
         return maxValue
     }
