@@ -32,9 +32,11 @@ public final class TrainingGraph {
     private let consumers: [[Int]]
     /// Runs of suffix layers executed as one pass (`FusedUnits.swift`).
     let fusion: FusionPlan
-    /// Inverted-residual blocks of folded units whose backward runs as one pass, an image at a
-    /// time, by their project unit's last node (`InvertedResidualBackward.swift`).
+    /// Inverted-residual blocks of folded units that run as one pass, an image at a time
+    /// (`InvertedResidualBlock.swift`), by their expand unit's last node, where the forward
+    /// pass reaches them, and by their last node, where the backward pass does.
     let blocks: [Int: InvertedResidualUnits]
+    private let blockEnds: [Int: InvertedResidualUnits]
     /// Nodes run inside a fused unit that ends at another node: the tape never holds their outputs.
     public var innerNodesOfUnits: Set<Int> { fusion.absorbed }
     /// Finished buffers by size: `pools[poolSlots[size]]`. Not `[Int: [[Float]]]`, whose
@@ -92,6 +94,7 @@ public final class TrainingGraph {
         fusion = fusesLayers ? FusionPlan(graph: graph, suffix: boundary..<graph.nodes.count, consumers: consumers, bnMode: bnMode)
                              : FusionPlan()
         blocks = fusesLayers && fusesBlocks ? InvertedResidualUnits.plan(graph: graph, fusion: fusion, consumers: consumers) : [:]
+        blockEnds = Dictionary(uniqueKeysWithValues: blocks.values.map { ($0.project.last, $0) })
         var outputs = Set<Int>()
         for index in suffix { for input in graph.nodes[index].inputs where input < boundary { outputs.insert(input) } }
         prefixOutputs = outputs.sorted()
@@ -126,7 +129,13 @@ public final class TrainingGraph {
         var tape = Tape(batch: batch, training: training)
         tape.values.reserveCapacity(prefix.count + suffix.count)  // one allocation, not one per growth
         for (node, value) in prefix { tape.values[node] = value }
-        for index in suffix where !fusion.absorbed.contains(index) {
+        // A block run as one pass covers the nodes up to its last.
+        var ranUntil = -1
+        for index in suffix where !fusion.absorbed.contains(index) && index > ranUntil {
+            if let block = blocks[index], forwardBlock(block, tape: &tape) {
+                ranUntil = block.project.last
+                continue
+            }
             if let unit = fusion.units[index] {
                 forwardUnit(unit, tape: &tape)
                 continue
@@ -160,7 +169,7 @@ public final class TrainingGraph {
         for index in store.trainableNodes { gradientWritten[index] = false }
         for index in suffix.reversed() {
             guard var gradient = gradients.removeValue(forKey: index) else { continue }
-            if let block = blocks[index], runsAsOnePass(block, tape: tape) {
+            if let block = blockEnds[index], ranAsOnePass(block, tape: tape) {
                 backwardBlock(block, gradient: &gradient, tape: tape, gradients: &gradients)
                 continue
             }
@@ -236,7 +245,7 @@ public final class TrainingGraph {
     private func backwardBlock(_ block: InvertedResidualUnits, gradient: inout [Float], tape: Tape, gradients: inout [Int: [Float]]) {
         let input = graph.nodes[block.expand.first].inputs[0]
         let needsInput = input >= boundary && gradientNeeded[input]
-        let inputGradient = invertedResidualGradients(block, gradient: gradient, tape: tape, needsInput: needsInput)
+        let inputGradient = blockGradients(block, gradient: gradient, tape: tape, needsInput: needsInput)
         for unit in block.units { for node in [unit.conv!, unit.batchNorm!] { gradientWritten[node] = true } }
         // The output gradient is done with before the input gradient is handed on: a residual Add
         // gave the same buffer to the block's input, and adding into it while this reference is

@@ -187,6 +187,12 @@ extension TrainingGraph {
 
     /// The convolution of a unit with a folded padding layer's zeros as its own, and the input it reads.
     func unitConvolution(_ unit: FusedUnit, tape: Tape) -> (ConvGeometryInfo, ConvSpec, [Float]) {
+        let (geometry, spec) = unitGeometry(unit)
+        return (geometry, spec, tape.values[graph.nodes[unit.first].inputs[0]]!)
+    }
+
+    /// The shapes of a unit's convolution, with a folded padding layer's zeros as its own.
+    func unitGeometry(_ unit: FusedUnit) -> (ConvGeometryInfo, ConvSpec) {
         let conv = unit.conv!
         let spec = convSpec(conv)
         let source = graph.nodes[unit.first].inputs[0]
@@ -195,7 +201,7 @@ extension TrainingGraph {
         if let padding = unit.padding, case .zeroPadding2D(let top, _, let left, _) = graph.nodes[padding].kind {
             geometry = geometry.foldingPadding(top: top, left: left, input: graph.nodes[source].outputShape)
         }
-        return (geometry, spec, tape.values[source]!)
+        return (geometry, spec)
     }
 
     private func convSpec(_ node: Int) -> ConvSpec {

@@ -38,7 +38,8 @@ final class BufferReuseTests: XCTestCase {
             XCTAssertEqual(session.freshBuffers, afterFirst, "\(freezing) \(bnMode): steps after the first allocated buffers")
             // The residual Adds hand one gradient buffer to two layers; recycling it twice grew the pool by one buffer per Add per step.
             XCTAssertEqual(session.pooledBuffers, pooled, "\(freezing) \(bnMode): the pool grew between steady-state steps")
-            if freezing == .all { XCTAssertGreaterThan(afterFirst, 100, "the first step should allocate the tape") }
+            // At least each one-pass block's project output and its gradient (16 blocks), and the rest of the tape.
+            if freezing == .all { XCTAssertGreaterThan(afterFirst, 50, "the first step should allocate the tape") }
         }
     }
 

@@ -5,10 +5,10 @@ import CriaTestSupport
 import CriaTraining
 import XCTest
 
-/// The one-pass backward of whole inverted-residual blocks (`InvertedResidualBackward.swift`):
+/// Whole inverted-residual blocks run as one pass (`InvertedResidualBlock.swift`):
 /// which blocks take it, its gradients against float64 difference quotients and against the
 /// unit-by-unit passes, and its determinism.
-final class InvertedResidualBackwardTests: XCTestCase {
+final class InvertedResidualBlockTests: XCTestCase {
     private func images(_ shape: [Int], batch: Int, seed: UInt64 = 29) -> Tensor {
         var generator = SplitMix64(seed: seed)
         return Tensor(shape: [batch] + shape, scalars: (0..<(batch * shape.reduce(1, *))).map { _ in generator.nextUnitFloat() * 255 })
@@ -29,6 +29,16 @@ final class InvertedResidualBackwardTests: XCTestCase {
         XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .train).onePassBlocks, [],
                        "batch statistics need whole-batch sums between the units")
         XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference, fusesBlocks: false).onePassBlocks, [])
+        // A one-pass block keeps its project output and no expanded activation.
+        let session = try TrainingGraph(graph: graph, bnMode: .inference)
+        let (_, tape) = session.forward(prefix: try session.runPrefix(images(graph.inputShape, batch: 2)), batch: 2, training: true, dropoutSeed: 3)
+        for block in 1...16 {
+            for (suffix, kept) in [("expand_relu", false), ("depthwise_relu", false), ("project_BN", true)] {
+                let node = try XCTUnwrap(graph.index(of: "block_\(block)_\(suffix)"))
+                XCTAssertEqual(tape.value(of: node) != nil, kept, "block_\(block)_\(suffix)")
+            }
+        }
+        session.reclaim(tape)
         try graph.applyFreezing(.fineTuneFrom("block_13_depthwise"))
         XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference).onePassBlocks, ["block_14_expand", "block_15_expand", "block_16_expand"],
                        "block_13's expand layer is frozen, so its units run one by one")

@@ -1,0 +1,350 @@
+import CriaCore
+import CriaKernels
+import CriaModel
+
+/// The three folded units of one inverted-residual block, run forward and backward as one
+/// pass an image at a time: expand (1×1 conv → BatchNorm → ReLU6), depthwise (padding →
+/// 3×3 depthwise → BatchNorm → ReLU6) and project (1×1 conv → BatchNorm), each BatchNorm on
+/// its moving statistics and folded (`FusedUnit.foldsBatchNorm`), every layer trainable.
+///
+/// Run unit by unit over the whole batch, a block writes its two expanded activations to
+/// the tape, and its backward writes and reads back four more tensors of the expanded
+/// width (the project's input gradient and its masked form, the depthwise input gradient
+/// and its masked form): 79 MB apiece for `block_1` at batch 32 and 160×160. The GEMMs of
+/// the expanded layers have K = 16–32 or run over every pixel of the batch, so that
+/// traffic bounds them. One image's worth of those tensors (at most 2.5 MB) stays in
+/// cache. So the block keeps only its input and its project output on the tape: the
+/// forward computes each image's expanded activations in scratch, and the backward
+/// computes them again, with the same calls and so the same bits, before taking the
+/// image back through the three units. Each worker thread takes its own slice of the
+/// batch, with single-threaded GEMMs (`Threads.perWorker`). The recomputation costs
+/// about two thirds of the block's forward multiply-adds; the tape no longer holds the
+/// expanded activations at all.
+struct InvertedResidualUnits: Equatable {
+    let expand: FusedUnit
+    let depthwise: FusedUnit
+    let project: FusedUnit
+
+    var units: [FusedUnit] { [expand, depthwise, project] }
+
+    /// Blocks found among the units of a fusion plan, by their expand unit's last node (where
+    /// the forward pass reaches them). A block's nodes must be exactly the consecutive
+    /// nodes from its first to its last, so that running it at once skips nothing else.
+    static func plan(graph: ModelGraph, fusion: FusionPlan, consumers: [[Int]]) -> [Int: InvertedResidualUnits] {
+        func foldedConv(_ unit: FusedUnit, depthwise: Bool, relu: Bool) -> Bool {
+            guard unit.foldsBatchNorm, let conv = unit.conv, let batchNorm = unit.batchNorm, (unit.relu != nil) == relu,
+                  graph.hasTrainableVariables(conv), graph.hasTrainableVariables(batchNorm) else { return false }
+            switch graph.nodes[conv].kind {
+            case .depthwiseConv2D(let spec):
+                return depthwise && !spec.useBias && spec.activation == .linear
+            case .conv2D(let spec):
+                return !depthwise && unit.padding == nil && !spec.useBias && spec.activation == .linear
+                    && spec.kernelHeight == 1 && spec.kernelWidth == 1 && spec.strideH == 1 && spec.strideW == 1
+            default:
+                return false
+            }
+        }
+        var blocks: [Int: InvertedResidualUnits] = [:]
+        for project in fusion.units.values where foldedConv(project, depthwise: false, relu: false) {
+            let projectInput = graph.nodes[project.conv!].inputs[0]
+            guard let depthwise = fusion.units[projectInput], foldedConv(depthwise, depthwise: true, relu: true),
+                  consumers[projectInput] == [project.conv!] else { continue }
+            let depthwiseInput = graph.nodes[depthwise.first].inputs[0]
+            guard let expand = fusion.units[depthwiseInput], foldedConv(expand, depthwise: false, relu: true),
+                  consumers[depthwiseInput] == [depthwise.first] else { continue }
+            let block = InvertedResidualUnits(expand: expand, depthwise: depthwise, project: project)
+            let nodes = block.units.flatMap { $0.inner + [$0.last] }.sorted()
+            guard nodes == Array(expand.first...project.last) else { continue }
+            blocks[expand.last] = block
+        }
+        return blocks
+    }
+}
+
+/// A block's kernels and biases with its BatchNorms folded in, from this step's weights.
+struct FoldedBlock {
+    var expandKernel, depthwiseKernel, projectKernel: [Float]
+    let expand, depthwise, project: (scale: [Float], bias: [Float])
+}
+
+/// A block's shapes, per image.
+struct BlockShape {
+    let inChannels, expanded, outChannels: Int
+    /// Pixels of the block's input and of the expanded a₁.
+    let pixels: Int
+    /// Pixels of the depthwise output a₂ and of the project output.
+    let outputPixels: Int
+    let taps: Int
+    let depthwise: ConvGeometryInfo
+}
+
+extension TrainingGraph {
+    func blockShape(_ block: InvertedResidualUnits) -> BlockShape {
+        let inputShape = graph.nodes[graph.nodes[block.expand.conv!].inputs[0]].outputShape
+        let outputShape = graph.nodes[block.project.last].outputShape
+        let depthwise = unitGeometry(block.depthwise).0
+        return BlockShape(inChannels: inputShape[2], expanded: graph.nodes[block.expand.last].outputShape[2], outChannels: outputShape[2],
+                          pixels: inputShape[0] * inputShape[1], outputPixels: outputShape[0] * outputShape[1],
+                          taps: depthwise.spec.kernelHeight * depthwise.spec.kernelWidth, depthwise: depthwise)
+    }
+
+    /// The block's folded kernels (buffers from the pool; `recycle(folded)` gives them back), or
+    /// nil when some BatchNorm cannot fold with this step's weights (`FoldedBatchNorm.canFold`).
+    func foldedBlock(_ block: InvertedResidualUnits) -> FoldedBlock? {
+        guard let expand = foldedBatchNorm(block.expand.batchNorm!, conv: block.expand.conv!),
+              let depthwise = foldedBatchNorm(block.depthwise.batchNorm!, conv: block.depthwise.conv!),
+              let project = foldedBatchNorm(block.project.batchNorm!, conv: block.project.conv!) else { return nil }
+        func fold(_ conv: Int, _ scale: [Float]) -> [Float] {
+            let kernel = parameter(conv, "kernel")
+            var folded = takeBuffer(kernel.count)
+            folded.withUnsafeMutableBufferPointer {
+                FoldedBatchNorm.foldKernel(kernel.baseAddress!, count: kernel.count, scale: scale, output: $0.baseAddress!)
+            }
+            return folded
+        }
+        return FoldedBlock(expandKernel: fold(block.expand.conv!, expand.scale), depthwiseKernel: fold(block.depthwise.conv!, depthwise.scale),
+                           projectKernel: fold(block.project.conv!, project.scale), expand: expand, depthwise: depthwise, project: project)
+    }
+
+    func recycle(_ folded: inout FoldedBlock) {
+        recycle(&folded.expandKernel)
+        recycle(&folded.depthwiseKernel)
+        recycle(&folded.projectKernel)
+    }
+
+    /// Whether the forward pass ran the block as one pass: it then kept no expanded activation.
+    func ranAsOnePass(_ block: InvertedResidualUnits, tape: Tape) -> Bool {
+        tape.values[block.depthwise.last] == nil && tape.values[block.project.last] != nil
+    }
+
+    /// Runs the block forward as one pass and records its project output on the tape; false
+    /// (and nothing done) when this step's weights do not fold, so that the units run instead.
+    func forwardBlock(_ block: InvertedResidualUnits, tape: inout Tape) -> Bool {
+        guard var folded = foldedBlock(block) else { return false }
+        defer { recycle(&folded) }
+        let shape = blockShape(block)
+        let batch = tape.batch
+        let x = tape.values[graph.nodes[block.expand.conv!].inputs[0]]!
+        var output = takeBuffer(batch * shape.outputPixels * shape.outChannels)
+        let workers = max(1, min(Threads.count, batch))
+        let perWorker = (shape.pixels + shape.outputPixels) * shape.expanded
+        var scratch = takeBuffer(workers * perWorker)
+        let clamps = (expand: clamp(block.expand), depthwise: clamp(block.depthwise))
+        withFoldedPointers(folded) { kernels in
+            x.withUnsafeBufferPointer { xBuffer in
+                scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+                    output.withUnsafeMutableBufferPointer { outputBuffer in
+                        let space = SendableBuffer(scratchBuffer), out = SendableBuffer(outputBuffer)
+                        Threads.perWorker(batch, workers: workers) { worker, images in
+                            let a1 = space.buffer.baseAddress! + worker * perWorker, a2 = a1 + shape.pixels * shape.expanded
+                            for n in images {
+                                expandedActivations(shape, kernels, clamps: clamps, input: xBuffer.baseAddress! + n * shape.pixels * shape.inChannels,
+                                                    a1: a1, a2: a2)
+                                Pointwise.forward(input: a2, rows: shape.outputPixels, inputChannels: shape.expanded,
+                                                  kernel: kernels.project, outputChannels: shape.outChannels, bias: kernels.projectBias,
+                                                  clamp: .none, output: out.buffer.baseAddress! + n * shape.outputPixels * shape.outChannels)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        recycle(&scratch)
+        tape.values[block.project.last] = output
+        return true
+    }
+
+    /// The folded kernels and biases as pointers, for the per-image passes.
+    struct FoldedPointers {
+        let expand, depthwise, project: UnsafePointer<Float>
+        let expandBias, depthwiseBias, projectBias: UnsafePointer<Float>
+        let expandScale, depthwiseScale, projectScale: UnsafePointer<Float>
+    }
+
+    private func withFoldedPointers<R>(_ folded: FoldedBlock, _ body: (FoldedPointers) -> R) -> R {
+        folded.expandKernel.withUnsafeBufferPointer { w1 in
+        folded.depthwiseKernel.withUnsafeBufferPointer { k2 in
+        folded.projectKernel.withUnsafeBufferPointer { w3 in
+        folded.expand.bias.withUnsafeBufferPointer { b1 in
+        folded.depthwise.bias.withUnsafeBufferPointer { b2 in
+        folded.project.bias.withUnsafeBufferPointer { b3 in
+        folded.expand.scale.withUnsafeBufferPointer { s1 in
+        folded.depthwise.scale.withUnsafeBufferPointer { s2 in
+        folded.project.scale.withUnsafeBufferPointer { s3 in
+            body(FoldedPointers(expand: w1.baseAddress!, depthwise: k2.baseAddress!, project: w3.baseAddress!,
+                                expandBias: b1.baseAddress!, depthwiseBias: b2.baseAddress!, projectBias: b3.baseAddress!,
+                                expandScale: s1.baseAddress!, depthwiseScale: s2.baseAddress!, projectScale: s3.baseAddress!))
+        } } } } } } } } }
+    }
+
+    private func clamp(_ unit: FusedUnit) -> Clamp {
+        Clamp(lower: 0, upper: reluCap(unit.relu!) ?? .infinity)
+    }
+
+    /// One image's a₁ = clamp(x·W₁s₁ + b₁′) and a₂ = clamp(depthwise(a₁, K₂s₂) + b₂′), single-threaded
+    /// inside a worker: the forward pass and the backward's recomputation make the same calls.
+    private func expandedActivations(_ shape: BlockShape, _ kernels: FoldedPointers, clamps: (expand: Clamp, depthwise: Clamp),
+                                     input: UnsafePointer<Float>, a1: UnsafeMutablePointer<Float>, a2: UnsafeMutablePointer<Float>) {
+        Pointwise.forward(input: input, rows: shape.pixels, inputChannels: shape.inChannels, kernel: kernels.expand,
+                          outputChannels: shape.expanded, bias: kernels.expandBias, clamp: clamps.expand, output: a1)
+        shape.depthwise.forward(depthwise: true, batch: 1, input: a1, kernel: kernels.depthwise, bias: kernels.depthwiseBias,
+                                clamp: clamps.depthwise, output: a2)
+    }
+
+    /// The block's backward pass, given the gradient of its project output: writes the
+    /// gradients of its six layers' variables into the store and returns the gradient of the
+    /// block's input (when `needsInput`), a buffer of its own.
+    ///
+    /// Each worker takes a contiguous slice of the images and, for each image: computes a₁
+    /// and a₂ again; the project BatchNorm's backward (dz₃ = dy·s₃), its weight gradient
+    /// a₂ᵀ·dz₃ and input gradient dz₃·W₃ᵀ; the depthwise unit's mask and BatchNorm, its
+    /// kernel gradient and input gradient; the expand unit's mask and BatchNorm, its weight
+    /// gradient xᵀ·dz₁ and the block's input gradient dz₁·W₁ᵀ. Kernel gradients add up image
+    /// by image in the worker's own buffer (worker 0's is the store), BatchNorm sums in
+    /// Double, and the workers' totals are added in worker order: the bits depend on the
+    /// thread count, as the whole-batch GEMMs' do, and not on the run.
+    func blockGradients(_ block: InvertedResidualUnits, gradient: [Float], tape: Tape, needsInput: Bool) -> [Float]? {
+        guard var folded = foldedBlock(block) else { preconditionFailure("a block that folded in forward must fold in backward") }
+        defer { recycle(&folded) }
+        let (expandConv, depthwiseConv, projectConv) = (block.expand.conv!, block.depthwise.conv!, block.project.conv!)
+        let shape = blockShape(block)
+        let (inChannels, expanded, outChannels) = (shape.inChannels, shape.expanded, shape.outChannels)
+        let (pixels, outputPixels, taps) = (shape.pixels, shape.outputPixels, shape.taps)
+        let x = tape.values[graph.nodes[expandConv].inputs[0]]!, y3 = tape.values[block.project.last]!
+        let batch = tape.batch
+
+        let workers = max(1, min(Threads.count, batch))
+        // Per worker: a₁ and da₁ (then dz₁ in place), a₂ and da₂ (then dz₂ in place), dz₃, one
+        // image's depthwise kernel gradient; and, for workers after the first, their totals.
+        let ownScratch = 2 * pixels * expanded + 2 * outputPixels * expanded + outputPixels * outChannels + taps * expanded
+        let totals = inChannels * expanded + taps * expanded + expanded * outChannels
+        let perWorker = ownScratch + totals
+        var scratch = takeBuffer(workers * perWorker)
+        let sumCount = 2 * (expanded + expanded + outChannels)
+        var sums = [Double](repeating: 0, count: workers * sumCount)
+        var dx: [Float]? = needsInput ? takeBuffer(x.count) : nil
+
+        let dW1 = gradientBuffer(expandConv, "kernel")!.baseAddress!
+        let dK2 = gradientBuffer(depthwiseConv, "kernel")!.baseAddress!
+        let dW3 = gradientBuffer(projectConv, "kernel")!.baseAddress!
+        let w1 = weight(expandConv, "kernel")!, k2 = weight(depthwiseConv, "kernel")!, w3 = weight(projectConv, "kernel")!
+        let clamps = (expand: clamp(block.expand), depthwise: clamp(block.depthwise))
+        func pass(_ unit: FusedUnit, _ scale: UnsafePointer<Float>, relu: Bool) -> FoldedBatchNormBackward {
+            FoldedBatchNormBackward(channels: graph.nodes[unit.last].outputShape.last!, gamma: weight(unit.batchNorm!, "gamma"),
+                                    beta: weight(unit.batchNorm!, "beta"), scale: scale,
+                                    relu: relu ? FusedReLU(cap: reluCap(unit.relu!)) : nil)
+        }
+
+        withFoldedPointers(folded) { kernels in
+            let (passE, passD, passP) = (pass(block.expand, kernels.expandScale, relu: true),
+                                         pass(block.depthwise, kernels.depthwiseScale, relu: true),
+                                         pass(block.project, kernels.projectScale, relu: false))
+            x.withUnsafeBufferPointer { xBuffer in
+            y3.withUnsafeBufferPointer { y3Buffer in
+            gradient.withUnsafeBufferPointer { dyBuffer in
+            scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+            sums.withUnsafeMutableBufferPointer { sumsBuffer in
+            withOptionalMutablePointer(&dx) { dxPointer in
+                let space = SendableBuffer(scratchBuffer), sumSpace = SendableBuffer(sumsBuffer)
+                let dxSpace = dxPointer.map { SendableBuffer(UnsafeMutableBufferPointer(start: $0, count: x.count)) }
+                Threads.perWorker(batch, workers: workers) { worker, images in
+                    let a1 = space.buffer.baseAddress! + worker * perWorker
+                    let da1 = a1 + pixels * expanded, a2 = da1 + pixels * expanded, da2 = a2 + outputPixels * expanded
+                    let dz3 = da2 + outputPixels * expanded, imageKernel = dz3 + outputPixels * outChannels
+                    let ownTotals = imageKernel + taps * expanded
+                    let (totalW1, totalK2, totalW3) = worker == 0
+                        ? (dW1, dK2, dW3)
+                        : (ownTotals, ownTotals + inChannels * expanded, ownTotals + inChannels * expanded + taps * expanded)
+                    let sumsE = sumSpace.buffer.baseAddress! + worker * sumCount
+                    let sumsD = sumsE + 2 * expanded, sumsP = sumsD + 2 * expanded
+                    for n in images {
+                        let first = n == images.lowerBound
+                        let xn = xBuffer.baseAddress! + n * pixels * inChannels
+                        expandedActivations(shape, kernels, clamps: clamps, input: xn, a1: a1, a2: a2)
+                        let offset = n * outputPixels * outChannels
+                        // Project: dz₃ = dy·s₃; dW₃ += a₂ᵀ·dz₃; da₂ = dz₃·W₃ᵀ.
+                        passP.accumulate(outputGradient: dyBuffer.baseAddress! + offset, output: y3Buffer.baseAddress! + offset,
+                                         rows: outputPixels, inputGradient: dz3, sums: sumsP)
+                        Pointwise.backwardKernel(outputGradient: dz3, input: a2, rows: outputPixels, inputChannels: expanded,
+                                                 outputChannels: outChannels, accumulate: !first, kernelGradient: totalW3)
+                        Pointwise.backwardInput(outputGradient: dz3, rows: outputPixels, inputChannels: expanded, kernel: w3,
+                                                outputChannels: outChannels, inputGradient: da2)
+                        // Depthwise: dz₂ = da₂·mask·s₂ in place; its kernel and input gradients.
+                        passD.accumulate(outputGradient: da2, output: a2, rows: outputPixels, inputGradient: da2, sums: sumsD)
+                        shape.depthwise.depthwiseKernelGradient(outputGradient: da2, input: a1, into: first ? totalK2 : imageKernel)
+                        if !first { Elementwise.add(imageKernel, into: totalK2, count: taps * expanded) }
+                        shape.depthwise.depthwiseInputGradient(outputGradient: da2, kernel: k2, into: da1)
+                        // Expand: dz₁ = da₁·mask·s₁ in place; dW₁ += xᵀ·dz₁; dx = dz₁·W₁ᵀ.
+                        passE.accumulate(outputGradient: da1, output: a1, rows: pixels, inputGradient: da1, sums: sumsE)
+                        Pointwise.backwardKernel(outputGradient: da1, input: xn, rows: pixels, inputChannels: inChannels,
+                                                 outputChannels: expanded, accumulate: !first, kernelGradient: totalW1)
+                        if let dxSpace {
+                            Pointwise.backwardInput(outputGradient: da1, rows: pixels, inputChannels: inChannels, kernel: w1,
+                                                    outputChannels: expanded,
+                                                    inputGradient: dxSpace.buffer.baseAddress! + n * pixels * inChannels)
+                        }
+                    }
+                }
+                // The workers' totals, added in worker order.
+                for worker in 1..<workers {
+                    let totals = space.buffer.baseAddress! + worker * perWorker + ownScratch
+                    Elementwise.add(totals, into: dW1, count: inChannels * expanded)
+                    Elementwise.add(totals + inChannels * expanded, into: dK2, count: taps * expanded)
+                    Elementwise.add(totals + inChannels * expanded + taps * expanded, into: dW3, count: expanded * outChannels)
+                }
+            }
+            }
+            }
+            }
+            }
+            }
+        }
+        // BatchNorm sums: per channel, the workers' Double totals in worker order, rounded once.
+        var offset = 0
+        for unit in block.units {
+            let channels = graph.nodes[unit.last].outputShape.last!
+            let dGamma = gradientBuffer(unit.batchNorm!, "gamma"), dBeta = gradientBuffer(unit.batchNorm!, "beta")
+            for c in 0..<channels {
+                var gammaSum = 0.0, betaSum = 0.0
+                for worker in 0..<workers {
+                    gammaSum += sums[worker * sumCount + offset + c]
+                    betaSum += sums[worker * sumCount + offset + channels + c]
+                }
+                dGamma?[c] = Float(gammaSum)
+                dBeta?[c] = Float(betaSum)
+            }
+            offset += 2 * channels
+        }
+        recycle(&scratch)
+        return dx
+    }
+}
+
+extension TrainingGraph {
+    /// The expand layers of the blocks that run as one pass (when their units fold in a step),
+    /// in graph order: for tests and reports.
+    public var onePassBlocks: [String] {
+        blocks.values.map(\.expand.conv!).sorted().map { graph.nodes[$0].name }
+    }
+}
+
+extension ConvGeometryInfo {
+    /// One image's depthwise kernel gradient (no bias), overwriting `kernelGradient`.
+    func depthwiseKernelGradient(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                                 into kernelGradient: UnsafeMutablePointer<Float>) {
+        DepthwiseConv2D.backwardKernel(outputGradient: outputGradient, input: input, batch: 1, height: height, width: width,
+                                       channels: inputChannels, kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth,
+                                       strideH: spec.strideH, strideW: spec.strideW, padTop: padTop, padLeft: padLeft,
+                                       outputHeight: outputHeight, outputWidth: outputWidth, kernelGradient: kernelGradient,
+                                       biasGradient: nil)
+    }
+
+    /// One image's depthwise input gradient, overwriting `inputGradient`.
+    func depthwiseInputGradient(outputGradient: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
+                                into inputGradient: UnsafeMutablePointer<Float>) {
+        DepthwiseConv2D.backwardInput(outputGradient: outputGradient, batch: 1, height: height, width: width, channels: inputChannels,
+                                      kernel: kernel, kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth,
+                                      strideH: spec.strideH, strideW: spec.strideW, padTop: padTop, padLeft: padLeft,
+                                      outputHeight: outputHeight, outputWidth: outputWidth, inputGradient: inputGradient)
+    }
+}
