@@ -17,7 +17,9 @@ import CriaModel
 /// forward computes each image's expanded activations in scratch, and the backward
 /// computes them again, with the same calls and so the same bits, before taking the
 /// image back through the three units. Each worker thread takes its own slice of the
-/// batch, with single-threaded GEMMs (`Threads.perWorker`). The recomputation costs
+/// batch, with single-threaded GEMMs (`Threads.perWorker`). The late blocks (10×10 and
+/// 5×5 pixels) take their images in groups (`BlockShape.group`), so that their GEMMs keep
+/// enough rows to run near the GEMM rate. The recomputation costs
 /// about two thirds of the block's forward multiply-adds; the tape no longer holds the
 /// expanded activations at all.
 struct InvertedResidualUnits: Equatable {
@@ -76,6 +78,17 @@ struct BlockShape {
     let outputPixels: Int
     let taps: Int
     let depthwise: ConvGeometryInfo
+
+    /// Output rows a GEMM of the block should have at least: per-image GEMMs of the late
+    /// blocks (10×10 and 5×5 pixels, K up to 960) run far below the GEMM rate, so images go
+    /// in groups there, as inference's late layers do.
+    static let groupRows = 512
+
+    /// Images per group for a worker holding `images` images: enough for `groupRows`
+    /// output rows, one image where an image alone has them (the 80×80 to 20×20 blocks).
+    func group(images: Int) -> Int {
+        max(1, min(images, (BlockShape.groupRows + outputPixels - 1) / outputPixels))
+    }
 }
 
 extension TrainingGraph {
@@ -127,7 +140,8 @@ extension TrainingGraph {
         let x = tape.values[graph.nodes[block.expand.conv!].inputs[0]]!
         var output = takeBuffer(batch * shape.outputPixels * shape.outChannels)
         let workers = max(1, min(Threads.count, batch))
-        let perWorker = (shape.pixels + shape.outputPixels) * shape.expanded
+        let group = shape.group(images: (batch + workers - 1) / workers)
+        let perWorker = group * (shape.pixels + shape.outputPixels) * shape.expanded
         var scratch = takeBuffer(workers * perWorker)
         let clamps = (expand: clamp(block.expand), depthwise: clamp(block.depthwise))
         withFoldedPointers(folded) { kernels in
@@ -136,11 +150,12 @@ extension TrainingGraph {
                     output.withUnsafeMutableBufferPointer { outputBuffer in
                         let space = SendableBuffer(scratchBuffer), out = SendableBuffer(outputBuffer)
                         Threads.perWorker(batch, workers: workers) { worker, images in
-                            let a1 = space.buffer.baseAddress! + worker * perWorker, a2 = a1 + shape.pixels * shape.expanded
-                            for n in images {
-                                expandedActivations(shape, kernels, clamps: clamps, input: xBuffer.baseAddress! + n * shape.pixels * shape.inChannels,
-                                                    a1: a1, a2: a2)
-                                Pointwise.forward(input: a2, rows: shape.outputPixels, inputChannels: shape.expanded,
+                            let a1 = space.buffer.baseAddress! + worker * perWorker, a2 = a1 + group * shape.pixels * shape.expanded
+                            for n in stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                                let count = min(group, images.upperBound - n)
+                                expandedActivations(shape, kernels, clamps: clamps, images: count,
+                                                    input: xBuffer.baseAddress! + n * shape.pixels * shape.inChannels, a1: a1, a2: a2)
+                                Pointwise.forward(input: a2, rows: count * shape.outputPixels, inputChannels: shape.expanded,
                                                   kernel: kernels.project, outputChannels: shape.outChannels, bias: kernels.projectBias,
                                                   clamp: .none, output: out.buffer.baseAddress! + n * shape.outputPixels * shape.outChannels)
                             }
@@ -181,13 +196,14 @@ extension TrainingGraph {
         Clamp(lower: 0, upper: reluCap(unit.relu!) ?? .infinity)
     }
 
-    /// One image's a₁ = clamp(x·W₁s₁ + b₁′) and a₂ = clamp(depthwise(a₁, K₂s₂) + b₂′), single-threaded
-    /// inside a worker: the forward pass and the backward's recomputation make the same calls.
-    private func expandedActivations(_ shape: BlockShape, _ kernels: FoldedPointers, clamps: (expand: Clamp, depthwise: Clamp),
+    /// A group of images' a₁ = clamp(x·W₁s₁ + b₁′) and a₂ = clamp(depthwise(a₁, K₂s₂) + b₂′),
+    /// single-threaded inside a worker: the forward pass and the backward's recomputation
+    /// make the same calls on the same groups.
+    private func expandedActivations(_ shape: BlockShape, _ kernels: FoldedPointers, clamps: (expand: Clamp, depthwise: Clamp), images: Int,
                                      input: UnsafePointer<Float>, a1: UnsafeMutablePointer<Float>, a2: UnsafeMutablePointer<Float>) {
-        Pointwise.forward(input: input, rows: shape.pixels, inputChannels: shape.inChannels, kernel: kernels.expand,
+        Pointwise.forward(input: input, rows: images * shape.pixels, inputChannels: shape.inChannels, kernel: kernels.expand,
                           outputChannels: shape.expanded, bias: kernels.expandBias, clamp: clamps.expand, output: a1)
-        shape.depthwise.forward(depthwise: true, batch: 1, input: a1, kernel: kernels.depthwise, bias: kernels.depthwiseBias,
+        shape.depthwise.forward(depthwise: true, batch: images, input: a1, kernel: kernels.depthwise, bias: kernels.depthwiseBias,
                                 clamp: clamps.depthwise, output: a2)
     }
 
@@ -214,9 +230,10 @@ extension TrainingGraph {
         let batch = tape.batch
 
         let workers = max(1, min(Threads.count, batch))
-        // Per worker: a₁ and da₁ (then dz₁ in place), a₂ and da₂ (then dz₂ in place), dz₃, one
-        // image's depthwise kernel gradient; and, for workers after the first, their totals.
-        let ownScratch = 2 * pixels * expanded + 2 * outputPixels * expanded + outputPixels * outChannels + taps * expanded
+        let group = shape.group(images: (batch + workers - 1) / workers)
+        // Per worker: a₁ and da₁ (then dz₁ in place), a₂ and da₂ (then dz₂ in place), dz₃ for a group
+        // of images, one group's depthwise kernel gradient; and, for workers after the first, their totals.
+        let ownScratch = group * (2 * pixels * expanded + 2 * outputPixels * expanded + outputPixels * outChannels) + taps * expanded
         let totals = inChannels * expanded + taps * expanded + expanded * outChannels
         let perWorker = ownScratch + totals
         var scratch = takeBuffer(workers * perWorker)
@@ -249,37 +266,41 @@ extension TrainingGraph {
                 let dxSpace = dxPointer.map { SendableBuffer(UnsafeMutableBufferPointer(start: $0, count: x.count)) }
                 Threads.perWorker(batch, workers: workers) { worker, images in
                     let a1 = space.buffer.baseAddress! + worker * perWorker
-                    let da1 = a1 + pixels * expanded, a2 = da1 + pixels * expanded, da2 = a2 + outputPixels * expanded
-                    let dz3 = da2 + outputPixels * expanded, imageKernel = dz3 + outputPixels * outChannels
+                    let da1 = a1 + group * pixels * expanded, a2 = da1 + group * pixels * expanded
+                    let da2 = a2 + group * outputPixels * expanded
+                    let dz3 = da2 + group * outputPixels * expanded, imageKernel = dz3 + group * outputPixels * outChannels
                     let ownTotals = imageKernel + taps * expanded
                     let (totalW1, totalK2, totalW3) = worker == 0
                         ? (dW1, dK2, dW3)
                         : (ownTotals, ownTotals + inChannels * expanded, ownTotals + inChannels * expanded + taps * expanded)
                     let sumsE = sumSpace.buffer.baseAddress! + worker * sumCount
                     let sumsD = sumsE + 2 * expanded, sumsP = sumsD + 2 * expanded
-                    for n in images {
+                    for n in stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                        let count = min(group, images.upperBound - n)
+                        let (rows, outputRows) = (count * pixels, count * outputPixels)
                         let first = n == images.lowerBound
                         let xn = xBuffer.baseAddress! + n * pixels * inChannels
-                        expandedActivations(shape, kernels, clamps: clamps, input: xn, a1: a1, a2: a2)
+                        expandedActivations(shape, kernels, clamps: clamps, images: count, input: xn, a1: a1, a2: a2)
                         let offset = n * outputPixels * outChannels
                         // Project: dz₃ = dy·s₃; dW₃ += a₂ᵀ·dz₃; da₂ = dz₃·W₃ᵀ.
                         passP.accumulate(outputGradient: dyBuffer.baseAddress! + offset, output: y3Buffer.baseAddress! + offset,
-                                         rows: outputPixels, inputGradient: dz3, sums: sumsP)
-                        Pointwise.backwardKernel(outputGradient: dz3, input: a2, rows: outputPixels, inputChannels: expanded,
+                                         rows: outputRows, inputGradient: dz3, sums: sumsP)
+                        Pointwise.backwardKernel(outputGradient: dz3, input: a2, rows: outputRows, inputChannels: expanded,
                                                  outputChannels: outChannels, accumulate: !first, kernelGradient: totalW3)
-                        Pointwise.backwardInput(outputGradient: dz3, rows: outputPixels, inputChannels: expanded, kernel: w3,
+                        Pointwise.backwardInput(outputGradient: dz3, rows: outputRows, inputChannels: expanded, kernel: w3,
                                                 outputChannels: outChannels, inputGradient: da2)
                         // Depthwise: dz₂ = da₂·mask·s₂ in place; its kernel and input gradients.
-                        passD.accumulate(outputGradient: da2, output: a2, rows: outputPixels, inputGradient: da2, sums: sumsD)
-                        shape.depthwise.depthwiseKernelGradient(outputGradient: da2, input: a1, into: first ? totalK2 : imageKernel)
+                        passD.accumulate(outputGradient: da2, output: a2, rows: outputRows, inputGradient: da2, sums: sumsD)
+                        shape.depthwise.depthwiseKernelGradient(images: count, outputGradient: da2, input: a1,
+                                                                into: first ? totalK2 : imageKernel)
                         if !first { Elementwise.add(imageKernel, into: totalK2, count: taps * expanded) }
-                        shape.depthwise.depthwiseInputGradient(outputGradient: da2, kernel: k2, into: da1)
+                        shape.depthwise.depthwiseInputGradient(images: count, outputGradient: da2, kernel: k2, into: da1)
                         // Expand: dz₁ = da₁·mask·s₁ in place; dW₁ += xᵀ·dz₁; dx = dz₁·W₁ᵀ.
-                        passE.accumulate(outputGradient: da1, output: a1, rows: pixels, inputGradient: da1, sums: sumsE)
-                        Pointwise.backwardKernel(outputGradient: da1, input: xn, rows: pixels, inputChannels: inChannels,
+                        passE.accumulate(outputGradient: da1, output: a1, rows: rows, inputGradient: da1, sums: sumsE)
+                        Pointwise.backwardKernel(outputGradient: da1, input: xn, rows: rows, inputChannels: inChannels,
                                                  outputChannels: expanded, accumulate: !first, kernelGradient: totalW1)
                         if let dxSpace {
-                            Pointwise.backwardInput(outputGradient: da1, rows: pixels, inputChannels: inChannels, kernel: w1,
+                            Pointwise.backwardInput(outputGradient: da1, rows: rows, inputChannels: inChannels, kernel: w1,
                                                     outputChannels: expanded,
                                                     inputGradient: dxSpace.buffer.baseAddress! + n * pixels * inChannels)
                         }
@@ -329,20 +350,20 @@ extension TrainingGraph {
 }
 
 extension ConvGeometryInfo {
-    /// One image's depthwise kernel gradient (no bias), overwriting `kernelGradient`.
-    func depthwiseKernelGradient(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
+    /// The depthwise kernel gradient (no bias) of a group of images, overwriting `kernelGradient`.
+    func depthwiseKernelGradient(images: Int, outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
                                  into kernelGradient: UnsafeMutablePointer<Float>) {
-        DepthwiseConv2D.backwardKernel(outputGradient: outputGradient, input: input, batch: 1, height: height, width: width,
+        DepthwiseConv2D.backwardKernel(outputGradient: outputGradient, input: input, batch: images, height: height, width: width,
                                        channels: inputChannels, kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth,
                                        strideH: spec.strideH, strideW: spec.strideW, padTop: padTop, padLeft: padLeft,
                                        outputHeight: outputHeight, outputWidth: outputWidth, kernelGradient: kernelGradient,
                                        biasGradient: nil)
     }
 
-    /// One image's depthwise input gradient, overwriting `inputGradient`.
-    func depthwiseInputGradient(outputGradient: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
+    /// The depthwise input gradient of a group of images, overwriting `inputGradient`.
+    func depthwiseInputGradient(images: Int, outputGradient: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
                                 into inputGradient: UnsafeMutablePointer<Float>) {
-        DepthwiseConv2D.backwardInput(outputGradient: outputGradient, batch: 1, height: height, width: width, channels: inputChannels,
+        DepthwiseConv2D.backwardInput(outputGradient: outputGradient, batch: images, height: height, width: width, channels: inputChannels,
                                       kernel: kernel, kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth,
                                       strideH: spec.strideH, strideW: spec.strideW, padTop: padTop, padLeft: padLeft,
                                       outputHeight: outputHeight, outputWidth: outputWidth, inputGradient: inputGradient)
