@@ -155,9 +155,10 @@ extension TrainingGraph {
                                 let count = min(group, images.upperBound - n)
                                 expandedActivations(shape, kernels, clamps: clamps, images: count,
                                                     input: xBuffer.baseAddress! + n * shape.pixels * shape.inChannels, a1: a1, a2: a2)
-                                Pointwise.forward(input: a2, rows: count * shape.outputPixels, inputChannels: shape.expanded,
-                                                  kernel: kernels.project, outputChannels: shape.outChannels, bias: kernels.projectBias,
-                                                  clamp: .none, output: out.buffer.baseAddress! + n * shape.outputPixels * shape.outChannels)
+                                BandKernels.gemm(input: a2, rows: count * shape.outputPixels, inputChannels: shape.expanded,
+                                                 kernel: kernels.project, outputChannels: shape.outChannels, bias: kernels.projectBias,
+                                                 clamp: .none, residual: nil,
+                                                 output: out.buffer.baseAddress! + n * shape.outputPixels * shape.outChannels)
                             }
                         }
                     }
@@ -197,14 +198,21 @@ extension TrainingGraph {
     }
 
     /// A group of images' a₁ = clamp(x·W₁s₁ + b₁′) and a₂ = clamp(depthwise(a₁, K₂s₂) + b₂′),
-    /// single-threaded inside a worker: the forward pass and the backward's recomputation
-    /// make the same calls on the same groups.
+    /// single-threaded inside a worker, with inference's kernels (`BandKernels`): the forward
+    /// pass and the backward's recomputation make the same calls on the same groups.
     private func expandedActivations(_ shape: BlockShape, _ kernels: FoldedPointers, clamps: (expand: Clamp, depthwise: Clamp), images: Int,
                                      input: UnsafePointer<Float>, a1: UnsafeMutablePointer<Float>, a2: UnsafeMutablePointer<Float>) {
-        Pointwise.forward(input: input, rows: images * shape.pixels, inputChannels: shape.inChannels, kernel: kernels.expand,
-                          outputChannels: shape.expanded, bias: kernels.expandBias, clamp: clamps.expand, output: a1)
-        shape.depthwise.forward(depthwise: true, batch: images, input: a1, kernel: kernels.depthwise, bias: kernels.depthwiseBias,
-                                clamp: clamps.depthwise, output: a2)
+        BandKernels.gemm(input: input, rows: images * shape.pixels, inputChannels: shape.inChannels, kernel: kernels.expand,
+                         outputChannels: shape.expanded, bias: kernels.expandBias, clamp: clamps.expand, residual: nil, output: a1)
+        let g = shape.depthwise
+        for image in 0..<images {
+            BandKernels.depthwiseRows(band: a1 + image * shape.pixels * shape.expanded, bandStart: 0, bandRows: g.height,
+                                      height: g.height, width: g.width, channels: shape.expanded, kernel: kernels.depthwise,
+                                      kernelHeight: g.spec.kernelHeight, kernelWidth: g.spec.kernelWidth,
+                                      strideH: g.spec.strideH, strideW: g.spec.strideW, padTop: g.padTop, padLeft: g.padLeft,
+                                      rows: 0..<g.outputHeight, outputWidth: g.outputWidth, bias: kernels.depthwiseBias,
+                                      clamp: clamps.depthwise, output: a2 + image * shape.outputPixels * shape.expanded)
+        }
     }
 
     /// The block's backward pass, given the gradient of its project output: writes the
