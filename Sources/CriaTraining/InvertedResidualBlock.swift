@@ -22,6 +22,21 @@ import CriaModel
 /// enough rows to run near the GEMM rate. The recomputation costs
 /// about two thirds of the block's forward multiply-adds; the tape no longer holds the
 /// expanded activations at all.
+public enum OnePassBlocks: Sendable {
+    /// Every block runs unit by unit.
+    case none
+    /// Blocks whose expanded activation over the batch is at least `minimumBytes` (at batch 32
+    /// and 160×160, `block_1` to `block_3`): those are the blocks whose unit-by-unit passes
+    /// are bound by memory traffic. The later blocks' tensors stay in the shared cache between
+    /// the passes, their GEMMs already run near their rate over the whole batch, and the
+    /// recomputation (two thirds of their forward work) would cost more than it saves.
+    case memoryBound
+    /// Every block that can (for tests of the one-pass path on small images).
+    case all
+
+    public static let minimumBytes = 16 << 20
+}
+
 struct InvertedResidualUnits: Equatable {
     let expand: FusedUnit
     let depthwise: FusedUnit
@@ -133,10 +148,10 @@ extension TrainingGraph {
     /// Runs the block forward as one pass and records its project output on the tape; false
     /// (and nothing done) when this step's weights do not fold, so that the units run instead.
     func forwardBlock(_ block: InvertedResidualUnits, tape: inout Tape) -> Bool {
-        guard var folded = foldedBlock(block) else { return false }
-        defer { recycle(&folded) }
         let shape = blockShape(block)
         let batch = tape.batch
+        guard runsAsOnePass(block, batch: batch), var folded = foldedBlock(block) else { return false }
+        defer { recycle(&folded) }
         let x = tape.values[graph.nodes[block.expand.conv!].inputs[0]]!
         var output = takeBuffer(batch * shape.outputPixels * shape.outChannels)
         let workers = max(1, min(Threads.count, batch))
@@ -350,10 +365,16 @@ extension TrainingGraph {
 }
 
 extension TrainingGraph {
-    /// The expand layers of the blocks that run as one pass (when their units fold in a step),
-    /// in graph order: for tests and reports.
-    public var onePassBlocks: [String] {
-        blocks.values.map(\.expand.conv!).sorted().map { graph.nodes[$0].name }
+    /// Whether a block runs as one pass at this batch size (`OnePassBlocks`), when its units fold.
+    func runsAsOnePass(_ block: InvertedResidualUnits, batch: Int) -> Bool {
+        let shape = blockShape(block)
+        return onePassBlocks == .all || batch * shape.pixels * shape.expanded * MemoryLayout<Float>.size >= OnePassBlocks.minimumBytes
+    }
+
+    /// The expand layers of the blocks that run as one pass at `batch` (when their units fold
+    /// in a step), in graph order: for tests and reports.
+    public func onePassBlocks(batch: Int) -> [String] {
+        blocks.values.filter { runsAsOnePass($0, batch: batch) }.map(\.expand.conv!).sorted().map { graph.nodes[$0].name }
     }
 }
 

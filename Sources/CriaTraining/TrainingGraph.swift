@@ -37,6 +37,7 @@ public final class TrainingGraph {
     /// pass reaches them, and by their last node, where the backward pass does.
     let blocks: [Int: InvertedResidualUnits]
     private let blockEnds: [Int: InvertedResidualUnits]
+    let onePassBlocks: OnePassBlocks
     /// Nodes run inside a fused unit that ends at another node: the tape never holds their outputs.
     public var innerNodesOfUnits: Set<Int> { fusion.absorbed }
     /// Finished buffers by size: `pools[poolSlots[size]]`. Not `[Int: [[Float]]]`, whose
@@ -72,9 +73,9 @@ public final class TrainingGraph {
     }
 
     /// `fusesLayers: false` runs every layer as its own pass (no `FusionPlan`), to test the fused
-    /// units against the layer-by-layer passes; `fusesBlocks: false` runs the units of an
-    /// inverted-residual block's backward one after another, over the whole batch.
-    public init(graph: ModelGraph, bnMode: BatchNormMode, fusesLayers: Bool = true, fusesBlocks: Bool = true) throws {
+    /// units against the layer-by-layer passes; `onePassBlocks` says which inverted-residual
+    /// blocks run as one pass (`InvertedResidualBlock.swift`).
+    public init(graph: ModelGraph, bnMode: BatchNormMode, fusesLayers: Bool = true, onePassBlocks: OnePassBlocks = .memoryBound) throws {
         Allocator.configureForTraining()
         self.graph = graph
         self.bnMode = bnMode
@@ -93,7 +94,8 @@ public final class TrainingGraph {
         suffix = Array(boundary..<graph.nodes.count)
         fusion = fusesLayers ? FusionPlan(graph: graph, suffix: boundary..<graph.nodes.count, consumers: consumers, bnMode: bnMode)
                              : FusionPlan()
-        blocks = fusesLayers && fusesBlocks ? InvertedResidualUnits.plan(graph: graph, fusion: fusion, consumers: consumers) : [:]
+        self.onePassBlocks = onePassBlocks
+        blocks = fusesLayers && onePassBlocks != .none ? InvertedResidualUnits.plan(graph: graph, fusion: fusion, consumers: consumers) : [:]
         blockEnds = Dictionary(uniqueKeysWithValues: blocks.values.map { ($0.project.last, $0) })
         var outputs = Set<Int>()
         for index in suffix { for input in graph.nodes[index].inputs where input < boundary { outputs.insert(input) } }

@@ -27,7 +27,7 @@ final class FusedUnitTests: XCTestCase {
         try graph.applyFreezing(.all)
         for bnMode in BatchNormMode.allCases {
             // The units themselves: whole blocks run as one pass otherwise (InvertedResidualBlockTests).
-            let session = try TrainingGraph(graph: graph, bnMode: bnMode, fusesBlocks: false)
+            let session = try TrainingGraph(graph: graph, bnMode: bnMode, onePassBlocks: .none)
             let batch = images(graph, batch: 4)
             let (_, tape) = session.forward(prefix: try session.runPrefix(batch), batch: 4, training: true, dropoutSeed: 3)
             defer { session.reclaim(tape) }

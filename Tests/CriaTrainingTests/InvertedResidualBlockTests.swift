@@ -24,13 +24,13 @@ final class InvertedResidualBlockTests: XCTestCase {
     func testWholeTrainableBlocksOnMovingStatisticsRunAsOnePass() throws {
         var graph = try TransferModel.randomGraph(alpha: 0.35, inputHeight: 32, inputWidth: 32)
         try graph.applyFreezing(.all)
-        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference).onePassBlocks, (1...16).map { "block_\($0)_expand" },
+        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all).onePassBlocks(batch: 4), (1...16).map { "block_\($0)_expand" },
                        "every block with an expansion layer (expanded_conv has none)")
-        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .train).onePassBlocks, [],
+        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .train, onePassBlocks: .all).onePassBlocks(batch: 4), [],
                        "batch statistics need whole-batch sums between the units")
-        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference, fusesBlocks: false).onePassBlocks, [])
+        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .none).onePassBlocks(batch: 4), [])
         // A one-pass block keeps its project output and no expanded activation.
-        let session = try TrainingGraph(graph: graph, bnMode: .inference)
+        let session = try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all)
         let (_, tape) = session.forward(prefix: try session.runPrefix(images(graph.inputShape, batch: 2)), batch: 2, training: true, dropoutSeed: 3)
         for block in 1...16 {
             for (suffix, kept) in [("expand_relu", false), ("depthwise_relu", false), ("project_BN", true)] {
@@ -40,8 +40,19 @@ final class InvertedResidualBlockTests: XCTestCase {
         }
         session.reclaim(tape)
         try graph.applyFreezing(.fineTuneFrom("block_13_depthwise"))
-        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference).onePassBlocks, ["block_14_expand", "block_15_expand", "block_16_expand"],
+        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all).onePassBlocks(batch: 4), ["block_14_expand", "block_15_expand", "block_16_expand"],
                        "block_13's expand layer is frozen, so its units run one by one")
+    }
+
+    /// By default only the blocks whose expanded activation over the batch is at least 16 MB
+    /// run as one pass: at 160×160 and batch 32, `block_1` (79 MB) to `block_3` (29 MB).
+    func testByDefaultOnlyMemoryBoundBlocksRunAsOnePass() throws {
+        var graph = try TransferModel.randomGraph(alpha: 1.0, inputHeight: 160, inputWidth: 160)
+        try graph.applyFreezing(.all)
+        let session = try TrainingGraph(graph: graph, bnMode: .inference)
+        XCTAssertEqual(session.onePassBlocks(batch: 32), ["block_1_expand", "block_2_expand", "block_3_expand"])
+        XCTAssertEqual(session.onePassBlocks(batch: 8), ["block_1_expand"], "block_1: 20 MB at batch 8, block_2: 7 MB")
+        XCTAssertEqual(session.onePassBlocks(batch: 4), [])
     }
 
     /// The block's six layers against central difference quotients of the float64 graph,
@@ -51,8 +62,8 @@ final class InvertedResidualBlockTests: XCTestCase {
         var graph = try TransferModel.graph(file: file, alpha: 0.35, inputHeight: 32, inputWidth: 32,
                                             head: .init(dropout: 0, units: 1), seed: 7)
         try graph.applyFreezing(.fineTuneFrom("block_14_expand"))
-        let session = try TrainingGraph(graph: graph, bnMode: .inference)
-        XCTAssertEqual(session.onePassBlocks, ["block_14_expand", "block_15_expand", "block_16_expand"])
+        let session = try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all)
+        XCTAssertEqual(session.onePassBlocks(batch: 4), ["block_14_expand", "block_15_expand", "block_16_expand"])
         let labels = [0, 1, 1, 0]
         let input = images(graph.inputShape, batch: 4, seed: 42)
         let prefix = try session.runPrefix(input)
@@ -85,8 +96,8 @@ final class InvertedResidualBlockTests: XCTestCase {
         try graph.applyFreezing(.all)
         let batch = images(graph.inputShape, batch: 6)
         let labels = [0, 1, 1, 0, 1, 0]
-        let onePass = try step(TrainingGraph(graph: graph, bnMode: .inference), batch, labels: labels)
-        let units = try step(TrainingGraph(graph: graph, bnMode: .inference, fusesBlocks: false), batch, labels: labels)
+        let onePass = try step(TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all), batch, labels: labels)
+        let units = try step(TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .none), batch, labels: labels)
         XCTAssertEqual(Set(onePass.keys), Set(units.keys))
         let nodes = 0..<graph.nodes.count
         let terms = Float32ErrorModel.longestSum(graph, nodes: nodes, batch: 6)
@@ -113,7 +124,7 @@ final class InvertedResidualBlockTests: XCTestCase {
         var graph = try TransferModel.randomGraph(alpha: 0.35, inputHeight: 32, inputWidth: 32)
         try graph.applyFreezing(.all)
         let batch = images(graph.inputShape, batch: 5)
-        let session = try TrainingGraph(graph: graph, bnMode: .inference)
+        let session = try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all)
         let first = try step(session, batch, labels: [0, 1, 1, 0, 1])
         let second = try step(session, batch, labels: [0, 1, 1, 0, 1])
         for (node, variables) in first {
