@@ -33,15 +33,9 @@ struct ConvolutionStep {
     enum Kernel { case pointwise, general, depthwise }
     var kernelKind: Kernel
     var input: Int
-    var inputShape: [Int]
-    var outputShape: [Int]
+    /// One image's geometry (batch 1), with a fused padding's rows and columns in its pads.
+    var shape: ConvShape
     var kernel: [Float]
-    var kernelHeight: Int
-    var kernelWidth: Int
-    var strideH: Int
-    var strideW: Int
-    var padTop: Int
-    var padLeft: Int
     var bias: [Float]?
     var clamp: Clamp
     var postActivation: ActivationFunction?
@@ -189,10 +183,11 @@ struct InferencePlanner {
             && extraTop == 0 && extraLeft == 0 && rows.before == 0 && columns.before == 0
         let kind: ConvolutionStep.Kernel
         if case .depthwiseConv2D = node.kind { kind = .depthwise } else { kind = isPointwise ? .pointwise : .general }
-        let step = ConvolutionStep(kernelKind: kind, input: input, inputShape: inputShape, outputShape: node.outputShape,
-                                   kernel: kernel, kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth,
-                                   strideH: spec.strideH, strideW: spec.strideW,
-                                   padTop: rows.before + extraTop, padLeft: columns.before + extraLeft,
+        let shape = ConvShape(batch: 1, height: inputShape[0], width: inputShape[1], inputChannels: inputShape[2],
+                              kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth, strideH: spec.strideH, strideW: spec.strideW,
+                              padTop: rows.before + extraTop, padLeft: columns.before + extraLeft,
+                              outputHeight: node.outputShape[0], outputWidth: node.outputShape[1], outputChannels: node.outputShape[2])
+        let step = ConvolutionStep(kernelKind: kind, input: input, shape: shape, kernel: kernel,
                                    bias: bias, clamp: clamp, postActivation: postActivation, layers: layers)
         return (step, last, absorbed)
     }

@@ -20,13 +20,13 @@ extension TrainingGraph {
             recycle(&output)
             return input
         case .conv2D(let spec), .depthwiseConv2D(let spec):
-            let geometry = ConvGeometryInfo(spec: spec, input: inputShape, output: node.outputShape)
+            let geometry = spec.shape(batch: batch, input: inputShape, output: node.outputShape)
             let kernel = parameter(index, "kernel")
             let bias = optionalParameter(index, "bias")
             let clamp = TrainingGraph.clamp(for: spec.activation)
             input.withUnsafeBufferPointer { x in
                 output.withUnsafeMutableBufferPointer { y in
-                    geometry.forward(depthwise: isDepthwise(node.kind), batch: batch, input: x.baseAddress!, kernel: kernel.baseAddress!,
+                    geometry.forward(depthwise: isDepthwise(node.kind), input: x.baseAddress!, kernel: kernel.baseAddress!,
                                      bias: bias?.baseAddress, clamp: clamp, output: y.baseAddress!)
                 }
             }
@@ -129,11 +129,11 @@ extension TrainingGraph {
         case .input, .identity, .normalization:
             return [gradient]
         case .conv2D(let spec), .depthwiseConv2D(let spec):
-            let geometry = ConvGeometryInfo(spec: spec, input: inputShape, output: node.outputShape)
+            let geometry = spec.shape(batch: batch, input: inputShape, output: node.outputShape)
             if spec.activation != .linear { TrainingGraph.maskByOutput(&gradient, output: output, activation: spec.activation) }
             let kernel = parameter(index, "kernel")
             var dx: [Float]? = needsInput[0] ? takeBuffer(input.count) : nil
-            geometry.backward(depthwise: isDepthwise(node.kind), batch: batch, input: input, kernel: kernel.baseAddress!,
+            geometry.backward(depthwise: isDepthwise(node.kind), input: input, kernel: kernel.baseAddress!,
                               outputGradient: gradient, inputGradient: &dx, kernelGradient: gradientBuffer(index, "kernel")?.baseAddress,
                               biasGradient: gradientBuffer(index, "bias")?.baseAddress)
             return [dx]
@@ -283,102 +283,6 @@ extension TrainingGraph {
 
     /// Column sums in Double, rounded once, written into `sums`.
     static func columnSums(_ values: [Float], rows: Int, columns: Int, into sums: UnsafeMutableBufferPointer<Float>) {
-        var total = [Double](repeating: 0, count: columns)
-        for r in 0..<rows { for c in 0..<columns { total[c] += Double(values[r * columns + c]) } }
-        for c in 0..<columns { sums[c] = Float(total[c]) }
+        values.withUnsafeBufferPointer { Elementwise.columnSums($0.baseAddress!, rows: rows, columns: columns, into: sums.baseAddress!) }
     }
 }
-
-/// Shapes and padding of one convolution, dispatching to the kernels.
-struct ConvGeometryInfo {
-    let spec: ConvSpec
-    private(set) var height, width: Int
-    let inputChannels, outputHeight, outputWidth, outputChannels: Int
-    private(set) var padTop, padLeft: Int
-
-    init(spec: ConvSpec, input: [Int], output: [Int]) {
-        self.spec = spec
-        (height, width, inputChannels) = (input[0], input[1], input[2])
-        (outputHeight, outputWidth, outputChannels) = (output[0], output[1], output[2])
-        padTop = spec.padding.amounts(input: height, kernel: spec.kernelHeight, stride: spec.strideH).before
-        padLeft = spec.padding.amounts(input: width, kernel: spec.kernelWidth, stride: spec.strideW).before
-    }
-
-    /// The same convolution reading the input of a ZeroPadding2D folded into it: the
-    /// padding's rows and columns become implicit zeros (the kernels skip taps outside
-    /// the input, so the bottom and right padding need no argument).
-    func foldingPadding(top: Int, left: Int, input: [Int]) -> ConvGeometryInfo {
-        var folded = self
-        (folded.height, folded.width) = (input[0], input[1])
-        folded.padTop += top
-        folded.padLeft += left
-        return folded
-    }
-
-    var isPointwise: Bool {
-        spec.kernelHeight == 1 && spec.kernelWidth == 1 && spec.strideH == 1 && spec.strideW == 1 && padTop == 0 && padLeft == 0
-    }
-
-    func forward(depthwise: Bool, batch: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                 clamp: Clamp, output: UnsafeMutablePointer<Float>) {
-        if depthwise {
-            DepthwiseConv2D.forward(input: input, batch: batch, height: height, width: width, channels: inputChannels, kernel: kernel,
-                                    kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth, strideH: spec.strideH, strideW: spec.strideW,
-                                    padTop: padTop, padLeft: padLeft, outputHeight: outputHeight, outputWidth: outputWidth,
-                                    bias: bias, clamp: clamp, output: output)
-        } else if isPointwise {
-            Pointwise.forward(input: input, rows: batch * height * width, inputChannels: inputChannels, kernel: kernel,
-                              outputChannels: outputChannels, bias: bias, clamp: clamp, output: output)
-        } else {
-            Conv2D.forward(input: input, batch: batch, height: height, width: width, inputChannels: inputChannels, kernel: kernel,
-                           kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth, outputChannels: outputChannels,
-                           strideH: spec.strideH, strideW: spec.strideW, padTop: padTop, padLeft: padLeft,
-                           outputHeight: outputHeight, outputWidth: outputWidth, bias: bias, clamp: clamp, output: output)
-        }
-    }
-
-    /// Gradients for the input, kernel and bias, each computed only when asked for (a
-    /// buffer given): each given buffer is overwritten. The bias gradient is computed only
-    /// with the kernel's (a trainable layer has both).
-    func backward(depthwise: Bool, batch: Int, input: [Float], kernel: UnsafePointer<Float>, outputGradient dy: [Float],
-                  inputGradient dx: inout [Float]?, kernelGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?) {
-        let (kh, kw, sh, sw) = (spec.kernelHeight, spec.kernelWidth, spec.strideH, spec.strideW)
-        let (h, w, ci, oh, ow, co) = (height, width, inputChannels, outputHeight, outputWidth, outputChannels)
-        let pixels = batch * h * w
-        withOptionalMutablePointer(&dx) { inputGradient in
-            guard let inputGradient else { return }
-            if depthwise {
-                DepthwiseConv2D.backwardInput(outputGradient: dy, batch: batch, height: h, width: w, channels: ci, kernel: kernel,
-                                              kernelHeight: kh, kernelWidth: kw, strideH: sh, strideW: sw, padTop: padTop, padLeft: padLeft,
-                                              outputHeight: oh, outputWidth: ow, inputGradient: inputGradient)
-            } else if isPointwise {
-                Pointwise.backwardInput(outputGradient: dy, rows: pixels, inputChannels: ci, kernel: kernel, outputChannels: co,
-                                        inputGradient: inputGradient)
-            } else {
-                Conv2D.backwardInput(outputGradient: dy, batch: batch, height: h, width: w, inputChannels: ci, kernel: kernel,
-                                     kernelHeight: kh, kernelWidth: kw, outputChannels: co, strideH: sh, strideW: sw, padTop: padTop,
-                                     padLeft: padLeft, outputHeight: oh, outputWidth: ow, inputGradient: inputGradient)
-            }
-        }
-        if let kernelGradient {
-            if depthwise {
-                DepthwiseConv2D.backwardKernel(outputGradient: dy, input: input, batch: batch, height: h, width: w, channels: ci,
-                                               kernelHeight: kh, kernelWidth: kw, strideH: sh, strideW: sw, padTop: padTop, padLeft: padLeft,
-                                               outputHeight: oh, outputWidth: ow, kernelGradient: kernelGradient, biasGradient: biasGradient)
-            } else if isPointwise {
-                Pointwise.backwardKernel(outputGradient: dy, input: input, rows: pixels, inputChannels: ci, outputChannels: co,
-                                         accumulate: false, kernelGradient: kernelGradient)
-                if let biasGradient {
-                    TrainingGraph.columnSums(dy, rows: pixels, columns: co, into: UnsafeMutableBufferPointer(start: biasGradient, count: co))
-                }
-            } else {
-                // im2col + sgemm: the direct kernel runs at a tenth of the GEMM rate on Conv1's 27-term rows.
-                Conv2D.backwardKernelGEMM(outputGradient: dy, input: input, batch: batch, height: h, width: w, inputChannels: ci,
-                                          kernelHeight: kh, kernelWidth: kw, outputChannels: co, strideH: sh, strideW: sw, padTop: padTop,
-                                          padLeft: padLeft, outputHeight: oh, outputWidth: ow, kernelGradient: kernelGradient,
-                                          biasGradient: biasGradient)
-            }
-        }
-    }
-}
-
