@@ -1,7 +1,67 @@
 import CriaCore
 import CriaKernels
 
+// What Conv2D and DepthwiseConv2D share: their Keras config, their output size, and
+// their training passes. Each kind's own file says where they differ.
+
 extension ConvSpec {
+    /// Reads a Conv2D or DepthwiseConv2D config (groups 1, dilation 1, depth multiplier 1).
+    init(_ layer: KerasLayerReader, depthwise: Bool) throws {
+        let config = layer.config
+        try layer.checkChannelsLast()
+        let (kh, kw) = try layer.pair("kernel_size", default: 1)
+        let (sh, sw) = try layer.pair("strides", default: 1)
+        let (dh, dw) = try layer.pair("dilation_rate", default: 1)
+        guard dh == 1, dw == 1 else { throw layer.fail("dilation_rate (\(dh), \(dw)) is not supported") }
+        if let groups = config["groups"]?.int, groups != 1 { throw layer.fail("groups=\(groups) is not supported") }
+        if depthwise, let multiplier = config["depth_multiplier"]?.int, multiplier != 1 {
+            throw layer.fail("depth_multiplier=\(multiplier) is not supported")
+        }
+        guard let padding = ConvPadding(rawValue: config["padding"]?.string ?? "valid") else {
+            throw layer.fail("padding \(config["padding"]?.string ?? "?") is not supported")
+        }
+        self.init(filters: depthwise ? 0 : (config["filters"]?.int ?? 0), kernelHeight: kh, kernelWidth: kw, strideH: sh, strideW: sw,
+                  padding: padding, useBias: config["use_bias"]?.bool ?? true, activation: try layer.activation())
+    }
+
+    /// Output rows and columns for an image input, by Keras's padding rule.
+    func outputSize(_ shapes: LayerShapes) throws -> (height: Int, width: Int) {
+        let (h, w, _) = try shapes.image()
+        let rows = padding.amounts(input: h, kernel: kernelHeight, stride: strideH)
+        let columns = padding.amounts(input: w, kernel: kernelWidth, stride: strideW)
+        guard rows.output > 0, columns.output > 0 else {
+            throw shapes.fail("input \(h)×\(w) is smaller than the \(kernelHeight)×\(kernelWidth) kernel")
+        }
+        return (rows.output, columns.output)
+    }
+
+    /// The training forward pass: the convolution with its activation's clamp in the kernel's epilogue.
+    func forward(_ pass: LayerForwardPass, depthwise: Bool) -> [Float] {
+        let geometry = shape(batch: pass.batch, input: pass.inputShape, output: pass.outputShape)
+        let kernel = pass.parameter("kernel")
+        let bias = pass.optionalParameter("bias")
+        var output = pass.takeBuffer(pass.outputCount)  // overwritten
+        pass.input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+                geometry.forward(depthwise: depthwise, input: x.baseAddress!, kernel: kernel.baseAddress!,
+                                 bias: bias?.baseAddress, clamp: activation.kernelClamp, output: y.baseAddress!)
+            }
+        }
+        return output
+    }
+
+    /// The training backward pass: the activation's mask, then the input, kernel and bias gradients.
+    func backward(_ pass: LayerBackwardPass, gradient: inout [Float], depthwise: Bool) -> [[Float]?] {
+        let geometry = shape(batch: pass.batch, input: pass.inputShape, output: pass.outputShape)
+        if activation != .linear { activation.maskGradient(&gradient, output: pass.output) }
+        let kernel = pass.parameter("kernel")
+        var dx: [Float]? = pass.needsInput[0] ? pass.takeBuffer(pass.input.count) : nil
+        geometry.backward(depthwise: depthwise, input: pass.input, kernel: kernel.baseAddress!, outputGradient: gradient,
+                          inputGradient: &dx, kernelGradient: pass.gradient("kernel")?.baseAddress,
+                          biasGradient: pass.gradient("bias")?.baseAddress)
+        return [dx]
+    }
+
     /// The convolution's geometry over `batch` images of shape `input` (H, W, C), giving `output`
     /// (H, W, C): Keras's padding rule turned into the kernels' top and left pads.
     public func shape(batch: Int, input: [Int], output: [Int]) -> ConvShape {
