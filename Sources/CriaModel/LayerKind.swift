@@ -45,7 +45,7 @@ public enum ActivationFunction: String, Sendable {
         }
     }
 
-    public init(keras name: String?, layer: String, source: String) throws {
+    init(keras name: String?, layer: String, source: String) throws {
         guard let function = ActivationFunction(rawValue: name ?? "linear") else {
             throw CriaError("\(source): layer \(layer): activation \"\(name ?? "")\" is not supported (linear, relu, relu6, sigmoid, softmax)")
         }

@@ -46,6 +46,31 @@ final class LayerDefinitionTests: XCTestCase {
         XCTAssertTrue(classes.contains("RandomFlip"))
     }
 
+    /// The Keras writer (CriaKerasIO, below the layer model) keeps its own list of each class's
+    /// variables; it must name the ones the definitions read, in the same order, or a model Cria
+    /// trains would be written without them.
+    func testTheKerasWriterNamesEveryDefinitionsVariablesInItsOrder() throws {
+        let variants: [String: [JSONValue]] = [
+            "Conv2D": [.object(["filters": .number(4), "use_bias": .bool(false)])],
+            "DepthwiseConv2D": [.object(["use_bias": .bool(false)])],
+            "Dense": [.object(["units": .number(2), "use_bias": .bool(false)])],
+            "BatchNormalization": [.object(["center": .bool(false)]), .object(["scale": .bool(false)]),
+                                   .object(["center": .bool(false), "scale": .bool(false)])],
+        ]
+        for definition in LayerKind.definitions {
+            // An adapted Normalization's mean and variance are state read from the file, not variables Cria checks or trains.
+            guard definition != NormalizationLayer.self else { continue }
+            for className in definition.kerasClassNames {
+                for config in [Self.minimalConfigs[className] ?? .object([:])] + (variants[className] ?? []) {
+                    let reader = layer(className, config)
+                    let kind = try definition.parse(reader)
+                    XCTAssertEqual(kind.definition.variables(inputChannels: 3).map(\.name), KerasVariables.names(for: reader.layer),
+                                   "\(className) \(config)")
+                }
+            }
+        }
+    }
+
     func testConvolutionShapesVariablesAndCost() throws {
         let same = JSONValue.object(["filters": .number(8), "kernel_size": .number(3), "strides": .number(2), "padding": .string("same"),
                                      "use_bias": .bool(false)])
