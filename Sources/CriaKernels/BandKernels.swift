@@ -119,7 +119,8 @@ public enum BandKernels {
         }
     }
 
-    /// Depthwise convolution (depth multiplier 1) of output rows `rows` of one image.
+    /// Depthwise convolution (depth multiplier 1) of output rows `rows` of one
+    /// image of geometry `shape` (its batch is not read).
     ///
     /// The input is a band: image rows `bandStart ..< bandStart + bandRows`
     /// stored contiguously at `band` (width × channels each). Rows outside
@@ -130,7 +131,7 @@ public enum BandKernels {
     /// Taps are summed after the bias in (ky, kx) order, skipping padded ones,
     /// the same order as `DepthwiseConv2D.forward`, so both give the same bits.
     ///
-    /// With `channelStride`, the call computes a slice of `channels` channels
+    /// With `channelStride`, the call computes a slice of `shape.channels` channels
     /// of a tensor with `channelStride` channels per pixel: `band`, `kernel`,
     /// `bias` and `output` point at the slice's first channel. Threads that
     /// split a layer by channels each pass their own slice.
@@ -191,7 +192,7 @@ public enum BandKernels {
     }
 
     /// Direct general convolution (Keras `Conv2D`, groups 1) of output rows
-    /// `rows` of one image: the kernel of `Conv2D.forward`, which gives the
+    /// `rows` of one image of geometry `shape`: the kernel of `Conv2D.forward`, which gives the
     /// same bits. Output row `oy` goes to
     /// `output + (oy - rows.lowerBound) * outputWidth * outputChannels`.
     ///

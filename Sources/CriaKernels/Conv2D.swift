@@ -4,7 +4,7 @@ import CriaCore
 /// Keras `Conv2D` (groups 1, dilation 1) over contiguous NHWC float32 buffers,
 /// used for MobileNetV2's first layer `Conv1` (3×3, stride 2, 3 → 32·alpha).
 ///
-/// Shapes: input (batch, height, width, inputChannels); kernel (kernelHeight,
+/// Shapes (the fields of `ConvShape`): input (batch, height, width, inputChannels); kernel (kernelHeight,
 /// kernelWidth, inputChannels, outputChannels); output (batch, outputHeight,
 /// outputWidth, outputChannels). Padding follows `DepthwiseConv2D`: output
 /// (oy, ox) reads input (oy * strideH - padTop + ky, ox * strideW - padLeft + kx),

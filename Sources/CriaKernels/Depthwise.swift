@@ -2,7 +2,8 @@ import CriaCore
 
 /// Keras `DepthwiseConv2D` (depth multiplier 1) over contiguous NHWC float32 buffers.
 ///
-/// Shapes: input (batch, height, width, channels); kernel (kernelHeight,
+/// Shapes (the fields of `ConvShape`, with outputChannels = inputChannels =
+/// channels): input (batch, height, width, channels); kernel (kernelHeight,
 /// kernelWidth, channels, 1) so tap (ky, kx) of channel c is
 /// `kernel[(ky * kernelWidth + kx) * channels + c]`; output (batch,
 /// outputHeight, outputWidth, channels). Output (oy, ox) reads input
