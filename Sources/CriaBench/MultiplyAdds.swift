@@ -9,18 +9,8 @@ extension ModelGraph {
     /// the MobileNetV2 paper's 300 M figure counts.
     public var multiplyAddsPerNode: [Int] {
         nodes.map { node in
-            let inputChannels = node.inputs.first.map { nodes[$0].outputShape.last ?? 0 } ?? 0
-            let outputPixels = node.outputShape.count == 3 ? node.outputShape[0] * node.outputShape[1] : 1
-            switch node.kind {
-            case .conv2D(let spec):
-                return outputPixels * spec.filters * spec.kernelHeight * spec.kernelWidth * inputChannels
-            case .depthwiseConv2D(let spec):
-                return outputPixels * inputChannels * spec.kernelHeight * spec.kernelWidth
-            case .dense(let units, _, _):
-                return inputChannels * units
-            default:
-                return 0
-            }
+            let inputShape = node.inputs.first.map { nodes[$0].outputShape } ?? []
+            return node.kind.definition.multiplyAdds(inputShape: inputShape, outputShape: node.outputShape)
         }
     }
 

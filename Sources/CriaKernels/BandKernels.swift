@@ -119,7 +119,8 @@ public enum BandKernels {
         }
     }
 
-    /// Depthwise convolution (depth multiplier 1) of output rows `rows` of one image.
+    /// Depthwise convolution (depth multiplier 1) of output rows `rows` of one
+    /// image of geometry `shape` (its batch is not read).
     ///
     /// The input is a band: image rows `bandStart ..< bandStart + bandRows`
     /// stored contiguously at `band` (width × channels each). Rows outside
@@ -130,7 +131,7 @@ public enum BandKernels {
     /// Taps are summed after the bias in (ky, kx) order, skipping padded ones,
     /// the same order as `DepthwiseConv2D.forward`, so both give the same bits.
     ///
-    /// With `channelStride`, the call computes a slice of `channels` channels
+    /// With `channelStride`, the call computes a slice of `shape.channels` channels
     /// of a tensor with `channelStride` channels per pixel: `band`, `kernel`,
     /// `bias` and `output` point at the slice's first channel. Threads that
     /// split a layer by channels each pass their own slice.
@@ -141,12 +142,12 @@ public enum BandKernels {
     /// and wrote the band once more for 15–20 % of the expand GEMM's time.
     /// Clamping on read gives the bits of clamping first.
     public static func depthwiseRows(band: UnsafePointer<Float>, bandStart: Int, bandRows: Int,
-                                     height: Int, width: Int, channels: Int, channelStride: Int? = nil,
-                                     kernel: UnsafePointer<Float>, kernelHeight: Int, kernelWidth: Int,
-                                     strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
-                                     rows: Range<Int>, outputWidth: Int,
-                                     bias: UnsafePointer<Float>?, clamp: Clamp, inputClamp: Clamp = .none,
+                                     shape: ConvShape, channelStride: Int? = nil, kernel: UnsafePointer<Float>,
+                                     rows: Range<Int>, bias: UnsafePointer<Float>?, clamp: Clamp, inputClamp: Clamp = .none,
                                      output: UnsafeMutablePointer<Float>) {
+        let (height, width, channels, outputWidth) = (shape.height, shape.width, shape.channels, shape.outputWidth)
+        let (kernelHeight, kernelWidth) = (shape.kernelHeight, shape.kernelWidth)
+        let (strideH, strideW, padTop, padLeft) = (shape.strideH, shape.strideW, shape.padTop, shape.padLeft)
         let C = channelStride ?? channels
         let rowStride = width * C
         let vectorEnd = channels & ~7
@@ -191,37 +192,30 @@ public enum BandKernels {
     }
 
     /// Direct general convolution (Keras `Conv2D`, groups 1) of output rows
-    /// `rows` of one image: the kernel of `Conv2D.forward`, which gives the
+    /// `rows` of one image of geometry `shape`: the kernel of `Conv2D.forward`, which gives the
     /// same bits. Output row `oy` goes to
     /// `output + (oy - rows.lowerBound) * outputWidth * outputChannels`.
     ///
     /// For convolutions with few input channels (MobileNetV2's Conv1: 27
     /// values per window, 3.4 KB of kernel) it beats im2col + sgemm, whose
     /// GEMM with K = 27 spends its time packing and streaming the columns.
-    public static func convolutionRows(input: UnsafePointer<Float>, height: Int, width: Int, inputChannels: Int,
-                                       kernel: UnsafePointer<Float>, kernelHeight: Int, kernelWidth: Int,
-                                       outputChannels: Int, strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
-                                       rows: Range<Int>, outputWidth: Int,
-                                       bias: UnsafePointer<Float>?, clamp: Clamp,
+    public static func convolutionRows(input: UnsafePointer<Float>, shape: ConvShape, kernel: UnsafePointer<Float>,
+                                       rows: Range<Int>, bias: UnsafePointer<Float>?, clamp: Clamp,
                                        output: UnsafeMutablePointer<Float>) {
-        // outputHeight only bounds the rows asked for; the kernel reads no other.
-        let g = ConvGeometry(batch: 1, height: height, width: width, inputChannels: inputChannels,
-                             kernelHeight: kernelHeight, kernelWidth: kernelWidth, outputChannels: outputChannels,
-                             strideH: strideH, strideW: strideW, padTop: padTop, padLeft: padLeft,
-                             outputHeight: rows.upperBound, outputWidth: outputWidth)
         for oy in rows {
-            g.forwardRow(n: 0, oy: oy, input: input, kernel: kernel, bias: bias, clamp: clamp,
-                         output: output + (oy - rows.lowerBound) * outputWidth * outputChannels)
+            shape.convolutionRow(n: 0, oy: oy, input: input, kernel: kernel, bias: bias, clamp: clamp,
+                                 output: output + (oy - rows.lowerBound) * shape.outputWidth * shape.outputChannels)
         }
     }
 
     /// im2col of output rows `rows` of one image for a general convolution:
     /// one line of kernelHeight × kernelWidth × inputChannels per output pixel
     /// (Keras's kernel order), zeros where the window leaves the image.
-    public static func im2colRows(input: UnsafePointer<Float>, height: Int, width: Int, inputChannels: Int,
-                                  kernelHeight: Int, kernelWidth: Int, strideH: Int, strideW: Int,
-                                  padTop: Int, padLeft: Int, rows: Range<Int>, outputWidth: Int,
+    public static func im2colRows(input: UnsafePointer<Float>, shape: ConvShape, rows: Range<Int>,
                                   columns: UnsafeMutablePointer<Float>) {
+        let (height, width, inputChannels, outputWidth) = (shape.height, shape.width, shape.inputChannels, shape.outputWidth)
+        let (kernelHeight, kernelWidth) = (shape.kernelHeight, shape.kernelWidth)
+        let (strideH, strideW, padTop, padLeft) = (shape.strideH, shape.strideW, shape.padTop, shape.padLeft)
         let ci = inputChannels
         let depth = kernelHeight * kernelWidth * ci
         var line = columns

@@ -4,7 +4,7 @@ import CriaCore
 /// Keras `Conv2D` (groups 1, dilation 1) over contiguous NHWC float32 buffers,
 /// used for MobileNetV2's first layer `Conv1` (3×3, stride 2, 3 → 32·alpha).
 ///
-/// Shapes: input (batch, height, width, inputChannels); kernel (kernelHeight,
+/// Shapes (the fields of `ConvShape`): input (batch, height, width, inputChannels); kernel (kernelHeight,
 /// kernelWidth, inputChannels, outputChannels); output (batch, outputHeight,
 /// outputWidth, outputChannels). Padding follows `DepthwiseConv2D`: output
 /// (oy, ox) reads input (oy * strideH - padTop + ky, ox * strideW - padLeft + kx),
@@ -28,49 +28,34 @@ import CriaCore
 /// any `Threads.count`.
 public enum Conv2D {
     /// `output = clamp(conv(input, kernel) + bias)`.
-    public static func forward(input: UnsafePointer<Float>, batch: Int, height: Int, width: Int, inputChannels: Int,
-                               kernel: UnsafePointer<Float>, kernelHeight: Int, kernelWidth: Int, outputChannels: Int,
-                               strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
-                               outputHeight: Int, outputWidth: Int,
-                               bias: UnsafePointer<Float>?, clamp: Clamp,
-                               output: UnsafeMutablePointer<Float>) {
-        let g = ConvGeometry(batch: batch, height: height, width: width, inputChannels: inputChannels,
-                             kernelHeight: kernelHeight, kernelWidth: kernelWidth, outputChannels: outputChannels,
-                             strideH: strideH, strideW: strideW, padTop: padTop, padLeft: padLeft,
-                             outputHeight: outputHeight, outputWidth: outputWidth)
-        let rows = batch * outputHeight
+    public static func forward(input: UnsafePointer<Float>, shape g: ConvShape, kernel: UnsafePointer<Float>,
+                               bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
+        let (outputHeight, outputWidth, outputChannels) = (g.outputHeight, g.outputWidth, g.outputChannels)
+        let rows = g.batch * outputHeight
         guard rows > 0, outputWidth > 0, outputChannels > 0 else { return }
-        let perRow = outputWidth * outputChannels * kernelHeight * kernelWidth * inputChannels
+        let perRow = outputWidth * outputChannels * g.kernelHeight * g.kernelWidth * g.inputChannels
         Threads.parallelFor(rows, minimumPerChunk: max(1, 65_536 / max(1, perRow))) { range in
             for row in range {
-                g.forwardRow(n: row / outputHeight, oy: row % outputHeight, input: input, kernel: kernel,
+                g.convolutionRow(n: row / outputHeight, oy: row % outputHeight, input: input, kernel: kernel,
                              bias: bias, clamp: clamp, output: output + row * outputWidth * outputChannels)
             }
         }
     }
 
     /// Scalars of the column buffer `forwardIm2col` needs.
-    public static func im2colWorkspaceCount(batch: Int, kernelHeight: Int, kernelWidth: Int, inputChannels: Int,
-                                            outputHeight: Int, outputWidth: Int) -> Int {
-        batch * outputHeight * outputWidth * kernelHeight * kernelWidth * inputChannels
+    public static func im2colWorkspaceCount(_ shape: ConvShape) -> Int {
+        shape.batch * shape.outputHeight * shape.outputWidth * shape.kernelHeight * shape.kernelWidth * shape.inputChannels
     }
 
     /// The same result as `forward` (up to rounding) via an im2col buffer and
     /// `cblas_sgemm`. `workspace` holds `im2colWorkspaceCount(...)` scalars.
     /// Deterministic only as far as OpenBLAS is for a fixed thread count.
-    public static func forwardIm2col(input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-                                     inputChannels: Int,
-                                     kernel: UnsafePointer<Float>, kernelHeight: Int, kernelWidth: Int,
-                                     outputChannels: Int,
-                                     strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
-                                     outputHeight: Int, outputWidth: Int,
+    public static func forwardIm2col(input: UnsafePointer<Float>, shape g: ConvShape, kernel: UnsafePointer<Float>,
                                      bias: UnsafePointer<Float>?, clamp: Clamp,
                                      workspace: UnsafeMutablePointer<Float>,
                                      output: UnsafeMutablePointer<Float>) {
-        let g = ConvGeometry(batch: batch, height: height, width: width, inputChannels: inputChannels,
-                             kernelHeight: kernelHeight, kernelWidth: kernelWidth, outputChannels: outputChannels,
-                             strideH: strideH, strideW: strideW, padTop: padTop, padLeft: padLeft,
-                             outputHeight: outputHeight, outputWidth: outputWidth)
+        let (batch, outputHeight, outputWidth, outputChannels) = (g.batch, g.outputHeight, g.outputWidth, g.outputChannels)
+        let (kernelHeight, kernelWidth, inputChannels) = (g.kernelHeight, g.kernelWidth, g.inputChannels)
         let pixels = batch * outputHeight * outputWidth
         let depth = kernelHeight * kernelWidth * inputChannels
         guard pixels > 0, outputChannels > 0 else { return }
@@ -97,17 +82,9 @@ public enum Conv2D {
 
     /// Overwrites `inputGradient` with dLoss/dInput. `outputGradient` already
     /// includes the activation's derivative.
-    public static func backwardInput(outputGradient: UnsafePointer<Float>,
-                                     batch: Int, height: Int, width: Int, inputChannels: Int,
-                                     kernel: UnsafePointer<Float>, kernelHeight: Int, kernelWidth: Int,
-                                     outputChannels: Int,
-                                     strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
-                                     outputHeight: Int, outputWidth: Int,
+    public static func backwardInput(outputGradient: UnsafePointer<Float>, shape g: ConvShape, kernel: UnsafePointer<Float>,
                                      inputGradient: UnsafeMutablePointer<Float>) {
-        let g = ConvGeometry(batch: batch, height: height, width: width, inputChannels: inputChannels,
-                             kernelHeight: kernelHeight, kernelWidth: kernelWidth, outputChannels: outputChannels,
-                             strideH: strideH, strideW: strideW, padTop: padTop, padLeft: padLeft,
-                             outputHeight: outputHeight, outputWidth: outputWidth)
+        let (batch, height, width, inputChannels) = (g.batch, g.height, g.width, g.inputChannels)
         let rows = batch * height
         guard rows > 0, width > 0, inputChannels > 0 else { return }
         Threads.parallelFor(rows) { range in
@@ -125,17 +102,11 @@ public enum Conv2D {
     /// `biasGradient` (outputChannels) with sums over the batch. Threads split
     /// the output channels in groups of 8, so the result does not depend on
     /// `Threads.count`.
-    public static func backwardKernel(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                                      batch: Int, height: Int, width: Int, inputChannels: Int,
-                                      kernelHeight: Int, kernelWidth: Int, outputChannels: Int,
-                                      strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
-                                      outputHeight: Int, outputWidth: Int,
+    public static func backwardKernel(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, shape g: ConvShape,
                                       kernelGradient: UnsafeMutablePointer<Float>,
                                       biasGradient: UnsafeMutablePointer<Float>?) {
-        let g = ConvGeometry(batch: batch, height: height, width: width, inputChannels: inputChannels,
-                             kernelHeight: kernelHeight, kernelWidth: kernelWidth, outputChannels: outputChannels,
-                             strideH: strideH, strideW: strideW, padTop: padTop, padLeft: padLeft,
-                             outputHeight: outputHeight, outputWidth: outputWidth)
+        let (batch, outputHeight, outputWidth, outputChannels) = (g.batch, g.outputHeight, g.outputWidth, g.outputChannels)
+        let (kernelHeight, kernelWidth, inputChannels) = (g.kernelHeight, g.kernelWidth, g.inputChannels)
         let co = outputChannels
         guard co > 0 else { return }
         let rowsOfKernel = kernelHeight * kernelWidth * inputChannels
@@ -180,25 +151,8 @@ public enum Conv2D {
     }
 }
 
-struct ConvGeometry {
-    let batch, height, width, inputChannels: Int
-    let kernelHeight, kernelWidth, outputChannels: Int
-    let strideH, strideW, padTop, padLeft: Int
-    let outputHeight, outputWidth: Int
-
-    init(batch: Int, height: Int, width: Int, inputChannels: Int,
-         kernelHeight: Int, kernelWidth: Int, outputChannels: Int,
-         strideH: Int, strideW: Int, padTop: Int, padLeft: Int, outputHeight: Int, outputWidth: Int) {
-        precondition(batch >= 0 && height >= 0 && width >= 0 && inputChannels >= 0 && outputChannels >= 0
-                     && outputHeight >= 0 && outputWidth >= 0, "conv2d: negative shape")
-        precondition(kernelHeight > 0 && kernelWidth > 0 && strideH > 0 && strideW > 0,
-                     "conv2d: kernel and strides must be positive")
-        self.batch = batch; self.height = height; self.width = width; self.inputChannels = inputChannels
-        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth; self.outputChannels = outputChannels
-        self.strideH = strideH; self.strideW = strideW; self.padTop = padTop; self.padLeft = padLeft
-        self.outputHeight = outputHeight; self.outputWidth = outputWidth
-    }
-
+/// The general convolution kernels' implementation, on the shape they run over.
+extension ConvShape {
     /// Output row (n, oy), written at `output` (outputWidth × outputChannels).
     ///
     /// One pixel at a time leaves only four independent sums in flight, so the
@@ -208,7 +162,7 @@ struct ConvGeometry {
     /// per-pixel path. Every sum still starts at the bias and adds taps in
     /// (ky, kx, ci) order, so the two paths give the same bits.
     @inline(__always)
-    func forwardRow(n: Int, oy: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
+    func convolutionRow(n: Int, oy: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
                     bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
         let co = outputChannels
         let originY = oy * strideH - padTop
@@ -217,17 +171,17 @@ struct ConvGeometry {
         if validTaps(origin: originY, kernel: kernelHeight, size: height).count != kernelHeight { interior = 0..<0 }
         let blockEnd = interior.lowerBound + interior.count / 3 * 3
         for ox in 0..<interior.lowerBound {
-            forwardPixel(n: n, oy: oy, ox: ox, input: input, kernel: kernel, bias: bias, clamp: clamp,
+            convolutionPixel(n: n, oy: oy, ox: ox, input: input, kernel: kernel, bias: bias, clamp: clamp,
                          out: output + ox * co)
         }
         var ox = interior.lowerBound
         while ox < blockEnd {
-            forwardThreePixels(base: input + ((n * height + originY) * width + ox * strideW - padLeft) * inputChannels,
+            convolutionThreePixels(base: input + ((n * height + originY) * width + ox * strideW - padLeft) * inputChannels,
                                kernel: kernel, bias: bias, clamp: clamp, out: output + ox * co)
             ox += 3
         }
         for ox in blockEnd..<outputWidth {
-            forwardPixel(n: n, oy: oy, ox: ox, input: input, kernel: kernel, bias: bias, clamp: clamp,
+            convolutionPixel(n: n, oy: oy, ox: ox, input: input, kernel: kernel, bias: bias, clamp: clamp,
                          out: output + ox * co)
         }
     }
@@ -237,7 +191,7 @@ struct ConvGeometry {
     /// (kernelWidth × ci values) is contiguous in NHWC, and so are the kernel
     /// rows it meets, so each window row is one flat loop.
     @inline(__always)
-    func forwardThreePixels(base: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
+    func convolutionThreePixels(base: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>?, clamp: Clamp, out: UnsafeMutablePointer<Float>) {
         let ci = inputChannels, co = outputChannels
         let span = kernelWidth * ci, step = strideW * ci, rowStride = width * ci
@@ -306,7 +260,7 @@ struct ConvGeometry {
     /// All output channels of pixel (n, oy, ox), written at `out`, 32 at a
     /// time in registers. Each sum starts at the bias and adds taps in (ky, kx, ci) order.
     @inline(__always)
-    func forwardPixel(n: Int, oy: Int, ox: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
+    func convolutionPixel(n: Int, oy: Int, ox: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
                       bias: UnsafePointer<Float>?, clamp: Clamp, out: UnsafeMutablePointer<Float>) {
         let ci = inputChannels, co = outputChannels
         let originY = oy * strideH - padTop, originX = ox * strideW - padLeft
@@ -389,13 +343,9 @@ struct ConvGeometry {
     func inputGradientPixel(n: Int, iy: Int, ix: Int, outputGradient: UnsafePointer<Float>,
                             kernel: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>) {
         let ci = inputChannels, co = outputChannels
-        let depthwise = DepthwiseGeometry(batch: batch, height: height, width: width, channels: 1,
-                                          kernelHeight: kernelHeight, kernelWidth: kernelWidth,
-                                          strideH: strideH, strideW: strideW, padTop: padTop, padLeft: padLeft,
-                                          outputHeight: outputHeight, outputWidth: outputWidth)
-        let (ky0, oy0, countY) = depthwise.gatherTaps(position: iy, pad: padTop, stride: strideH,
+        let (ky0, oy0, countY) = gatherTaps(position: iy, pad: padTop, stride: strideH,
                                                       kernel: kernelHeight, output: outputHeight)
-        let (kx0, ox0, countX) = depthwise.gatherTaps(position: ix, pad: padLeft, stride: strideW,
+        let (kx0, ox0, countX) = gatherTaps(position: ix, pad: padLeft, stride: strideW,
                                                       kernel: kernelWidth, output: outputWidth)
         let out = inputGradient + ((n * height + iy) * width + ix) * ci
         let vectorEnd = co & ~7

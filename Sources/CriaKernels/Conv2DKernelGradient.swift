@@ -15,13 +15,13 @@ extension Conv2D {
     /// follow OpenBLAS's blocking, which depends on the thread count: the result is the same
     /// for the same thread count, not bit-identical across thread counts as `backwardKernel` is.
     /// The bias gradient is summed per channel in Double, in pixel order.
-    public static func backwardKernelGEMM(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                                          batch: Int, height: Int, width: Int, inputChannels: Int,
-                                          kernelHeight: Int, kernelWidth: Int, outputChannels: Int,
-                                          strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
-                                          outputHeight: Int, outputWidth: Int,
+    public static func backwardKernelGEMM(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: ConvShape,
                                           kernelGradient: UnsafeMutablePointer<Float>,
                                           biasGradient: UnsafeMutablePointer<Float>?) {
+        let (batch, height, width, inputChannels) = (shape.batch, shape.height, shape.width, shape.inputChannels)
+        let (kernelHeight, kernelWidth, outputChannels) = (shape.kernelHeight, shape.kernelWidth, shape.outputChannels)
+        let (strideH, strideW, padTop, padLeft) = (shape.strideH, shape.strideW, shape.padTop, shape.padLeft)
+        let (outputHeight, outputWidth) = (shape.outputHeight, shape.outputWidth)
         let taps = kernelHeight * kernelWidth * inputChannels, co = outputChannels
         let pixels = batch * outputHeight * outputWidth
         kernelGradient.update(repeating: 0, count: taps * co)

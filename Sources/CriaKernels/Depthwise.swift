@@ -2,7 +2,8 @@ import CriaCore
 
 /// Keras `DepthwiseConv2D` (depth multiplier 1) over contiguous NHWC float32 buffers.
 ///
-/// Shapes: input (batch, height, width, channels); kernel (kernelHeight,
+/// Shapes (the fields of `ConvShape`, with outputChannels = inputChannels =
+/// channels): input (batch, height, width, channels); kernel (kernelHeight,
 /// kernelWidth, channels, 1) so tap (ky, kx) of channel c is
 /// `kernel[(ky * kernelWidth + kx) * channels + c]`; output (batch,
 /// outputHeight, outputWidth, channels). Output (oy, ox) reads input
@@ -16,17 +17,10 @@ import CriaCore
 /// `Threads.count`.
 public enum DepthwiseConv2D {
     /// `output = clamp(conv(input, kernel) + bias)`; `bias` is the folded BatchNorm shift, or nil.
-    public static func forward(input: UnsafePointer<Float>, batch: Int, height: Int, width: Int, channels: Int,
-                               kernel: UnsafePointer<Float>, kernelHeight: Int, kernelWidth: Int,
-                               strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
-                               outputHeight: Int, outputWidth: Int,
-                               bias: UnsafePointer<Float>?, clamp: Clamp,
-                               output: UnsafeMutablePointer<Float>) {
-        let g = DepthwiseGeometry(batch: batch, height: height, width: width, channels: channels,
-                                  kernelHeight: kernelHeight, kernelWidth: kernelWidth,
-                                  strideH: strideH, strideW: strideW, padTop: padTop, padLeft: padLeft,
-                                  outputHeight: outputHeight, outputWidth: outputWidth)
-        g.forward(input: input, kernel: kernel, tapStride: channels, bias: bias, clamp: clamp, output: output)
+    public static func forward(input: UnsafePointer<Float>, shape: ConvShape, kernel: UnsafePointer<Float>,
+                               bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
+        precondition(shape.outputChannels == shape.inputChannels, "depthwise: output channels must equal input channels")
+        shape.forward(input: input, kernel: kernel, tapStride: shape.channels, bias: bias, clamp: clamp, output: output)
     }
 
     /// Overwrites `inputGradient` (batch, height, width, channels) with dLoss/dInput.
@@ -34,27 +28,18 @@ public enum DepthwiseConv2D {
     /// `outputGradient` must already include the activation's derivative (the
     /// caller masks ReLU6). Stride 1 runs as a forward convolution of the
     /// gradient with the flipped kernel; other strides gather per input pixel.
-    public static func backwardInput(outputGradient: UnsafePointer<Float>,
-                                     batch: Int, height: Int, width: Int, channels: Int,
-                                     kernel: UnsafePointer<Float>, kernelHeight: Int, kernelWidth: Int,
-                                     strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
-                                     outputHeight: Int, outputWidth: Int,
+    public static func backwardInput(outputGradient: UnsafePointer<Float>, shape g: ConvShape, kernel: UnsafePointer<Float>,
                                      inputGradient: UnsafeMutablePointer<Float>) {
-        let g = DepthwiseGeometry(batch: batch, height: height, width: width, channels: channels,
-                                  kernelHeight: kernelHeight, kernelWidth: kernelWidth,
-                                  strideH: strideH, strideW: strideW, padTop: padTop, padLeft: padLeft,
-                                  outputHeight: outputHeight, outputWidth: outputWidth)
-        if strideH == 1 && strideW == 1 {
+        precondition(g.outputChannels == g.inputChannels, "depthwise: output channels must equal input channels")
+        if g.strideH == 1 && g.strideW == 1 {
             // dIn[y, x] = sum dOut[y + padTop - ky, x + padLeft - kx] k[ky, kx]: a stride-1
             // convolution of dOut with the kernel rotated by 180 degrees and pads k - 1 - pad.
-            let flipped = DepthwiseGeometry(batch: batch, height: outputHeight, width: outputWidth,
-                                            channels: channels,
-                                            kernelHeight: kernelHeight, kernelWidth: kernelWidth,
-                                            strideH: 1, strideW: 1,
-                                            padTop: kernelHeight - 1 - padTop, padLeft: kernelWidth - 1 - padLeft,
-                                            outputHeight: height, outputWidth: width)
+            let flipped = ConvShape(batch: g.batch, height: g.outputHeight, width: g.outputWidth, inputChannels: g.channels,
+                                    kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth, strideH: 1, strideW: 1,
+                                    padTop: g.kernelHeight - 1 - g.padTop, padLeft: g.kernelWidth - 1 - g.padLeft,
+                                    outputHeight: g.height, outputWidth: g.width, outputChannels: g.channels)
             flipped.forward(input: outputGradient,
-                            kernel: kernel + (kernelHeight * kernelWidth - 1) * channels, tapStride: -channels,
+                            kernel: kernel + (g.kernelHeight * g.kernelWidth - 1) * g.channels, tapStride: -g.channels,
                             bias: nil, clamp: .none, output: inputGradient)
         } else {
             g.backwardInputGather(outputGradient: outputGradient, kernel: kernel, inputGradient: inputGradient)
@@ -69,51 +54,22 @@ public enum DepthwiseConv2D {
     /// Threads split the channels (in groups of 8), and each thread sums its
     /// channels over every pixel in a fixed order (each output row into its own
     /// partial sums, then added), so the result is bit-identical for any `Threads.count`.
-    public static func backwardKernel(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                                      batch: Int, height: Int, width: Int, channels: Int,
-                                      kernelHeight: Int, kernelWidth: Int,
-                                      strideH: Int, strideW: Int, padTop: Int, padLeft: Int,
-                                      outputHeight: Int, outputWidth: Int,
+    public static func backwardKernel(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: ConvShape,
                                       kernelGradient: UnsafeMutablePointer<Float>,
                                       biasGradient: UnsafeMutablePointer<Float>?) {
-        let g = DepthwiseGeometry(batch: batch, height: height, width: width, channels: channels,
-                                  kernelHeight: kernelHeight, kernelWidth: kernelWidth,
-                                  strideH: strideH, strideW: strideW, padTop: padTop, padLeft: padLeft,
-                                  outputHeight: outputHeight, outputWidth: outputWidth)
-        g.backwardKernel(outputGradient: outputGradient, input: input,
-                         kernelGradient: kernelGradient, biasGradient: biasGradient)
+        precondition(shape.outputChannels == shape.inputChannels, "depthwise: output channels must equal input channels")
+        shape.backwardKernel(outputGradient: outputGradient, input: input,
+                             kernelGradient: kernelGradient, biasGradient: biasGradient)
     }
 
     /// Multiply-adds of one forward pass, for throughput reports.
-    public static func multiplyAdds(batch: Int, channels: Int, kernelHeight: Int, kernelWidth: Int,
-                                    outputHeight: Int, outputWidth: Int) -> Int {
-        batch * outputHeight * outputWidth * channels * kernelHeight * kernelWidth
+    public static func multiplyAdds(_ shape: ConvShape) -> Int {
+        shape.multiplyAdds(depthwise: true)
     }
 }
 
-struct DepthwiseGeometry {
-    let batch, height, width, channels: Int
-    let kernelHeight, kernelWidth: Int
-    let strideH, strideW, padTop, padLeft: Int
-    let outputHeight, outputWidth: Int
-
-    init(batch: Int, height: Int, width: Int, channels: Int, kernelHeight: Int, kernelWidth: Int,
-         strideH: Int, strideW: Int, padTop: Int, padLeft: Int, outputHeight: Int, outputWidth: Int) {
-        precondition(batch >= 0 && height >= 0 && width >= 0 && channels >= 0
-                     && outputHeight >= 0 && outputWidth >= 0, "depthwise: negative shape")
-        precondition(kernelHeight > 0 && kernelWidth > 0 && strideH > 0 && strideW > 0,
-                     "depthwise: kernel and strides must be positive")
-        self.batch = batch; self.height = height; self.width = width; self.channels = channels
-        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
-        self.strideH = strideH; self.strideW = strideW; self.padTop = padTop; self.padLeft = padLeft
-        self.outputHeight = outputHeight; self.outputWidth = outputWidth
-    }
-
-    /// Rows per parallel chunk so that a chunk is worth a thread hop (~64k multiply-adds).
-    func minimumRows(perRowWork: Int) -> Int {
-        max(1, 65_536 / max(1, perRowWork))
-    }
-
+/// The depthwise kernels' implementation, on the shape they run over.
+extension ConvShape {
     // MARK: Forward
 
     /// Forward convolution with kernel tap t at `kernel + t * tapStride`; a

@@ -46,9 +46,9 @@ extension InferenceExecutor {
     func splitsChannels(_ step: SpatialStep) -> Bool {
         switch step.op {
         case .block(let block):
-            return block.depthwise.inputHeight * block.depthwise.inputWidth <= program.channelSplitPixels
+            return block.depthwise.shape.height * block.depthwise.shape.width <= program.channelSplitPixels
         case .pointwise(let conv):
-            return conv.postActivation == nil && conv.inputHeight * conv.inputWidth <= program.channelSplitPixels
+            return conv.postActivation == nil && conv.shape.height * conv.shape.width <= program.channelSplitPixels
         default:
             return false
         }
@@ -70,14 +70,14 @@ extension InferenceExecutor {
         switch step.op {
         case .pointwise(let conv):
             hook.kernel(.pointwise, thread: context.thread) {
-                pointwise(conv, input: input, rows: conv.outputHeight * conv.outputWidth,
-                          columns: Self.channelSlice(conv.outputChannels, member: member, of: members), output: output)
+                pointwise(conv, input: input, rows: conv.shape.outputHeight * conv.shape.outputWidth,
+                          columns: Self.channelSlice(conv.shape.outputChannels, member: member, of: members), output: output)
             }
         case .block(let block):
             runWholeImageBlock(block, input: input, residual: block.residual.map { address($0, image: image, slot: 0, context) },
                                output: output, images: 1,
-                               expanded: Self.channelSlice(block.depthwise.inputChannels, member: member, of: members),
-                               outputs: Self.channelSlice(block.project.outputChannels, member: member, of: members),
+                               expanded: Self.channelSlice(block.depthwise.shape.inputChannels, member: member, of: members),
+                               outputs: Self.channelSlice(block.project.shape.outputChannels, member: member, of: members),
                                between: { team.barrier() }, context, hook: hook)
         default:
             preconditionFailure("step \(step.node) does not split by channels")

@@ -77,13 +77,13 @@ extension InferenceExecutor {
                                                  images: Int, expanded: Range<Int>? = nil, outputs: Range<Int>? = nil,
                                                  between: () -> Void = {}, _ context: Context, hook: Hook) {
         let dw = block.depthwise, project = block.project
-        let inputScalars = dw.inputHeight * dw.inputWidth * dw.inputChannels
-        let outputPixels = dw.outputHeight * dw.outputWidth
+        let inputScalars = dw.shape.height * dw.shape.width * dw.shape.inputChannels
+        let outputPixels = dw.shape.outputHeight * dw.shape.outputWidth
         var band = UnsafePointer(input)
         var filtered = context.scratch
         if let expand = block.expand {
             hook.kernel(.pointwise, thread: context.thread) {
-                pointwise(expand, input: input, rows: images * dw.inputHeight * dw.inputWidth, columns: expanded,
+                pointwise(expand, input: input, rows: images * dw.shape.height * dw.shape.width, columns: expanded,
                           output: context.scratch)
             }
             band = UnsafePointer(context.scratch)
@@ -91,9 +91,9 @@ extension InferenceExecutor {
         }
         hook.kernel(.depthwise, thread: context.thread) {
             for image in 0..<images {
-                depthwise(dw, band: band + image * inputScalars, bandStart: 0, bandRows: dw.inputHeight,
-                          rows: 0..<dw.outputHeight, channels: expanded, inputClamp: block.depthwiseInputClamp,
-                          output: filtered + image * outputPixels * dw.inputChannels)
+                depthwise(dw, band: band + image * inputScalars, bandStart: 0, bandRows: dw.shape.height,
+                          rows: 0..<dw.shape.outputHeight, channels: expanded, inputClamp: block.depthwiseInputClamp,
+                          output: filtered + image * outputPixels * dw.shape.inputChannels)
             }
         }
         between()

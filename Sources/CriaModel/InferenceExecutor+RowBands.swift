@@ -21,47 +21,39 @@ extension InferenceExecutor {
         hook.kernel(step.op.category, thread: context.thread) {
             switch step.op {
             case .pointwise(let conv):
-                let first = rows.lowerBound * conv.outputWidth
-                pointwise(conv, input: input + first * conv.inputChannels, rows: rows.count * conv.outputWidth,
-                          output: output + first * conv.outputChannels)
+                let first = rows.lowerBound * conv.shape.outputWidth
+                pointwise(conv, input: input + first * conv.shape.inputChannels, rows: rows.count * conv.shape.outputWidth,
+                          output: output + first * conv.shape.outputChannels)
                 if let post = conv.postActivation {
-                    post.apply(output + first * conv.outputChannels, rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
+                    post.apply(output + first * conv.shape.outputChannels, rows: rows.count * conv.shape.outputWidth, columns: conv.shape.outputChannels)
                 }
             case .convolution(let conv, let bandRows):
-                let depth = conv.kernelHeight * conv.kernelWidth * conv.inputChannels
+                let depth = conv.shape.kernelHeight * conv.shape.kernelWidth * conv.shape.inputChannels
                 var row = rows.lowerBound
                 while row < rows.upperBound {
                     let end = min(row + bandRows, rows.upperBound)
-                    BandKernels.im2colRows(input: input, height: conv.inputHeight, width: conv.inputWidth,
-                                           inputChannels: conv.inputChannels, kernelHeight: conv.kernelHeight,
-                                           kernelWidth: conv.kernelWidth, strideH: conv.strideH, strideW: conv.strideW,
-                                           padTop: conv.padTop, padLeft: conv.padLeft, rows: row..<end,
-                                           outputWidth: conv.outputWidth, columns: context.scratch)
-                    BandKernels.gemm(input: context.scratch, rows: (end - row) * conv.outputWidth, inputChannels: depth,
-                                     kernel: conv.kernel, outputChannels: conv.outputChannels, bias: conv.bias,
+                    BandKernels.im2colRows(input: input, shape: conv.shape, rows: row..<end, columns: context.scratch)
+                    BandKernels.gemm(input: context.scratch, rows: (end - row) * conv.shape.outputWidth, inputChannels: depth,
+                                     kernel: conv.kernel, outputChannels: conv.shape.outputChannels, bias: conv.bias,
                                      clamp: conv.clamp, residual: nil,
-                                     output: output + row * conv.outputWidth * conv.outputChannels)
+                                     output: output + row * conv.shape.outputWidth * conv.shape.outputChannels)
                     row = end
                 }
                 if let post = conv.postActivation {
-                    post.apply(output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
-                                    rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
+                    post.apply(output + rows.lowerBound * conv.shape.outputWidth * conv.shape.outputChannels,
+                                    rows: rows.count * conv.shape.outputWidth, columns: conv.shape.outputChannels)
                 }
             case .directConvolution(let conv):
-                BandKernels.convolutionRows(input: input, height: conv.inputHeight, width: conv.inputWidth,
-                                            inputChannels: conv.inputChannels, kernel: conv.kernel,
-                                            kernelHeight: conv.kernelHeight, kernelWidth: conv.kernelWidth,
-                                            outputChannels: conv.outputChannels, strideH: conv.strideH,
-                                            strideW: conv.strideW, padTop: conv.padTop, padLeft: conv.padLeft,
-                                            rows: rows, outputWidth: conv.outputWidth, bias: conv.bias, clamp: conv.clamp,
-                                            output: output + rows.lowerBound * conv.outputWidth * conv.outputChannels)
+                BandKernels.convolutionRows(input: input, shape: conv.shape, kernel: conv.kernel, rows: rows,
+                                            bias: conv.bias, clamp: conv.clamp,
+                                            output: output + rows.lowerBound * conv.shape.outputWidth * conv.shape.outputChannels)
                 if let post = conv.postActivation {
-                    post.apply(output + rows.lowerBound * conv.outputWidth * conv.outputChannels,
-                               rows: rows.count * conv.outputWidth, columns: conv.outputChannels)
+                    post.apply(output + rows.lowerBound * conv.shape.outputWidth * conv.shape.outputChannels,
+                               rows: rows.count * conv.shape.outputWidth, columns: conv.shape.outputChannels)
                 }
             case .depthwise(let conv):
-                depthwise(conv, band: input, bandStart: 0, bandRows: conv.inputHeight, rows: rows, inputClamp: .none,
-                          output: output + rows.lowerBound * conv.outputWidth * conv.outputChannels)
+                depthwise(conv, band: input, bandStart: 0, bandRows: conv.shape.height, rows: rows, inputClamp: .none,
+                          output: output + rows.lowerBound * conv.shape.outputWidth * conv.shape.outputChannels)
             case .block:
                 preconditionFailure("blocks run band by band above")
             case .scaleShift(let scale, let shift, let channels):
@@ -129,12 +121,12 @@ extension InferenceExecutor {
     /// and `residual` point at channel 0 of the first row.
     func pointwise(_ conv: ConvOp, input: UnsafePointer<Float>, rows: Int, columns: Range<Int>? = nil,
                            residual: UnsafeMutablePointer<Float>? = nil, output: UnsafeMutablePointer<Float>) {
-        let columns = columns ?? 0..<conv.outputChannels, first = columns.lowerBound
-        BandKernels.gemm(input: input, rows: rows, inputChannels: conv.inputChannels, kernel: conv.kernel + first,
-                         kernelStride: conv.outputChannels, outputChannels: columns.count,
+        let columns = columns ?? 0..<conv.shape.outputChannels, first = columns.lowerBound
+        BandKernels.gemm(input: input, rows: rows, inputChannels: conv.shape.inputChannels, kernel: conv.kernel + first,
+                         kernelStride: conv.shape.outputChannels, outputChannels: columns.count,
                          bias: conv.bias.map { $0 + first }, clamp: conv.clamp,
                          residual: residual.map { UnsafePointer($0 + first) }, output: output + first,
-                         outputStride: conv.outputChannels)
+                         outputStride: conv.shape.outputChannels)
     }
 
     /// Depthwise rows of a band (see `BandKernels.depthwiseRows`), for
@@ -142,13 +134,12 @@ extension InferenceExecutor {
     func depthwise(_ conv: ConvOp, band: UnsafePointer<Float>, bandStart: Int, bandRows: Int,
                            rows: Range<Int>, channels: Range<Int>? = nil, inputClamp: Clamp,
                            output: UnsafeMutablePointer<Float>) {
-        let channels = channels ?? 0..<conv.inputChannels, first = channels.lowerBound
-        BandKernels.depthwiseRows(band: band + first, bandStart: bandStart, bandRows: bandRows,
-                                  height: conv.inputHeight, width: conv.inputWidth, channels: channels.count,
-                                  channelStride: conv.inputChannels, kernel: conv.kernel + first,
-                                  kernelHeight: conv.kernelHeight, kernelWidth: conv.kernelWidth,
-                                  strideH: conv.strideH, strideW: conv.strideW, padTop: conv.padTop,
-                                  padLeft: conv.padLeft, rows: rows, outputWidth: conv.outputWidth,
+        let channels = channels ?? 0..<conv.shape.inputChannels, first = channels.lowerBound
+        // The slice's shape: `channels.count` channels of a tensor with `inputChannels` per pixel.
+        var slice = conv.shape
+        (slice.inputChannels, slice.outputChannels) = (channels.count, channels.count)
+        BandKernels.depthwiseRows(band: band + first, bandStart: bandStart, bandRows: bandRows, shape: slice,
+                                  channelStride: conv.shape.inputChannels, kernel: conv.kernel + first, rows: rows,
                                   bias: conv.bias.map { $0 + first }, clamp: conv.clamp, inputClamp: inputClamp,
                                   output: output + first)
     }
@@ -161,7 +152,7 @@ extension InferenceExecutor {
     func runBlock<Hook: ExecutionHook>(_ block: BlockOp, input: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>?,
                                        output: UnsafeMutablePointer<Float>, rows: Range<Int>, _ context: Context, hook: Hook) {
         let dw = block.depthwise, project = block.project
-        let width = dw.inputWidth, channels = dw.inputChannels, rowScalars = width * channels
+        let width = dw.shape.width, channels = dw.shape.inputChannels, rowScalars = width * channels
         let expanded = context.scratch
         let depthwiseOut = context.scratch + (block.expand == nil ? 0
             : ArenaPlan.aligned(block.expandedRowsPerBand * rowScalars))
@@ -169,9 +160,9 @@ extension InferenceExecutor {
         var first = rows.lowerBound
         while first < rows.upperBound {
             let last = min(first + block.bandRows, rows.upperBound)
-            let low = max(0, first * dw.strideH - dw.padTop)
-            let high = min(dw.inputHeight, (last - 1) * dw.strideH - dw.padTop + dw.kernelHeight)
-            var band = UnsafePointer(input), bandStart = 0, bandRows = dw.inputHeight
+            let low = max(0, first * dw.shape.strideH - dw.shape.padTop)
+            let high = min(dw.shape.height, (last - 1) * dw.shape.strideH - dw.shape.padTop + dw.shape.kernelHeight)
+            var band = UnsafePointer(input), bandStart = 0, bandRows = dw.shape.height
             if let expand = block.expand {
                 hook.kernel(.pointwise, thread: context.thread) {
                     if low >= start && low < end {
@@ -181,7 +172,7 @@ extension InferenceExecutor {
                         start = low; end = low
                     }
                     if high > end {
-                        pointwise(expand, input: input + end * width * expand.inputChannels, rows: (high - end) * width,
+                        pointwise(expand, input: input + end * width * expand.shape.inputChannels, rows: (high - end) * width,
                                   output: expanded + (end - start) * rowScalars)
                         end = high
                     }
@@ -192,9 +183,9 @@ extension InferenceExecutor {
                 depthwise(dw, band: band, bandStart: bandStart, bandRows: bandRows, rows: first..<last,
                           inputClamp: block.depthwiseInputClamp, output: depthwiseOut)
             }
-            let offset = first * project.outputWidth * project.outputChannels
+            let offset = first * project.shape.outputWidth * project.shape.outputChannels
             hook.kernel(.pointwise, thread: context.thread) {
-                pointwise(project, input: depthwiseOut, rows: (last - first) * dw.outputWidth,
+                pointwise(project, input: depthwiseOut, rows: (last - first) * dw.shape.outputWidth,
                           residual: residual.map { $0 + offset }, output: output + offset)
             }
             first = last

@@ -33,15 +33,9 @@ struct ConvolutionStep {
     enum Kernel { case pointwise, general, depthwise }
     var kernelKind: Kernel
     var input: Int
-    var inputShape: [Int]
-    var outputShape: [Int]
+    /// One image's geometry (batch 1), with a fused padding's rows and columns in its pads.
+    var shape: ConvShape
     var kernel: [Float]
-    var kernelHeight: Int
-    var kernelWidth: Int
-    var strideH: Int
-    var strideW: Int
-    var padTop: Int
-    var padLeft: Int
     var bias: [Float]?
     var clamp: Clamp
     var postActivation: ActivationFunction?
@@ -80,49 +74,25 @@ struct InferencePlanner {
         var fusedAway = Set<Int>()
         for (index, node) in graph.nodes.enumerated() where !fusedAway.contains(index) {
             switch node.kind {
-            case .input:
-                continue
-            case .zeroPadding2D(let top, let bottom, let left, let right):
+            case .zeroPadding2D:
+                // A padding feeding only a convolution becomes that convolution's pads.
                 if let next = soleConsumer(index), isConvolution(graph.nodes[next].kind) {
                     fusedAway.insert(index)
                     continue
                 }
-                steps.append((index, .pad(input: node.inputs[0], top: top, bottom: bottom, left: left, right: right)))
             case .conv2D(let spec), .depthwiseConv2D(let spec):
                 let (step, last, absorbed) = try convolution(index, spec: spec)
                 absorbed.forEach { fusedAway.insert($0) }
                 steps.append((last, .convolution(step)))
-            case .batchNormalization(let epsilon, _, _):
-                let (scale, shift) = foldBatchNorm(node, epsilon: epsilon)
-                steps.append((index, .batchNorm(input: node.inputs[0], scale: scale, shift: shift)))
-            case .relu(let maxValue, let threshold, let slope):
-                steps.append((index, .relu(input: node.inputs[0], maxValue: maxValue, threshold: threshold, negativeSlope: slope)))
-            case .activation(let function):
-                steps.append((index, .activation(input: node.inputs[0], function)))
-            case .add:
-                steps.append((index, .add(inputs: node.inputs)))
-            case .globalAveragePooling2D:
-                steps.append((index, .averagePool(input: node.inputs[0])))
-            case .globalMaxPooling2D:
-                steps.append((index, .maxPool(input: node.inputs[0])))
-            case .dropout, .identity:
-                steps.append((index, .alias(input: node.inputs[0])))
-            case .dense(let units, let activation, let useBias):
-                steps.append((index, .dense(input: node.inputs[0], kernel: node.weights["kernel"]!.scalars,
-                                            bias: useBias ? node.weights["bias"]!.scalars : nil, units: units, activation: activation)))
-            case .rescaling(let scale, let offset):
-                let channels = node.outputShape.last ?? 1
-                steps.append((index, .affine(input: node.inputs[0], scale: [Float](repeating: scale, count: channels),
-                                             shift: [Float](repeating: offset, count: channels))))
-            case .normalization(let mean, let variance):
-                let channels = node.outputShape.last ?? 1
-                let means = mean ?? node.weights["mean"]?.scalars ?? []
-                let variances = variance ?? node.weights["variance"]?.scalars ?? []
-                // Keras: (x - mean) / max(sqrt(variance), epsilon), with mean/variance broadcast over channels.
-                let scale = (0..<channels).map { c in 1 / max(Float(variances[variances.count == 1 ? 0 : c]).squareRoot(), 1e-7) }
-                let shift = (0..<channels).map { c in -means[means.count == 1 ? 0 : c] * scale[c] }
-                steps.append((index, .affine(input: node.inputs[0], scale: scale, shift: shift)))
+                continue
+            default:
+                break
             }
+            // Every other layer is one step of its own, as its definition lowers it.
+            guard let lowering = node.kind.definition as? InferenceLowering else {
+                preconditionFailure("layer kind \(node.kind) has no inference lowering")
+            }
+            if let step = lowering.inferenceStep(node) { steps.append((index, step)) }
         }
         return steps
     }
@@ -134,10 +104,9 @@ struct InferencePlanner {
         }
     }
 
-    private func foldBatchNorm(_ node: GraphNode, epsilon: Float) -> (scale: [Float], shift: [Float]) {
-        BatchNormFolding.scaleAndShift(gamma: node.weights["gamma"]?.scalars, beta: node.weights["beta"]?.scalars,
-                                       mean: node.weights["moving_mean"]!.scalars,
-                                       variance: node.weights["moving_variance"]!.scalars, epsilon: epsilon)
+    private func foldBatchNorm(_ node: GraphNode) -> (scale: [Float], shift: [Float]) {
+        guard case .batchNormalization(let epsilon, let center, let scale) = node.kind else { preconditionFailure("not a BatchNorm") }
+        return BatchNormalizationLayer(epsilon: epsilon, center: center, scale: scale).scaleAndShift(node.weights)
     }
 
     private func convolution(_ index: Int, spec: ConvSpec) throws -> (ConvolutionStep, Int, [Int]) {
@@ -170,8 +139,8 @@ struct InferencePlanner {
         case .sigmoid, .softmax: postActivation = spec.activation
         }
         if spec.activation == .linear, let next = soleConsumer(last),
-           case .batchNormalization(let epsilon, _, _) = graph.nodes[next].kind {
-            let (scale, shift) = foldBatchNorm(graph.nodes[next], epsilon: epsilon)
+           case .batchNormalization = graph.nodes[next].kind {
+            let (scale, shift) = foldBatchNorm(graph.nodes[next])
             kernel = BatchNormFolding.foldedKernel(kernel, scale: scale)
             bias = BatchNormFolding.foldedBias(bias, scale: scale, shift: shift)
             absorbed.append(next)
@@ -189,10 +158,11 @@ struct InferencePlanner {
             && extraTop == 0 && extraLeft == 0 && rows.before == 0 && columns.before == 0
         let kind: ConvolutionStep.Kernel
         if case .depthwiseConv2D = node.kind { kind = .depthwise } else { kind = isPointwise ? .pointwise : .general }
-        let step = ConvolutionStep(kernelKind: kind, input: input, inputShape: inputShape, outputShape: node.outputShape,
-                                   kernel: kernel, kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth,
-                                   strideH: spec.strideH, strideW: spec.strideW,
-                                   padTop: rows.before + extraTop, padLeft: columns.before + extraLeft,
+        let shape = ConvShape(batch: 1, height: inputShape[0], width: inputShape[1], inputChannels: inputShape[2],
+                              kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth, strideH: spec.strideH, strideW: spec.strideW,
+                              padTop: rows.before + extraTop, padLeft: columns.before + extraLeft,
+                              outputHeight: node.outputShape[0], outputWidth: node.outputShape[1], outputChannels: node.outputShape[2])
+        let step = ConvolutionStep(kernelKind: kind, input: input, shape: shape, kernel: kernel,
                                    bias: bias, clamp: clamp, postActivation: postActivation, layers: layers)
         return (step, last, absorbed)
     }

@@ -6,26 +6,20 @@ struct ConvOp {
     var kernel: UnsafePointer<Float>
     var bias: UnsafePointer<Float>?
     var clamp: Clamp
-    var kernelHeight, kernelWidth, strideH, strideW, padTop, padLeft: Int
-    var inputHeight, inputWidth, inputChannels: Int
-    var outputHeight, outputWidth, outputChannels: Int
+    /// One image's geometry (batch 1).
+    var shape: ConvShape
     var postActivation: ActivationFunction?
 
     init(_ step: ConvolutionStep, weights: WeightStore) {
         kernel = weights.copy(step.kernel)
         bias = weights.copy(step.bias)
         clamp = step.clamp
-        kernelHeight = step.kernelHeight; kernelWidth = step.kernelWidth
-        strideH = step.strideH; strideW = step.strideW; padTop = step.padTop; padLeft = step.padLeft
-        inputHeight = step.inputShape[0]; inputWidth = step.inputShape[1]; inputChannels = step.inputShape[2]
-        outputHeight = step.outputShape[0]; outputWidth = step.outputShape[1]; outputChannels = step.outputShape[2]
+        shape = step.shape
         postActivation = step.postActivation
     }
 
     /// Multiply-adds per image.
-    var multiplyAdds: Int {
-        outputHeight * outputWidth * outputChannels * kernelHeight * kernelWidth * (isDepthwise ? 1 : inputChannels)
-    }
+    var multiplyAdds: Int { shape.multiplyAdds(depthwise: isDepthwise) }
 
     var isDepthwise = false
 }
@@ -48,7 +42,7 @@ struct BlockOp {
     var bandRows: Int
 
     /// Expanded rows that one band needs (the window of `bandRows` output rows).
-    var expandedRowsPerBand: Int { (bandRows - 1) * depthwise.strideH + depthwise.kernelHeight }
+    var expandedRowsPerBand: Int { (bandRows - 1) * depthwise.shape.strideH + depthwise.shape.kernelHeight }
 }
 
 /// The kernels of the spatial phase: each computes output rows `rows` of one image.
@@ -75,10 +69,10 @@ enum SpatialOp {
         case .block(let block):
             let dw = block.depthwise
             let expanded = block.expand == nil ? 0
-                : ArenaPlan.aligned(block.expandedRowsPerBand * dw.inputWidth * dw.inputChannels)
-            return expanded + ArenaPlan.aligned(block.bandRows * dw.outputWidth * dw.inputChannels)
+                : ArenaPlan.aligned(block.expandedRowsPerBand * dw.shape.width * dw.shape.inputChannels)
+            return expanded + ArenaPlan.aligned(block.bandRows * dw.shape.outputWidth * dw.shape.inputChannels)
         case .convolution(let conv, let bandRows):
-            return bandRows * conv.outputWidth * conv.kernelHeight * conv.kernelWidth * conv.inputChannels
+            return bandRows * conv.shape.outputWidth * conv.shape.kernelHeight * conv.shape.kernelWidth * conv.shape.inputChannels
         case .averagePool(_, let channels):
             return 2 * channels  // Double sums
         default:
@@ -103,8 +97,8 @@ enum SpatialOp {
     var groupScratchPerImage: Int {
         guard case .block(let block) = self else { return 0 }
         let dw = block.depthwise
-        let expanded = block.expand == nil ? 0 : ArenaPlan.aligned(dw.inputHeight * dw.inputWidth * dw.inputChannels)
-        return expanded + ArenaPlan.aligned(dw.outputHeight * dw.outputWidth * dw.inputChannels)
+        let expanded = block.expand == nil ? 0 : ArenaPlan.aligned(dw.shape.height * dw.shape.width * dw.shape.inputChannels)
+        return expanded + ArenaPlan.aligned(dw.shape.outputHeight * dw.shape.outputWidth * dw.shape.inputChannels)
     }
 
     /// Whether consecutive images' rows may be stacked into one call: the
@@ -242,8 +236,8 @@ struct InferenceProgram {
                     op = .directConvolution(compiled)
                 case .general:
                     // im2col lines for ~128 KiB of output rows at a time.
-                    let lineBytes = compiled.outputWidth * compiled.kernelHeight * compiled.kernelWidth * compiled.inputChannels * 4
-                    op = .convolution(compiled, bandRows: max(1, min(compiled.outputHeight, 131_072 / max(1, lineBytes))))
+                    let lineBytes = compiled.shape.outputWidth * compiled.shape.kernelHeight * compiled.shape.kernelWidth * compiled.shape.inputChannels * 4
+                    op = .convolution(compiled, bandRows: max(1, min(compiled.shape.outputHeight, 131_072 / max(1, lineBytes))))
                 }
             case .batchNorm(_, let scale, let shift), .affine(_, let scale, let shift):
                 op = .scaleShift(scale: weights.copy(scale), shift: weights.copy(shift), channels: scale.count)
@@ -266,10 +260,11 @@ struct InferenceProgram {
                 // Keras's Dense on an image acts on the last axis: a 1×1 convolution.
                 let clamp: Clamp = activation == .relu ? .relu : activation == .relu6 ? .relu6 : .none
                 let post: ActivationFunction? = activation == .softmax || activation == .sigmoid ? activation : nil
-                let conv = ConvolutionStep(kernelKind: .pointwise, input: step.inputs[0], inputShape: inputShape,
-                                           outputShape: shape, kernel: kernel, kernelHeight: 1, kernelWidth: 1,
-                                           strideH: 1, strideW: 1, padTop: 0, padLeft: 0, bias: bias, clamp: clamp,
-                                           postActivation: post, layers: names)
+                let geometry = ConvShape(batch: 1, height: inputShape[0], width: inputShape[1], inputChannels: inputShape[2],
+                                         kernelHeight: 1, kernelWidth: 1, outputHeight: shape[0], outputWidth: shape[1],
+                                         outputChannels: shape[2])
+                let conv = ConvolutionStep(kernelKind: .pointwise, input: step.inputs[0], shape: geometry, kernel: kernel,
+                                           bias: bias, clamp: clamp, postActivation: post, layers: names)
                 op = .pointwise(ConvOp(conv, weights: weights))
             }
             let rows = shape.count == 3 ? shape[0] : 1
@@ -300,7 +295,7 @@ struct InferenceProgram {
     /// GEMM packing and streaming columns. Larger kernels (many input
     /// channels) are what sgemm is for.
     static func direct(_ conv: ConvOp) -> Bool {
-        conv.kernelHeight * conv.kernelWidth * conv.inputChannels * conv.outputChannels * 4 <= 16 * 1024
+        conv.shape.kernelHeight * conv.shape.kernelWidth * conv.shape.inputChannels * conv.shape.outputChannels * 4 <= 16 * 1024
     }
 
     /// Matches [expand 1×1] → depthwise → project 1×1 [→ add] at `position`.
@@ -328,7 +323,7 @@ struct InferenceProgram {
         if position + consumed < steps.count, case .add(let inputs) = steps[position + consumed].step,
            inputs.count == 2, isPrivate(projected), inputs.contains(projected) {
             let other = inputs[0] == projected ? inputs[1] : inputs[0]
-            if other != projected && graph.nodes[other].outputShape == project.outputShape {
+            if other != projected && graph.nodes[other].outputShape == [project.shape.outputHeight, project.shape.outputWidth, project.shape.outputChannels] {
                 residual = other
                 consumed += 1
             }
@@ -340,9 +335,9 @@ struct InferenceProgram {
         var dwOp = ConvOp(dw, weights: weights)
         dwOp.isDepthwise = true
         let projectOp = ConvOp(project, weights: weights)
-        let rowBytes = dwOp.inputWidth * dwOp.inputChannels * 4 * dwOp.strideH
-        let bandRows = options.blockBandBytes <= 0 ? dwOp.outputHeight
-            : max(1, min(dwOp.outputHeight, options.blockBandBytes / max(1, rowBytes)))
+        let rowBytes = dwOp.shape.width * dwOp.shape.inputChannels * 4 * dwOp.shape.strideH
+        let bandRows = options.blockBandBytes <= 0 ? dwOp.shape.outputHeight
+            : max(1, min(dwOp.shape.outputHeight, options.blockBandBytes / max(1, rowBytes)))
         return (BlockOp(expand: expandOp, depthwiseInputClamp: depthwiseInputClamp, depthwise: dwOp, project: projectOp,
                         residual: residual, bandRows: bandRows), consumed)
     }

@@ -84,128 +84,51 @@ public enum LayerKind: Equatable, Sendable {
     /// and the InputLayer of a nested model.
     case identity
 
-    /// Keras's random augmentation layers are no-ops when `training` is false.
-    static let inferenceNoOps: Set<String> = [
-        "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
-        "RandomBrightness", "GaussianNoise", "GaussianDropout", "AlphaDropout", "SpatialDropout2D",
-        "ActivityRegularization",
+    /// Every layer kind's definition, in the order error messages list them: parsing finds
+    /// a Keras class here. A new kind adds its case above, its row here and in `definition`.
+    public static let definitions: [any LayerDefinition.Type] = [
+        InputLayerDefinition.self, Conv2DLayer.self, DepthwiseConv2DLayer.self, BatchNormalizationLayer.self, ReLULayer.self,
+        ActivationLayer.self, ZeroPadding2DLayer.self, AddLayer.self, GlobalAveragePooling2DLayer.self,
+        GlobalMaxPooling2DLayer.self, DropoutLayer.self, DenseLayer.self, RescalingLayer.self, NormalizationLayer.self,
+        IdentityLayer.self,
     ]
 
-    public static let supportedClasses: [String] = [
-        "InputLayer", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReLU", "Activation", "ZeroPadding2D", "Add",
-        "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dropout", "Dense", "Rescaling", "Normalization",
-    ] + inferenceNoOps.sorted()
-
-    static func parse(_ layer: KerasLayerConfig, source: String) throws -> LayerKind {
-        let config = layer.config
-        let name = layer.name
-        func fail(_ message: String) -> CriaError { CriaError("\(source): layer \(name) (\(layer.className)): \(message)") }
-        func pair(_ key: String, default value: Int) throws -> (Int, Int) {
-            guard let entry = config[key] else { return (value, value) }
-            if let single = entry.int { return (single, single) }
-            guard let first = entry[0]?.int, let second = entry[1]?.int else { throw fail("cannot read \(key)") }
-            return (first, second)
-        }
-        func checkChannelsLast() throws {
-            if let format = config["data_format"]?.string, format != "channels_last" {
-                throw fail("data_format \(format) is not supported; Cria computes in NHWC (channels_last)")
-            }
-        }
-        switch layer.className {
-        case "InputLayer":
-            let shape = (config["batch_shape"] ?? config["batch_input_shape"])?.array ?? []
-            guard shape.count == 4 || shape.isEmpty else {
-                throw fail("input shape \(shape.map { $0.int.map(String.init) ?? "None" }) is not an image batch (N, H, W, C)")
-            }
-            return .input(height: shape.count == 4 ? shape[1].int : nil, width: shape.count == 4 ? shape[2].int : nil,
-                          channels: shape.count == 4 ? shape[3].int : nil)
-        case "Conv2D", "DepthwiseConv2D":
-            try checkChannelsLast()
-            let (kh, kw) = try pair("kernel_size", default: 1)
-            let (sh, sw) = try pair("strides", default: 1)
-            let (dh, dw) = try pair("dilation_rate", default: 1)
-            guard dh == 1, dw == 1 else { throw fail("dilation_rate (\(dh), \(dw)) is not supported") }
-            if let groups = config["groups"]?.int, groups != 1 { throw fail("groups=\(groups) is not supported") }
-            if layer.className == "DepthwiseConv2D", let multiplier = config["depth_multiplier"]?.int, multiplier != 1 {
-                throw fail("depth_multiplier=\(multiplier) is not supported")
-            }
-            guard let padding = ConvPadding(rawValue: config["padding"]?.string ?? "valid") else {
-                throw fail("padding \(config["padding"]?.string ?? "?") is not supported")
-            }
-            let filters = layer.className == "Conv2D" ? (config["filters"]?.int ?? 0) : 0
-            let spec = ConvSpec(filters: filters, kernelHeight: kh, kernelWidth: kw, strideH: sh, strideW: sw, padding: padding,
-                                useBias: config["use_bias"]?.bool ?? true,
-                                activation: try ActivationFunction(keras: config["activation"]?.string, layer: name, source: source))
-            return layer.className == "Conv2D" ? .conv2D(spec) : .depthwiseConv2D(spec)
-        case "BatchNormalization":
-            if let axis = config["axis"]?.int, axis != -1, axis != 3 { throw fail("axis \(axis) is not the channel axis") }
-            if let axes = config["axis"]?.array, axes.count != 1 || (axes[0].int != -1 && axes[0].int != 3) {
-                throw fail("axis \(axes) is not the channel axis")
-            }
-            return .batchNormalization(epsilon: Float(config["epsilon"]?.double ?? 1e-3),
-                                       center: config["center"]?.bool ?? true, scale: config["scale"]?.bool ?? true)
-        case "ReLU":
-            return .relu(maxValue: config["max_value"]?.double.map(Float.init),
-                         threshold: Float(config["threshold"]?.double ?? 0),
-                         negativeSlope: Float(config["negative_slope"]?.double ?? 0))
-        case "Activation":
-            return .activation(try ActivationFunction(keras: config["activation"]?.string, layer: name, source: source))
-        case "ZeroPadding2D":
-            try checkChannelsLast()
-            let padding = config["padding"]
-            if let all = padding?.int { return .zeroPadding2D(top: all, bottom: all, left: all, right: all) }
-            guard let rows = padding?[0], let columns = padding?[1] else { throw fail("cannot read padding") }
-            if let height = rows.int, let width = columns.int {
-                return .zeroPadding2D(top: height, bottom: height, left: width, right: width)
-            }
-            guard let top = rows[0]?.int, let bottom = rows[1]?.int, let left = columns[0]?.int, let right = columns[1]?.int else {
-                throw fail("cannot read padding")
-            }
-            return .zeroPadding2D(top: top, bottom: bottom, left: left, right: right)
-        case "Add":
-            return .add
-        case "GlobalAveragePooling2D", "GlobalMaxPooling2D":
-            try checkChannelsLast()
-            let keepDims = config["keepdims"]?.bool ?? false
-            return layer.className == "GlobalAveragePooling2D" ? .globalAveragePooling2D(keepDims: keepDims) : .globalMaxPooling2D(keepDims: keepDims)
-        case "Dropout":
-            return .dropout(rate: Float(config["rate"]?.double ?? 0))
-        case "Dense":
-            guard let units = config["units"]?.int else { throw fail("has no units") }
-            return .dense(units: units, activation: try ActivationFunction(keras: config["activation"]?.string, layer: name, source: source),
-                          useBias: config["use_bias"]?.bool ?? true)
-        case "Rescaling":
-            guard let scale = config["scale"]?.double else { throw fail("only a scalar scale is supported") }
-            return .rescaling(scale: Float(scale), offset: Float(config["offset"]?.double ?? 0))
-        case "Normalization":
-            if let axis = config["axis"]?.int, axis != -1, axis != 3 { throw fail("axis \(axis) is not the channel axis") }
-            if config["invert"]?.bool == true { throw fail("invert=True is not supported") }
-            func floats(_ key: String) -> [Float]? {
-                if let value = config[key]?.double { return [Float(value)] }
-                return config[key]?.array?.compactMap { $0.double.map(Float.init) }
-            }
-            return .normalization(mean: floats("mean"), variance: floats("variance"))
-        default:
-            if inferenceNoOps.contains(layer.className) { return .identity }
-            throw CriaError("\(source): layer \(name) has class \(layer.className), which Cria does not support (supported: \(supportedClasses.joined(separator: ", ")))")
+    /// What this kind computes and knows about itself (`Layers/`).
+    public var definition: any LayerDefinition {
+        switch self {
+        case .input(let height, let width, let channels): return InputLayerDefinition(height: height, width: width, channels: channels)
+        case .conv2D(let spec): return Conv2DLayer(spec: spec)
+        case .depthwiseConv2D(let spec): return DepthwiseConv2DLayer(spec: spec)
+        case .batchNormalization(let epsilon, let center, let scale): return BatchNormalizationLayer(epsilon: epsilon, center: center, scale: scale)
+        case .relu(let maxValue, let threshold, let slope): return ReLULayer(maxValue: maxValue, threshold: threshold, negativeSlope: slope)
+        case .activation(let function): return ActivationLayer(function: function)
+        case .zeroPadding2D(let top, let bottom, let left, let right): return ZeroPadding2DLayer(top: top, bottom: bottom, left: left, right: right)
+        case .add: return AddLayer()
+        case .globalAveragePooling2D(let keepDims): return GlobalAveragePooling2DLayer(keepDims: keepDims)
+        case .globalMaxPooling2D(let keepDims): return GlobalMaxPooling2DLayer(keepDims: keepDims)
+        case .dropout(let rate): return DropoutLayer(rate: rate)
+        case .dense(let units, let activation, let useBias): return DenseLayer(units: units, activation: activation, useBias: useBias)
+        case .rescaling(let scale, let offset): return RescalingLayer(scale: scale, offset: offset)
+        case .normalization(let mean, let variance): return NormalizationLayer(mean: mean, variance: variance)
+        case .identity: return IdentityLayer()
         }
     }
 
-    /// The variables this layer reads from a weights file, with their expected shapes.
-    public func expectedWeights(inputChannels: Int) -> [(name: String, shape: [Int])] {
-        switch self {
-        case .conv2D(let spec):
-            return [("kernel", [spec.kernelHeight, spec.kernelWidth, inputChannels, spec.filters])] + (spec.useBias ? [("bias", [spec.filters])] : [])
-        case .depthwiseConv2D(let spec):
-            return [("kernel", [spec.kernelHeight, spec.kernelWidth, inputChannels, 1])] + (spec.useBias ? [("bias", [inputChannels])] : [])
-        case .batchNormalization(_, let center, let scale):
-            return (scale ? [("gamma", [inputChannels])] : []) + (center ? [("beta", [inputChannels])] : [])
-                + [("moving_mean", [inputChannels]), ("moving_variance", [inputChannels])]
-        case .dense(let units, _, let useBias):
-            return [("kernel", [inputChannels, units])] + (useBias ? [("bias", [units])] : [])
-        default:
-            return []
+    public static let supportedClasses: [String] = definitions.flatMap { $0.kerasClassNames }
+
+    private static let definitionsByClass: [String: any LayerDefinition.Type] = Dictionary(
+        definitions.flatMap { definition in definition.kerasClassNames.map { ($0, definition) } }, uniquingKeysWith: { first, _ in first })
+
+    static func parse(_ layer: KerasLayerConfig, source: String) throws -> LayerKind {
+        guard let definition = definitionsByClass[layer.className] else {
+            throw CriaError("\(source): layer \(layer.name) has class \(layer.className), which Cria does not support (supported: \(supportedClasses.joined(separator: ", ")))")
         }
+        return try definition.parse(KerasLayerReader(layer: layer, source: source))
+    }
+
+    /// The variables this layer reads from a weights file, with their expected shapes, in Keras's order.
+    public func expectedWeights(inputChannels: Int) -> [(name: String, shape: [Int])] {
+        definition.variables(inputChannels: inputChannels)
     }
 
     /// The variables and shapes this layer owns, for initialising or checking weights.

@@ -195,47 +195,9 @@ private struct Flattener {
     }
 
     private func outputShape(kind: LayerKind, layer: String, inputs: [Int], inputSize: (Int?, Int?)) throws -> [Int] {
-        func fail(_ message: String) -> CriaError { CriaError("\(source): layer \(layer): \(message)") }
-        if case .input(let height, let width, let channels) = kind {
-            guard let h = height ?? inputSize.0, let w = width ?? inputSize.1 else {
-                throw fail("the input size is not fixed by the model; pass --size")
-            }
-            return [h, w, channels ?? 3]
-        }
-        guard let first = inputs.first else { throw fail("has no inputs") }
-        let input = nodes[first].outputShape
-        func image() throws -> (Int, Int, Int) {
-            guard input.count == 3 else { throw fail("expects an image (H, W, C), got \(describeShape(input))") }
-            return (input[0], input[1], input[2])
-        }
-        switch kind {
-        case .input, .identity, .batchNormalization, .relu, .activation, .dropout, .rescaling, .normalization:
-            return input
-        case .conv2D(let spec), .depthwiseConv2D(let spec):
-            let (h, w, c) = try image()
-            let rows = spec.padding.amounts(input: h, kernel: spec.kernelHeight, stride: spec.strideH)
-            let columns = spec.padding.amounts(input: w, kernel: spec.kernelWidth, stride: spec.strideW)
-            guard rows.output > 0, columns.output > 0 else {
-                throw fail("input \(h)×\(w) is smaller than the \(spec.kernelHeight)×\(spec.kernelWidth) kernel")
-            }
-            if case .conv2D = kind { return [rows.output, columns.output, spec.filters] }
-            return [rows.output, columns.output, c]
-        case .zeroPadding2D(let top, let bottom, let left, let right):
-            let (h, w, c) = try image()
-            return [h + top + bottom, w + left + right, c]
-        case .add:
-            for other in inputs.dropFirst() where nodes[other].outputShape != input {
-                throw fail("adds tensors of shapes \(describeShape(input)) and \(describeShape(nodes[other].outputShape))")
-            }
-            return input
-        case .globalAveragePooling2D(let keepDims), .globalMaxPooling2D(let keepDims):
-            let (_, _, c) = try image()
-            return keepDims ? [1, 1, c] : [c]
-        case .dense(let units, _, _):
-            guard let last = input.last else { throw fail("has no input features") }
-            _ = last
-            return Array(input.dropLast()) + [units]
-        }
+        let shapes = LayerShapes(inputs: inputs.map { nodes[$0].outputShape }, imageSize: inputSize,
+                                 fail: { CriaError("\(source): layer \(layer): \($0)") })
+        return try kind.definition.outputShape(shapes)
     }
 }
 

@@ -43,11 +43,7 @@ extension ModelGraph {
     public func hasTrainableVariables(_ index: Int) -> Bool {
         let node = nodes[index]
         guard node.trainable else { return false }
-        switch node.kind {
-        case .conv2D, .depthwiseConv2D, .dense: return true
-        case .batchNormalization(_, let center, let scale): return center || scale
-        default: return false
-        }
+        return node.kind.definition.trainsVariables
     }
 
     /// Trainable and frozen parameter counts under the current flags (moving statistics never train).

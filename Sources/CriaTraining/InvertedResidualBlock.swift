@@ -92,7 +92,8 @@ struct BlockShape {
     /// Pixels of the depthwise output a₂ and of the project output.
     let outputPixels: Int
     let taps: Int
-    let depthwise: ConvGeometryInfo
+    /// The depthwise convolution over one image.
+    let depthwise: ConvShape
 
     /// Output rows a GEMM of the block should have at least: per-image GEMMs of the late
     /// blocks (10×10 and 5×5 pixels, K up to 960) run far below the GEMM rate, so images go
@@ -110,10 +111,10 @@ extension TrainingGraph {
     func blockShape(_ block: InvertedResidualUnits) -> BlockShape {
         let inputShape = graph.nodes[graph.nodes[block.expand.conv!].inputs[0]].outputShape
         let outputShape = graph.nodes[block.project.last].outputShape
-        let depthwise = unitGeometry(block.depthwise).0
+        let depthwise = unitGeometry(block.depthwise, batch: 1).0
         return BlockShape(inChannels: inputShape[2], expanded: graph.nodes[block.expand.last].outputShape[2], outChannels: outputShape[2],
                           pixels: inputShape[0] * inputShape[1], outputPixels: outputShape[0] * outputShape[1],
-                          taps: depthwise.spec.kernelHeight * depthwise.spec.kernelWidth, depthwise: depthwise)
+                          taps: depthwise.kernelHeight * depthwise.kernelWidth, depthwise: depthwise)
     }
 
     /// The block's folded kernels (buffers from the pool; `recycle(folded)` gives them back), or
@@ -221,11 +222,8 @@ extension TrainingGraph {
                          outputChannels: shape.expanded, bias: kernels.expandBias, clamp: clamps.expand, residual: nil, output: a1)
         let g = shape.depthwise
         for image in 0..<images {
-            BandKernels.depthwiseRows(band: a1 + image * shape.pixels * shape.expanded, bandStart: 0, bandRows: g.height,
-                                      height: g.height, width: g.width, channels: shape.expanded, kernel: kernels.depthwise,
-                                      kernelHeight: g.spec.kernelHeight, kernelWidth: g.spec.kernelWidth,
-                                      strideH: g.spec.strideH, strideW: g.spec.strideW, padTop: g.padTop, padLeft: g.padLeft,
-                                      rows: 0..<g.outputHeight, outputWidth: g.outputWidth, bias: kernels.depthwiseBias,
+            BandKernels.depthwiseRows(band: a1 + image * shape.pixels * shape.expanded, bandStart: 0, bandRows: g.height, shape: g,
+                                      kernel: kernels.depthwise, rows: 0..<g.outputHeight, bias: kernels.depthwiseBias,
                                       clamp: clamps.depthwise, output: a2 + image * shape.outputPixels * shape.expanded)
         }
     }
@@ -378,23 +376,18 @@ extension TrainingGraph {
     }
 }
 
-extension ConvGeometryInfo {
+extension ConvShape {
     /// The depthwise kernel gradient (no bias) of a group of images, overwriting `kernelGradient`.
     func depthwiseKernelGradient(images: Int, outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
                                  into kernelGradient: UnsafeMutablePointer<Float>) {
-        DepthwiseConv2D.backwardKernel(outputGradient: outputGradient, input: input, batch: images, height: height, width: width,
-                                       channels: inputChannels, kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth,
-                                       strideH: spec.strideH, strideW: spec.strideW, padTop: padTop, padLeft: padLeft,
-                                       outputHeight: outputHeight, outputWidth: outputWidth, kernelGradient: kernelGradient,
-                                       biasGradient: nil)
+        DepthwiseConv2D.backwardKernel(outputGradient: outputGradient, input: input, shape: with(batch: images),
+                                       kernelGradient: kernelGradient, biasGradient: nil)
     }
 
     /// The depthwise input gradient of a group of images, overwriting `inputGradient`.
     func depthwiseInputGradient(images: Int, outputGradient: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
                                 into inputGradient: UnsafeMutablePointer<Float>) {
-        DepthwiseConv2D.backwardInput(outputGradient: outputGradient, batch: images, height: height, width: width, channels: inputChannels,
-                                      kernel: kernel, kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth,
-                                      strideH: spec.strideH, strideW: spec.strideW, padTop: padTop, padLeft: padLeft,
-                                      outputHeight: outputHeight, outputWidth: outputWidth, inputGradient: inputGradient)
+        DepthwiseConv2D.backwardInput(outputGradient: outputGradient, shape: with(batch: images), kernel: kernel,
+                                      inputGradient: inputGradient)
     }
 }

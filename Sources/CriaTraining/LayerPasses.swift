@@ -1,117 +1,23 @@
 import CriaCore
-import CriaKerasIO
 import CriaKernels
 import CriaModel
 
-/// The per-layer forward and backward passes of the trainable suffix. Every
-/// layer kind of MobileNetV2 and its transfer head is here; the arithmetic
-/// lives in CriaKernels.
+/// The per-layer forward and backward passes of the trainable suffix: each layer kind's
+/// definition (`CriaModel/Layers/`) computes them; this hands it the tape's values and a
+/// view of the parameter store and buffer pool for its node.
 extension TrainingGraph {
     func forwardNode(_ index: Int, tape: inout Tape, seed: UInt64) -> [Float] {
         let node = graph.nodes[index]
-        let batch = tape.batch
-        let input = node.inputs.first.map { tape.values[$0]! } ?? []
-        let inputShape = node.inputs.first.map { graph.nodes[$0].outputShape } ?? []
-        let count = batch * node.outputShape.reduce(1, *)
-        // Every case below overwrites all of `output` (a recycled buffer) or replaces it.
-        var output = takeBuffer(count)
-        switch node.kind {
-        case .input, .identity:
-            recycle(&output)
-            return input
-        case .conv2D(let spec), .depthwiseConv2D(let spec):
-            let geometry = ConvGeometryInfo(spec: spec, input: inputShape, output: node.outputShape)
-            let kernel = parameter(index, "kernel")
-            let bias = optionalParameter(index, "bias")
-            let clamp = TrainingGraph.clamp(for: spec.activation)
-            input.withUnsafeBufferPointer { x in
-                output.withUnsafeMutableBufferPointer { y in
-                    geometry.forward(depthwise: isDepthwise(node.kind), batch: batch, input: x.baseAddress!, kernel: kernel.baseAddress!,
-                                     bias: bias?.baseAddress, clamp: clamp, output: y.baseAddress!)
-                }
-            }
-        case .batchNormalization(let epsilon, _, _):
-            let channels = inputShape.last!
-            let rows = count / channels
-            let g = optionalParameter(index, "gamma")?.baseAddress, b = optionalParameter(index, "beta")?.baseAddress
-            let useBatchStatistics = tape.training && bnMode == .train && node.trainable
-            input.withUnsafeBufferPointer { x in
-                output.withUnsafeMutableBufferPointer { y in
-                    if useBatchStatistics {
-                        let statistics = BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
-                                                                   epsilon: epsilon, output: y.baseAddress!)
-                        tape.batchStatistics[index] = statistics
-                    } else {
-                        let mean = parameter(index, "moving_mean"), variance = parameter(index, "moving_variance")
-                        BatchNorm.forwardInference(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
-                                                   mean: mean.baseAddress!, variance: variance.baseAddress!, epsilon: epsilon,
-                                                   output: y.baseAddress!)
-                    }
-                }
-            }
-        case .relu(let maxValue, let threshold, let slope):
-            input.withUnsafeBufferPointer { x in
-                output.withUnsafeMutableBufferPointer { y in
-                    ReLU.forward(input: x.baseAddress!, count: count, maxValue: maxValue, threshold: threshold, negativeSlope: slope,
-                                 output: y.baseAddress!)
-                }
-            }
-        case .activation(let function):
-            // Into the pooled buffer: activating a copy of `input` in place would allocate one.
-            for i in 0..<count { output[i] = input[i] }
-            TrainingGraph.activate(function, &output, columns: node.outputShape.last ?? 1)
-        case .zeroPadding2D(let top, _, let left, _):
-            input.withUnsafeBufferPointer { x in
-                output.withUnsafeMutableBufferPointer { y in
-                    ZeroPadding.forward(input: x.baseAddress!, batch: batch, height: inputShape[0], width: inputShape[1], channels: inputShape[2],
-                                        top: top, left: left, outputHeight: node.outputShape[0], outputWidth: node.outputShape[1],
-                                        output: y.baseAddress!)
-                }
-            }
-        case .add:
-            output.withUnsafeMutableBufferPointer { y in
-                input.withUnsafeBufferPointer { y.baseAddress!.update(from: $0.baseAddress!, count: count) }
-                for other in node.inputs.dropFirst() {
-                    tape.values[other]!.withUnsafeBufferPointer { Elementwise.add($0.baseAddress!, into: y.baseAddress!, count: count) }
-                }
-            }
-        case .globalAveragePooling2D, .globalMaxPooling2D:
-            let pixels = inputShape[0] * inputShape[1], channels = inputShape[2]
-            input.withUnsafeBufferPointer { x in
-                output.withUnsafeMutableBufferPointer { y in
-                    if case .globalAveragePooling2D = node.kind {
-                        GlobalPooling.averageForward(input: x.baseAddress!, batch: batch, pixels: pixels, channels: channels, output: y.baseAddress!)
-                    } else {
-                        GlobalPooling.maxForward(input: x.baseAddress!, batch: batch, pixels: pixels, channels: channels, output: y.baseAddress!)
-                    }
-                }
-            }
-        case .dropout(let rate):
-            guard tape.training, rate > 0 else { recycle(&output); return input }
-            // Inverted dropout: kept units are scaled by 1/(1 − rate), so inference needs no rescaling.
-            var generator = SplitMix64(seed: seed)
-            let scale = 1 / (1 - rate)
-            let mask = (0..<count).map { _ in generator.nextUnitFloat() >= rate ? scale : 0 }
-            for i in output.indices { output[i] = input[i] * mask[i] }
-            tape.dropoutMasks[index] = mask
-        case .dense(let units, let activation, let useBias):
-            let features = inputShape.last!
-            let rows = count / units
-            let kernel = parameter(index, "kernel")
-            let bias = useBias ? parameter(index, "bias") : nil
-            input.withUnsafeBufferPointer { x in
-                output.withUnsafeMutableBufferPointer { y in
-                    Pointwise.forward(input: x.baseAddress!, rows: rows, inputChannels: features, kernel: kernel.baseAddress!, outputChannels: units,
-                                      bias: bias?.baseAddress, clamp: TrainingGraph.clamp(for: activation), output: y.baseAddress!)
-                }
-            }
-            if activation == .softmax || activation == .sigmoid { TrainingGraph.activate(activation, &output, columns: units) }
-        case .rescaling(let scale, let offset):
-            for i in 0..<count { output[i] = input[i] * scale + offset }
-        case .normalization:
-            // Normalization sits before the base in the frozen prefix; it is never trained here.
-            recycle(&output)
-            return input
+        let pass = LayerForwardPass(batch: tape.batch, training: tape.training,
+                                    usesBatchStatistics: tape.training && bnMode == .train && node.trainable,
+                                    inputs: node.inputs.map { tape.values[$0]! }, inputShapes: node.inputs.map { graph.nodes[$0].outputShape },
+                                    outputShape: node.outputShape, seed: seed, storage: NodeStorage(graph: self, node: index))
+        var saved: LayerSaved?
+        let output = node.kind.definition.forward(pass, saved: &saved)
+        switch saved {
+        case .batchStatistics(let mean, let variance): tape.batchStatistics[index] = (mean, variance)
+        case .dropoutMask(let mask): tape.dropoutMasks[index] = mask
+        case nil: break
         }
         return output
     }
@@ -121,264 +27,35 @@ extension TrainingGraph {
     /// `gradient` may be masked in place (the activation's derivative) and recycled.
     func backwardNode(_ index: Int, gradient: inout [Float], tape: Tape, needsInput: [Bool]) -> [[Float]?] {
         let node = graph.nodes[index]
-        let batch = tape.batch
-        let input = node.inputs.first.map { tape.values[$0]! } ?? []
-        let inputShape = node.inputs.first.map { graph.nodes[$0].outputShape } ?? []
-        let output = tape.values[index] ?? []  // released already when this layer's backward does not read it
-        switch node.kind {
-        case .input, .identity, .normalization:
-            return [gradient]
-        case .conv2D(let spec), .depthwiseConv2D(let spec):
-            let geometry = ConvGeometryInfo(spec: spec, input: inputShape, output: node.outputShape)
-            if spec.activation != .linear { TrainingGraph.maskByOutput(&gradient, output: output, activation: spec.activation) }
-            let kernel = parameter(index, "kernel")
-            var dx: [Float]? = needsInput[0] ? takeBuffer(input.count) : nil
-            geometry.backward(depthwise: isDepthwise(node.kind), batch: batch, input: input, kernel: kernel.baseAddress!,
-                              outputGradient: gradient, inputGradient: &dx, kernelGradient: gradientBuffer(index, "kernel")?.baseAddress,
-                              biasGradient: gradientBuffer(index, "bias")?.baseAddress)
-            return [dx]
-        case .batchNormalization(let epsilon, _, _):
-            let channels = inputShape.last!
-            let rows = input.count / channels
-            var dx: [Float]? = needsInput[0] ? takeBuffer(input.count) : nil  // overwritten
-            let dg = gradientBuffer(index, "gamma")?.baseAddress, dbeta = gradientBuffer(index, "beta")?.baseAddress
-            let g = optionalParameter(index, "gamma")?.baseAddress
-            let statistics = tape.batchStatistics[index]
-            gradient.withUnsafeBufferPointer { dy in
-                input.withUnsafeBufferPointer { x in
-                    withOptionalMutablePointer(&dx) { dxPointer in
-                        if let statistics {
-                            BatchNorm.backwardTraining(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
-                                                       gamma: g, mean: statistics.mean, variance: statistics.variance, epsilon: epsilon,
-                                                       inputGradient: dxPointer, gammaGradient: dg, betaGradient: dbeta)
-                        } else {
-                            BatchNorm.backwardInference(outputGradient: dy.baseAddress!, input: x.baseAddress!, rows: rows, channels: channels,
-                                                        gamma: g, mean: parameter(index, "moving_mean").baseAddress!,
-                                                        variance: parameter(index, "moving_variance").baseAddress!, epsilon: epsilon,
-                                                        inputGradient: dxPointer, gammaGradient: dg, betaGradient: dbeta)
-                        }
-                    }
-                }
-            }
-            return [dx]
-        case .relu(let maxValue, let threshold, let slope):
-            guard needsInput[0] else { return [nil] }
-            var dx = takeBuffer(input.count)  // overwritten
-            gradient.withUnsafeBufferPointer { dy in
-                input.withUnsafeBufferPointer { x in
-                    dx.withUnsafeMutableBufferPointer { d in
-                        ReLU.backward(outputGradient: dy.baseAddress!, input: x.baseAddress!, count: input.count, maxValue: maxValue,
-                                      threshold: threshold, negativeSlope: slope, inputGradient: d.baseAddress!)
-                    }
-                }
-            }
-            return [dx]
-        case .activation(let function):
-            TrainingGraph.maskByOutput(&gradient, output: output, activation: function)
-            return [gradient]
-        case .zeroPadding2D(let top, _, let left, _):
-            guard needsInput[0] else { return [nil] }
-            var dx = takeBuffer(input.count)  // overwritten
-            gradient.withUnsafeBufferPointer { dy in
-                dx.withUnsafeMutableBufferPointer { d in
-                    ZeroPadding.backward(outputGradient: dy.baseAddress!, batch: batch, height: inputShape[0], width: inputShape[1],
-                                         channels: inputShape[2], top: top, left: left, outputHeight: node.outputShape[0],
-                                         outputWidth: node.outputShape[1], inputGradient: d.baseAddress!)
-                }
-            }
-            return [dx]
-        case .add:
-            return node.inputs.indices.map { needsInput[$0] ? gradient : nil }
-        case .globalAveragePooling2D:
-            guard needsInput[0] else { return [nil] }
-            var dx = takeBuffer(input.count)  // overwritten
-            gradient.withUnsafeBufferPointer { dy in
-                dx.withUnsafeMutableBufferPointer { d in
-                    GlobalPooling.averageBackward(outputGradient: dy.baseAddress!, batch: batch, pixels: inputShape[0] * inputShape[1],
-                                                  channels: inputShape[2], inputGradient: d.baseAddress!)
-                }
-            }
-            return [dx]
-        case .globalMaxPooling2D:
-            guard needsInput[0] else { return [nil] }
-            // The gradient goes to the first pixel holding each channel's maximum, as TF's argmax does.
-            let pixels = inputShape[0] * inputShape[1], channels = inputShape[2]
-            var dx = takeBuffer(input.count)
-            dx.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-            for n in 0..<batch {
-                for c in 0..<channels {
-                    let target = output[n * channels + c]
-                    if let p = (0..<pixels).first(where: { input[(n * pixels + $0) * channels + c] == target }) {
-                        dx[(n * pixels + p) * channels + c] = gradient[n * channels + c]
-                    }
-                }
-            }
-            return [dx]
-        case .dropout:
-            guard let mask = tape.dropoutMasks[index] else { return [gradient] }
-            // From the pool, as every gradient that the pool takes back afterwards must be:
-            // a fresh array recycled each step would grow the pool by one buffer per step.
-            var dx = takeBuffer(gradient.count)  // overwritten
-            for i in dx.indices { dx[i] = gradient[i] * mask[i] }
-            return [dx]
-        case .dense(let units, let activation, let useBias):
-            if activation != .linear { TrainingGraph.maskByOutput(&gradient, output: output, activation: activation) }
-            let dy = gradient
-            let features = inputShape.last!
-            let rows = input.count / features
-            let kernel = parameter(index, "kernel")
-            var dx: [Float]? = needsInput[0] ? takeBuffer(input.count) : nil  // overwritten (sgemm with beta 0)
-            dy.withUnsafeBufferPointer { g in
-                if dx != nil {
-                    dx!.withUnsafeMutableBufferPointer { d in
-                        Pointwise.backwardInput(outputGradient: g.baseAddress!, rows: rows, inputChannels: features, kernel: kernel.baseAddress!,
-                                                outputChannels: units, inputGradient: d.baseAddress!)
-                    }
-                }
-                if let dw = gradientBuffer(index, "kernel") {
-                    input.withUnsafeBufferPointer { x in
-                        Pointwise.backwardKernel(outputGradient: g.baseAddress!, input: x.baseAddress!, rows: rows, inputChannels: features,
-                                                 outputChannels: units, accumulate: false, kernelGradient: dw.baseAddress!)
-                    }
-                    if useBias, let db = gradientBuffer(index, "bias") { TrainingGraph.columnSums(dy, rows: rows, columns: units, into: db) }
-                }
-            }
-            return [dx]
-        case .rescaling(let scale, _):
-            var dx = takeBuffer(gradient.count)  // overwritten
-            for i in dx.indices { dx[i] = gradient[i] * scale }
-            return [dx]
+        var saved: LayerSaved?
+        if let statistics = tape.batchStatistics[index] {
+            saved = .batchStatistics(mean: statistics.mean, variance: statistics.variance)
+        } else if let mask = tape.dropoutMasks[index] {
+            saved = .dropoutMask(mask)
         }
+        let pass = LayerBackwardPass(batch: tape.batch, input: node.inputs.first.map { tape.values[$0]! } ?? [],
+                                     inputShape: node.inputs.first.map { graph.nodes[$0].outputShape } ?? [],
+                                     outputShape: node.outputShape,
+                                     output: tape.values[index] ?? [],  // released already when this layer's backward does not read it
+                                     needsInput: needsInput, saved: saved, storage: NodeStorage(graph: self, node: index))
+        return node.kind.definition.backward(pass, gradient: &gradient)
     }
 
-    private func isDepthwise(_ kind: LayerKind) -> Bool {
-        if case .depthwiseConv2D = kind { return true }
-        return false
-    }
-
-    static func clamp(for activation: ActivationFunction) -> Clamp { activation.clamp ?? .none }
-
-    static func activate(_ function: ActivationFunction, _ data: inout [Float], columns: Int) {
-        data.withUnsafeMutableBufferPointer { function.apply($0.baseAddress!, rows: $0.count / columns, columns: columns) }
-    }
+    static func clamp(for activation: ActivationFunction) -> Clamp { activation.kernelClamp }
 
     /// Multiplies a gradient by the activation's derivative, written in terms of its output.
     static func maskByOutput(_ gradient: inout [Float], output: [Float], activation: ActivationFunction) {
-        switch activation {
-        case .linear: break
-        case .relu, .relu6:
-            let count = gradient.count
-            gradient.withUnsafeMutableBufferPointer { g in
-                output.withUnsafeBufferPointer { y in
-                    Elementwise.maskOutsideOpenRange(g.baseAddress!, output: y.baseAddress!, count: count, lower: 0,
-                                                     upper: activation == .relu6 ? 6 : nil)
-                }
-            }
-        case .sigmoid: for i in gradient.indices { gradient[i] *= output[i] * (1 - output[i]) }
-        case .softmax:
-            // Rows are unknown here; softmax outputs are handled by the loss (from probabilities), so reaching this is a misuse.
-            preconditionFailure("backward through a softmax layer: compute the loss from its probabilities instead")
-        }
-    }
-
-    /// Column sums in Double, rounded once, written into `sums`.
-    static func columnSums(_ values: [Float], rows: Int, columns: Int, into sums: UnsafeMutableBufferPointer<Float>) {
-        var total = [Double](repeating: 0, count: columns)
-        for r in 0..<rows { for c in 0..<columns { total[c] += Double(values[r * columns + c]) } }
-        for c in 0..<columns { sums[c] = Float(total[c]) }
+        activation.maskGradient(&gradient, output: output)
     }
 }
 
-/// Shapes and padding of one convolution, dispatching to the kernels.
-struct ConvGeometryInfo {
-    let spec: ConvSpec
-    private(set) var height, width: Int
-    let inputChannels, outputHeight, outputWidth, outputChannels: Int
-    private(set) var padTop, padLeft: Int
+/// One node's view of the training engine: its variables in the parameter store and the buffer pool.
+private struct NodeStorage: LayerPassStorage {
+    let graph: TrainingGraph
+    let node: Int
 
-    init(spec: ConvSpec, input: [Int], output: [Int]) {
-        self.spec = spec
-        (height, width, inputChannels) = (input[0], input[1], input[2])
-        (outputHeight, outputWidth, outputChannels) = (output[0], output[1], output[2])
-        padTop = spec.padding.amounts(input: height, kernel: spec.kernelHeight, stride: spec.strideH).before
-        padLeft = spec.padding.amounts(input: width, kernel: spec.kernelWidth, stride: spec.strideW).before
-    }
-
-    /// The same convolution reading the input of a ZeroPadding2D folded into it: the
-    /// padding's rows and columns become implicit zeros (the kernels skip taps outside
-    /// the input, so the bottom and right padding need no argument).
-    func foldingPadding(top: Int, left: Int, input: [Int]) -> ConvGeometryInfo {
-        var folded = self
-        (folded.height, folded.width) = (input[0], input[1])
-        folded.padTop += top
-        folded.padLeft += left
-        return folded
-    }
-
-    var isPointwise: Bool {
-        spec.kernelHeight == 1 && spec.kernelWidth == 1 && spec.strideH == 1 && spec.strideW == 1 && padTop == 0 && padLeft == 0
-    }
-
-    func forward(depthwise: Bool, batch: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                 clamp: Clamp, output: UnsafeMutablePointer<Float>) {
-        if depthwise {
-            DepthwiseConv2D.forward(input: input, batch: batch, height: height, width: width, channels: inputChannels, kernel: kernel,
-                                    kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth, strideH: spec.strideH, strideW: spec.strideW,
-                                    padTop: padTop, padLeft: padLeft, outputHeight: outputHeight, outputWidth: outputWidth,
-                                    bias: bias, clamp: clamp, output: output)
-        } else if isPointwise {
-            Pointwise.forward(input: input, rows: batch * height * width, inputChannels: inputChannels, kernel: kernel,
-                              outputChannels: outputChannels, bias: bias, clamp: clamp, output: output)
-        } else {
-            Conv2D.forward(input: input, batch: batch, height: height, width: width, inputChannels: inputChannels, kernel: kernel,
-                           kernelHeight: spec.kernelHeight, kernelWidth: spec.kernelWidth, outputChannels: outputChannels,
-                           strideH: spec.strideH, strideW: spec.strideW, padTop: padTop, padLeft: padLeft,
-                           outputHeight: outputHeight, outputWidth: outputWidth, bias: bias, clamp: clamp, output: output)
-        }
-    }
-
-    /// Gradients for the input, kernel and bias, each computed only when asked for (a
-    /// buffer given): each given buffer is overwritten. The bias gradient is computed only
-    /// with the kernel's (a trainable layer has both).
-    func backward(depthwise: Bool, batch: Int, input: [Float], kernel: UnsafePointer<Float>, outputGradient dy: [Float],
-                  inputGradient dx: inout [Float]?, kernelGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?) {
-        let (kh, kw, sh, sw) = (spec.kernelHeight, spec.kernelWidth, spec.strideH, spec.strideW)
-        let (h, w, ci, oh, ow, co) = (height, width, inputChannels, outputHeight, outputWidth, outputChannels)
-        let pixels = batch * h * w
-        withOptionalMutablePointer(&dx) { inputGradient in
-            guard let inputGradient else { return }
-            if depthwise {
-                DepthwiseConv2D.backwardInput(outputGradient: dy, batch: batch, height: h, width: w, channels: ci, kernel: kernel,
-                                              kernelHeight: kh, kernelWidth: kw, strideH: sh, strideW: sw, padTop: padTop, padLeft: padLeft,
-                                              outputHeight: oh, outputWidth: ow, inputGradient: inputGradient)
-            } else if isPointwise {
-                Pointwise.backwardInput(outputGradient: dy, rows: pixels, inputChannels: ci, kernel: kernel, outputChannels: co,
-                                        inputGradient: inputGradient)
-            } else {
-                Conv2D.backwardInput(outputGradient: dy, batch: batch, height: h, width: w, inputChannels: ci, kernel: kernel,
-                                     kernelHeight: kh, kernelWidth: kw, outputChannels: co, strideH: sh, strideW: sw, padTop: padTop,
-                                     padLeft: padLeft, outputHeight: oh, outputWidth: ow, inputGradient: inputGradient)
-            }
-        }
-        if let kernelGradient {
-            if depthwise {
-                DepthwiseConv2D.backwardKernel(outputGradient: dy, input: input, batch: batch, height: h, width: w, channels: ci,
-                                               kernelHeight: kh, kernelWidth: kw, strideH: sh, strideW: sw, padTop: padTop, padLeft: padLeft,
-                                               outputHeight: oh, outputWidth: ow, kernelGradient: kernelGradient, biasGradient: biasGradient)
-            } else if isPointwise {
-                Pointwise.backwardKernel(outputGradient: dy, input: input, rows: pixels, inputChannels: ci, outputChannels: co,
-                                         accumulate: false, kernelGradient: kernelGradient)
-                if let biasGradient {
-                    TrainingGraph.columnSums(dy, rows: pixels, columns: co, into: UnsafeMutableBufferPointer(start: biasGradient, count: co))
-                }
-            } else {
-                // im2col + sgemm: the direct kernel runs at a tenth of the GEMM rate on Conv1's 27-term rows.
-                Conv2D.backwardKernelGEMM(outputGradient: dy, input: input, batch: batch, height: h, width: w, inputChannels: ci,
-                                          kernelHeight: kh, kernelWidth: kw, outputChannels: co, strideH: sh, strideW: sw, padTop: padTop,
-                                          padLeft: padLeft, outputHeight: oh, outputWidth: ow, kernelGradient: kernelGradient,
-                                          biasGradient: biasGradient)
-            }
-        }
-    }
+    func parameter(_ name: String) -> UnsafeMutableBufferPointer<Float>? { graph.optionalParameter(node, name) }
+    func gradient(_ name: String) -> UnsafeMutableBufferPointer<Float>? { graph.gradientBuffer(node, name) }
+    func takeBuffer(_ count: Int) -> [Float] { graph.takeBuffer(count) }
+    func recycle(_ buffer: inout [Float]) { graph.recycle(&buffer) }
 }
-

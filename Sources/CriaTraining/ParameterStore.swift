@@ -114,11 +114,7 @@ public final class ParameterStore {
 
     /// Keras's variable order for a layer (`layer.weights`), trainable ones first.
     static func variableOrder(_ node: GraphNode) -> [String] {
-        switch node.kind {
-        case .conv2D, .depthwiseConv2D, .dense: return ["kernel", "bias"]
-        case .batchNormalization: return ["gamma", "beta", "moving_mean", "moving_variance"]
-        default: return []
-        }
+        node.kind.definition.variables(inputChannels: 0).map(\.name)
     }
 
     static func isStatistic(_ name: String) -> Bool { name == "moving_mean" || name == "moving_variance" }

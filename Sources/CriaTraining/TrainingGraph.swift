@@ -107,11 +107,8 @@ public final class TrainingGraph {
 
     private static func startsSuffix(_ graph: ModelGraph, _ index: Int, bnMode: BatchNormMode) -> Bool {
         if graph.hasTrainableVariables(index) { return true }
-        switch graph.nodes[index].kind {
-        case .dropout(let rate): return rate > 0
-        case .batchNormalization: return bnMode == .train && graph.nodes[index].trainable
-        default: return false
-        }
+        let node = graph.nodes[index]
+        return node.kind.definition.changesInTraining(batchStatistics: bnMode == .train && node.trainable)
     }
 
     /// Runs the frozen prefix on raw inputs; the result may be cached per image.
@@ -300,14 +297,7 @@ public final class TrainingGraph {
 
     /// Whether a layer's backward pass reads its own output (an activation's derivative
     /// written in terms of it, or the position of a maximum).
-    private func readsOwnOutput(_ kind: LayerKind) -> Bool {
-        switch kind {
-        case .conv2D(let spec), .depthwiseConv2D(let spec): return spec.activation != .linear
-        case .dense(_, let activation, _): return activation != .linear
-        case .activation, .globalMaxPooling2D: return true
-        default: return false
-        }
-    }
+    private func readsOwnOutput(_ kind: LayerKind) -> Bool { kind.definition.backwardReadsOutput }
 
     /// Takes back a tape's buffers for the next forward pass (`backward` does it; call it
     /// after a forward pass with no backward, such as validation). The tape's values

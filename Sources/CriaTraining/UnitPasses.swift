@@ -33,7 +33,7 @@ extension TrainingGraph {
                     folded.withUnsafeBufferPointer { w in
                         fold.bias.withUnsafeBufferPointer { b in
                             output.withUnsafeMutableBufferPointer { y in
-                                geometry.forward(depthwise: depthwise, batch: batch, input: x.baseAddress!, kernel: w.baseAddress!,
+                                geometry.forward(depthwise: depthwise, input: x.baseAddress!, kernel: w.baseAddress!,
                                                  bias: b.baseAddress!, clamp: clamp, output: y.baseAddress!)
                             }
                         }
@@ -47,7 +47,7 @@ extension TrainingGraph {
             let kernel = weight(conv, "kernel")!, bias = weight(conv, "bias")
             input.withUnsafeBufferPointer { x in
                 output.withUnsafeMutableBufferPointer { y in
-                    geometry.forward(depthwise: depthwise, batch: batch, input: x.baseAddress!, kernel: kernel,
+                    geometry.forward(depthwise: depthwise, input: x.baseAddress!, kernel: kernel,
                                      bias: bias, clamp: TrainingGraph.clamp(for: spec.activation), output: y.baseAddress!)
                 }
             }
@@ -110,7 +110,7 @@ extension TrainingGraph {
         var dx: [Float]? = needsInput ? takeBuffer(tape.values[graph.nodes[unit.first].inputs[0]]!.count) : nil
         if let dz = inner, convTrains || needsInput {
             let (geometry, _, input) = unitConvolution(unit, tape: tape)
-            geometry.backward(depthwise: isDepthwiseNode(conv), batch: tape.batch, input: input, kernel: weight(conv, "kernel")!,
+            geometry.backward(depthwise: isDepthwiseNode(conv), input: input, kernel: weight(conv, "kernel")!,
                               outputGradient: dz, inputGradient: &dx, kernelGradient: gradientBuffer(conv, "kernel")?.baseAddress,
                               biasGradient: gradientBuffer(conv, "bias")?.baseAddress)
         }
@@ -186,18 +186,18 @@ extension TrainingGraph {
     }
 
     /// The convolution of a unit with a folded padding layer's zeros as its own, and the input it reads.
-    func unitConvolution(_ unit: FusedUnit, tape: Tape) -> (ConvGeometryInfo, ConvSpec, [Float]) {
-        let (geometry, spec) = unitGeometry(unit)
+    func unitConvolution(_ unit: FusedUnit, tape: Tape) -> (ConvShape, ConvSpec, [Float]) {
+        let (geometry, spec) = unitGeometry(unit, batch: tape.batch)
         return (geometry, spec, tape.values[graph.nodes[unit.first].inputs[0]]!)
     }
 
-    /// The shapes of a unit's convolution, with a folded padding layer's zeros as its own.
-    func unitGeometry(_ unit: FusedUnit) -> (ConvGeometryInfo, ConvSpec) {
+    /// The shape of a unit's convolution over `batch` images, with a folded padding layer's zeros as its own.
+    func unitGeometry(_ unit: FusedUnit, batch: Int) -> (ConvShape, ConvSpec) {
         let conv = unit.conv!
         let spec = convSpec(conv)
         let source = graph.nodes[unit.first].inputs[0]
         let convInput = graph.nodes[conv].inputs[0]
-        var geometry = ConvGeometryInfo(spec: spec, input: graph.nodes[convInput].outputShape, output: graph.nodes[conv].outputShape)
+        var geometry = spec.shape(batch: batch, input: graph.nodes[convInput].outputShape, output: graph.nodes[conv].outputShape)
         if let padding = unit.padding, case .zeroPadding2D(let top, _, let left, _) = graph.nodes[padding].kind {
             geometry = geometry.foldingPadding(top: top, left: left, input: graph.nodes[source].outputShape)
         }

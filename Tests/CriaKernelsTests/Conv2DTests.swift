@@ -67,12 +67,8 @@ final class Conv2DTests: XCTestCase {
                             bias.scalars.withUnsafeBufferPointer { b in
                                 actual.withUnsafeMutableBufferPointer { o in
                                     BandKernels.convolutionRows(
-                                        input: x.baseAddress! + n * imageScalars, height: k.height, width: k.width,
-                                        inputChannels: k.inputChannels, kernel: w.baseAddress!,
-                                        kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-                                        outputChannels: k.outputChannels, strideH: k.strideH, strideW: k.strideW,
-                                        padTop: k.padTop, padLeft: k.padLeft, rows: low..<high,
-                                        outputWidth: k.outputWidth, bias: b.baseAddress!, clamp: .relu6,
+                                        input: x.baseAddress! + n * imageScalars, shape: k.shape.with(batch: 1),
+                                        kernel: w.baseAddress!, rows: low..<high, bias: b.baseAddress!, clamp: .relu6,
                                         output: o.baseAddress! + (n * k.outputHeight + low) * rowScalars)
                                 }
                             }
@@ -156,10 +152,7 @@ final class Conv2DKernelGradientGEMMTests: XCTestCase {
     private func gemm(_ k: ConvCase, input: Tensor, gradient: Tensor) -> (Tensor, Tensor) {
         var dK = Tensor(repeating: .nan, shape: k.convKernelShape)
         var dB = Tensor(repeating: .nan, shape: [k.outputChannels])
-        Conv2D.backwardKernelGEMM(outputGradient: gradient.scalars, input: input.scalars, batch: k.batch, height: k.height, width: k.width,
-                                  inputChannels: k.inputChannels, kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-                                  outputChannels: k.outputChannels, strideH: k.strideH, strideW: k.strideW, padTop: k.padTop,
-                                  padLeft: k.padLeft, outputHeight: k.outputHeight, outputWidth: k.outputWidth,
+        Conv2D.backwardKernelGEMM(outputGradient: gradient.scalars, input: input.scalars, shape: k.shape,
                                   kernelGradient: &dK.scalars, biasGradient: &dB.scalars)
         return (dK, dB)
     }

@@ -203,12 +203,9 @@ final class DepthwiseTests: XCTestCase {
                                 for (lower, upper) in zip(boundaries, boundaries.dropFirst()) where upper > lower {
                                     BandKernels.depthwiseRows(
                                         band: x.baseAddress! + lower, bandStart: low, bandRows: high - low,
-                                        height: k.height, width: k.width, channels: upper - lower, channelStride: C,
-                                        kernel: w.baseAddress! + lower, kernelHeight: k.kernelHeight,
-                                        kernelWidth: k.kernelWidth, strideH: k.strideH, strideW: k.strideW,
-                                        padTop: k.padTop, padLeft: k.padLeft, rows: first..<last,
-                                        outputWidth: k.outputWidth, bias: bp.map { $0 + lower }, clamp: clamp,
-                                        inputClamp: inputClamp,
+                                        shape: k.sliceShape(channels: upper - lower), channelStride: C,
+                                        kernel: w.baseAddress! + lower, rows: first..<last,
+                                        bias: bp.map { $0 + lower }, clamp: clamp, inputClamp: inputClamp,
                                         output: o.baseAddress! + (n * k.outputHeight + first) * outRow + lower)
                                 }
                             }

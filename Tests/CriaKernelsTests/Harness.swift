@@ -11,13 +11,8 @@ enum Fast {
             kernel.scalars.withUnsafeBufferPointer { w in
                 withOptionalPointer(bias) { b in
                     out.scalars.withUnsafeMutableBufferPointer { o in
-                        DepthwiseConv2D.forward(
-                            input: x.baseAddress!, batch: k.batch, height: k.height, width: k.width,
-                            channels: k.inputChannels, kernel: w.baseAddress!,
-                            kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-                            strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                            outputHeight: k.outputHeight, outputWidth: k.outputWidth,
-                            bias: b, clamp: clamp, output: o.baseAddress!)
+                        DepthwiseConv2D.forward(input: x.baseAddress!, shape: k.depthwiseShape, kernel: w.baseAddress!,
+                                                bias: b, clamp: clamp, output: o.baseAddress!)
                     }
                 }
             }
@@ -35,23 +30,13 @@ enum Fast {
             kernel.scalars.withUnsafeBufferPointer { w in
                 outputGradient.scalars.withUnsafeBufferPointer { g in
                     dIn.scalars.withUnsafeMutableBufferPointer { di in
-                        DepthwiseConv2D.backwardInput(
-                            outputGradient: g.baseAddress!, batch: k.batch, height: k.height, width: k.width,
-                            channels: k.inputChannels, kernel: w.baseAddress!,
-                            kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-                            strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                            outputHeight: k.outputHeight, outputWidth: k.outputWidth,
-                            inputGradient: di.baseAddress!)
+                        DepthwiseConv2D.backwardInput(outputGradient: g.baseAddress!, shape: k.depthwiseShape, kernel: w.baseAddress!,
+                                                      inputGradient: di.baseAddress!)
                     }
                     dK.scalars.withUnsafeMutableBufferPointer { dk in
                         dB.scalars.withUnsafeMutableBufferPointer { db in
-                            DepthwiseConv2D.backwardKernel(
-                                outputGradient: g.baseAddress!, input: x.baseAddress!,
-                                batch: k.batch, height: k.height, width: k.width, channels: k.inputChannels,
-                                kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-                                strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                                outputHeight: k.outputHeight, outputWidth: k.outputWidth,
-                                kernelGradient: dk.baseAddress!, biasGradient: db.baseAddress!)
+                            DepthwiseConv2D.backwardKernel(outputGradient: g.baseAddress!, input: x.baseAddress!, shape: k.depthwiseShape,
+                                                           kernelGradient: dk.baseAddress!, biasGradient: db.baseAddress!)
                         }
                     }
                 }
@@ -63,9 +48,7 @@ enum Fast {
     static func convForward(_ k: ConvCase, input: Tensor, kernel: Tensor, bias: Tensor?, clamp: Clamp,
                             im2col: Bool = false) -> Tensor {
         var out = Tensor(repeating: .nan, shape: k.outputShape)
-        let workspaceCount = Conv2D.im2colWorkspaceCount(
-            batch: k.batch, kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-            inputChannels: k.inputChannels, outputHeight: k.outputHeight, outputWidth: k.outputWidth)
+        let workspaceCount = Conv2D.im2colWorkspaceCount(k.shape)
         var workspace = [Float](repeating: .nan, count: max(1, workspaceCount))
         input.scalars.withUnsafeBufferPointer { x in
             kernel.scalars.withUnsafeBufferPointer { w in
@@ -73,24 +56,12 @@ enum Fast {
                     out.scalars.withUnsafeMutableBufferPointer { o in
                         if im2col {
                             workspace.withUnsafeMutableBufferPointer { ws in
-                                Conv2D.forwardIm2col(
-                                    input: x.baseAddress!, batch: k.batch, height: k.height, width: k.width,
-                                    inputChannels: k.inputChannels, kernel: w.baseAddress!,
-                                    kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-                                    outputChannels: k.outputChannels,
-                                    strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                                    outputHeight: k.outputHeight, outputWidth: k.outputWidth,
-                                    bias: b, clamp: clamp, workspace: ws.baseAddress!, output: o.baseAddress!)
+                                Conv2D.forwardIm2col(input: x.baseAddress!, shape: k.shape, kernel: w.baseAddress!, bias: b, clamp: clamp,
+                                                     workspace: ws.baseAddress!, output: o.baseAddress!)
                             }
                         } else {
-                            Conv2D.forward(
-                                input: x.baseAddress!, batch: k.batch, height: k.height, width: k.width,
-                                inputChannels: k.inputChannels, kernel: w.baseAddress!,
-                                kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-                                outputChannels: k.outputChannels,
-                                strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                                outputHeight: k.outputHeight, outputWidth: k.outputWidth,
-                                bias: b, clamp: clamp, output: o.baseAddress!)
+                            Conv2D.forward(input: x.baseAddress!, shape: k.shape, kernel: w.baseAddress!, bias: b, clamp: clamp,
+                                           output: o.baseAddress!)
                         }
                     }
                 }
@@ -108,24 +79,13 @@ enum Fast {
             kernel.scalars.withUnsafeBufferPointer { w in
                 outputGradient.scalars.withUnsafeBufferPointer { g in
                     dIn.scalars.withUnsafeMutableBufferPointer { di in
-                        Conv2D.backwardInput(
-                            outputGradient: g.baseAddress!, batch: k.batch, height: k.height, width: k.width,
-                            inputChannels: k.inputChannels, kernel: w.baseAddress!,
-                            kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth, outputChannels: k.outputChannels,
-                            strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                            outputHeight: k.outputHeight, outputWidth: k.outputWidth,
-                            inputGradient: di.baseAddress!)
+                        Conv2D.backwardInput(outputGradient: g.baseAddress!, shape: k.shape, kernel: w.baseAddress!,
+                                             inputGradient: di.baseAddress!)
                     }
                     dK.scalars.withUnsafeMutableBufferPointer { dk in
                         dB.scalars.withUnsafeMutableBufferPointer { db in
-                            Conv2D.backwardKernel(
-                                outputGradient: g.baseAddress!, input: x.baseAddress!,
-                                batch: k.batch, height: k.height, width: k.width, inputChannels: k.inputChannels,
-                                kernelHeight: k.kernelHeight, kernelWidth: k.kernelWidth,
-                                outputChannels: k.outputChannels,
-                                strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                                outputHeight: k.outputHeight, outputWidth: k.outputWidth,
-                                kernelGradient: dk.baseAddress!, biasGradient: db.baseAddress!)
+                            Conv2D.backwardKernel(outputGradient: g.baseAddress!, input: x.baseAddress!, shape: k.shape,
+                                                  kernelGradient: dk.baseAddress!, biasGradient: db.baseAddress!)
                         }
                     }
                 }

@@ -26,6 +26,28 @@ struct ConvCase: CustomStringConvertible {
     var outputHeight: Int { (height + padTop + padBottom - kernelHeight) / strideH + 1 }
     var outputWidth: Int { (width + padLeft + padRight - kernelWidth) / strideW + 1 }
 
+    /// The kernels' view of the case (the bottom and right pads follow from the output size).
+    var shape: ConvShape {
+        ConvShape(batch: batch, height: height, width: width, inputChannels: inputChannels,
+                  kernelHeight: kernelHeight, kernelWidth: kernelWidth, strideH: strideH, strideW: strideW,
+                  padTop: padTop, padLeft: padLeft, outputHeight: outputHeight, outputWidth: outputWidth,
+                  outputChannels: outputChannels)
+    }
+
+    /// The case as a depthwise convolution: one output channel per input channel.
+    var depthwiseShape: ConvShape {
+        var shape = shape
+        shape.outputChannels = inputChannels
+        return shape
+    }
+
+    /// One image of the depthwise case, computing `channels` of its channels (a channel slice).
+    func sliceShape(channels: Int) -> ConvShape {
+        var shape = depthwiseShape.with(batch: 1)
+        (shape.inputChannels, shape.outputChannels) = (channels, channels)
+        return shape
+    }
+
     var inputShape: [Int] { [batch, height, width, inputChannels] }
     var outputShape: [Int] { [batch, outputHeight, outputWidth, outputChannels] }
     var depthwiseKernelShape: [Int] { [kernelHeight, kernelWidth, inputChannels, 1] }

@@ -63,16 +63,10 @@ final class ThroughputTests: XCTestCase {
             var dIn = Tensor(zeros: k.inputShape)
             var dK = Tensor(zeros: kernel.shape)
             var dB = Tensor(zeros: [k.inputChannels])
-            let macs = DepthwiseConv2D.multiplyAdds(batch: k.batch, channels: k.inputChannels, kernelHeight: 3,
-                                                    kernelWidth: 3, outputHeight: k.outputHeight,
-                                                    outputWidth: k.outputWidth)
+            let macs = DepthwiseConv2D.multiplyAdds(k.depthwiseShape)
             let forward = best {
-                DepthwiseConv2D.forward(
-                    input: input.scalars, batch: k.batch, height: k.height, width: k.width,
-                    channels: k.inputChannels, kernel: kernel.scalars, kernelHeight: 3, kernelWidth: 3,
-                    strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                    outputHeight: k.outputHeight, outputWidth: k.outputWidth,
-                    bias: bias.scalars, clamp: .relu6, output: &output.scalars)
+                DepthwiseConv2D.forward(input: input.scalars, shape: k.depthwiseShape, kernel: kernel.scalars,
+                                        bias: bias.scalars, clamp: .relu6, output: &output.scalars)
             }
             report("depthwise forward", k, multiplyAdds: macs, ms: forward)
             // The inference executor's kernel, one image at a time with the whole image as its band. The
@@ -85,32 +79,21 @@ final class ThroughputTests: XCTestCase {
                         for image in 0..<k.batch {
                             BandKernels.depthwiseRows(
                                 band: x.baseAddress! + image * imageIn, bandStart: 0, bandRows: k.height,
-                                height: k.height, width: k.width, channels: k.inputChannels, kernel: kernel.scalars,
-                                kernelHeight: 3, kernelWidth: 3, strideH: k.strideH, strideW: k.strideW,
-                                padTop: k.padTop, padLeft: k.padLeft, rows: 0..<k.outputHeight,
-                                outputWidth: k.outputWidth, bias: bias.scalars, clamp: .relu6,
-                                output: o.baseAddress! + image * imageOut)
+                                shape: k.depthwiseShape.with(batch: 1), kernel: kernel.scalars, rows: 0..<k.outputHeight,
+                                bias: bias.scalars, clamp: .relu6, output: o.baseAddress! + image * imageOut)
                         }
                     }
                 }
             }
             report("depthwise band rows", k, multiplyAdds: macs, ms: bandForward)
             let backwardInput = best {
-                DepthwiseConv2D.backwardInput(
-                    outputGradient: gradient.scalars, batch: k.batch, height: k.height, width: k.width,
-                    channels: k.inputChannels, kernel: kernel.scalars, kernelHeight: 3, kernelWidth: 3,
-                    strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                    outputHeight: k.outputHeight, outputWidth: k.outputWidth, inputGradient: &dIn.scalars)
+                DepthwiseConv2D.backwardInput(outputGradient: gradient.scalars, shape: k.depthwiseShape, kernel: kernel.scalars,
+                                              inputGradient: &dIn.scalars)
             }
             report("depthwise backwardInput", k, multiplyAdds: macs, ms: backwardInput)
             let backwardKernel = best {
-                DepthwiseConv2D.backwardKernel(
-                    outputGradient: gradient.scalars, input: input.scalars,
-                    batch: k.batch, height: k.height, width: k.width, channels: k.inputChannels,
-                    kernelHeight: 3, kernelWidth: 3,
-                    strideH: k.strideH, strideW: k.strideW, padTop: k.padTop, padLeft: k.padLeft,
-                    outputHeight: k.outputHeight, outputWidth: k.outputWidth,
-                    kernelGradient: &dK.scalars, biasGradient: &dB.scalars)
+                DepthwiseConv2D.backwardKernel(outputGradient: gradient.scalars, input: input.scalars, shape: k.depthwiseShape,
+                                               kernelGradient: &dK.scalars, biasGradient: &dB.scalars)
             }
             report("depthwise backwardKernel", k, multiplyAdds: macs, ms: backwardKernel)
         }
@@ -129,39 +112,25 @@ final class ThroughputTests: XCTestCase {
         var dIn = Tensor(zeros: k.inputShape)
         var dK = Tensor(zeros: kernel.shape)
         var dB = Tensor(zeros: [k.outputChannels])
-        var workspace = [Float](repeating: 0, count: Conv2D.im2colWorkspaceCount(
-            batch: n, kernelHeight: 3, kernelWidth: 3, inputChannels: 3,
-            outputHeight: k.outputHeight, outputWidth: k.outputWidth))
+        var workspace = [Float](repeating: 0, count: Conv2D.im2colWorkspaceCount(k.shape))
         let macs = n * k.outputHeight * k.outputWidth * 27 * 32
         let direct = best {
-            Conv2D.forward(input: input.scalars, batch: n, height: 160, width: 160, inputChannels: 3,
-                           kernel: kernel.scalars, kernelHeight: 3, kernelWidth: 3, outputChannels: 32,
-                           strideH: 2, strideW: 2, padTop: k.padTop, padLeft: k.padLeft,
-                           outputHeight: k.outputHeight, outputWidth: k.outputWidth,
+            Conv2D.forward(input: input.scalars, shape: k.shape, kernel: kernel.scalars,
                            bias: bias.scalars, clamp: .relu6, output: &output.scalars)
         }
         report("conv2d forward direct", k, multiplyAdds: macs, ms: direct)
         let im2col = best {
-            Conv2D.forwardIm2col(input: input.scalars, batch: n, height: 160, width: 160, inputChannels: 3,
-                                 kernel: kernel.scalars, kernelHeight: 3, kernelWidth: 3, outputChannels: 32,
-                                 strideH: 2, strideW: 2, padTop: k.padTop, padLeft: k.padLeft,
-                                 outputHeight: k.outputHeight, outputWidth: k.outputWidth,
+            Conv2D.forwardIm2col(input: input.scalars, shape: k.shape, kernel: kernel.scalars,
                                  bias: bias.scalars, clamp: .relu6, workspace: &workspace, output: &output.scalars)
         }
         report("conv2d forward im2col+sgemm", k, multiplyAdds: macs, ms: im2col)
         let backwardInput = best(3) {
-            Conv2D.backwardInput(outputGradient: gradient.scalars, batch: n, height: 160, width: 160,
-                                 inputChannels: 3, kernel: kernel.scalars, kernelHeight: 3, kernelWidth: 3,
-                                 outputChannels: 32, strideH: 2, strideW: 2, padTop: k.padTop, padLeft: k.padLeft,
-                                 outputHeight: k.outputHeight, outputWidth: k.outputWidth,
+            Conv2D.backwardInput(outputGradient: gradient.scalars, shape: k.shape, kernel: kernel.scalars,
                                  inputGradient: &dIn.scalars)
         }
         report("conv2d backwardInput", k, multiplyAdds: macs, ms: backwardInput)
         let backwardKernel = best(3) {
-            Conv2D.backwardKernel(outputGradient: gradient.scalars, input: input.scalars, batch: n, height: 160,
-                                  width: 160, inputChannels: 3, kernelHeight: 3, kernelWidth: 3, outputChannels: 32,
-                                  strideH: 2, strideW: 2, padTop: k.padTop, padLeft: k.padLeft,
-                                  outputHeight: k.outputHeight, outputWidth: k.outputWidth,
+            Conv2D.backwardKernel(outputGradient: gradient.scalars, input: input.scalars, shape: k.shape,
                                   kernelGradient: &dK.scalars, biasGradient: &dB.scalars)
         }
         report("conv2d backwardKernel", k, multiplyAdds: macs, ms: backwardKernel)
