@@ -94,3 +94,18 @@ func gradientBlock(channels count: Int, rows: Int) -> Int {
     let blocks = max(1, (count + fit - 1) / fit)
     return ((count + blocks - 1) / blocks + 7) & ~7
 }
+
+@inline(__always)
+func loadDoubles4(_ p: UnsafePointer<Double>) -> SIMD4<Double> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Double>.self)
+}
+
+@inline(__always)
+func loadDoubles4(_ p: UnsafeMutablePointer<Double>) -> SIMD4<Double> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Double>.self)
+}
+
+@inline(__always)
+func storeDoubles4(_ v: SIMD4<Double>, _ p: UnsafeMutablePointer<Double>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Double>.self)
+}

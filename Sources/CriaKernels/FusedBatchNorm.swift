@@ -165,18 +165,3 @@ public struct FoldedBatchNormBackward {
         }
     }
 }
-
-@inline(__always)
-private func loadDoubles4(_ p: UnsafePointer<Double>) -> SIMD4<Double> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Double>.self)
-}
-
-@inline(__always)
-private func loadDoubles4(_ p: UnsafeMutablePointer<Double>) -> SIMD4<Double> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Double>.self)
-}
-
-@inline(__always)
-private func storeDoubles4(_ v: SIMD4<Double>, _ p: UnsafeMutablePointer<Double>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Double>.self)
-}
