@@ -13,10 +13,12 @@ import CriaModel
 /// and its masked form): 79 MB apiece for `block_1` at batch 32 and 160×160. The GEMMs of
 /// the expanded layers have K = 16–32 or run over every pixel of the batch, so that
 /// traffic bounds them. One image's worth of those tensors (at most 2.5 MB) stays in
-/// cache. So the block keeps only its input and its project output on the tape: the
-/// forward computes each image's expanded activations in scratch, and the backward
-/// computes them again, with the same calls and so the same bits, before taking the
-/// image back through the three units. Each worker thread takes its own slice of the
+/// cache. So a block whose expanded tensors are large keeps only its input and its
+/// project output on the tape: the forward computes each image's expanded activations in
+/// scratch, and the backward computes them again, with the same calls and so the same
+/// bits, before taking the image back through the three units. A smaller block keeps its
+/// expanded activations on the tape instead and gains the one pass's single-threaded,
+/// cache-sized GEMMs without the recomputation (`OnePassBlocks`). Each worker thread takes its own slice of the
 /// batch, with single-threaded GEMMs (`Threads.perWorker`). The late blocks (10×10 and
 /// 5×5 pixels) take their images in groups (`BlockShape.group`), so that their GEMMs keep
 /// enough rows to run near the GEMM rate. The recomputation costs
@@ -26,13 +28,18 @@ public enum OnePassBlocks: Sendable {
     /// Every block runs unit by unit.
     case none
     /// Blocks whose expanded activation over the batch is at least `minimumBytes` (at batch 32
-    /// and 160×160, `block_1` to `block_3`): those are the blocks whose unit-by-unit passes
-    /// are bound by memory traffic. The later blocks' tensors stay in the shared cache between
-    /// the passes, their GEMMs already run near their rate over the whole batch, and the
-    /// recomputation (two thirds of their forward work) would cost more than it saves.
+    /// and 160×160, `block_1` to `block_3`) run as one pass and compute their expanded
+    /// activations again in backward: those are the blocks whose unit-by-unit passes are
+    /// bound by memory traffic. The later blocks run as one pass keeping their expanded
+    /// activations on the tape (no recomputation, which would cost them two thirds of their
+    /// forward work), where each worker's share of the batch still gives its GEMMs at least
+    /// `BlockShape.groupRows` rows (`block_4` to `block_13` at batch 32); the 5×5 blocks at
+    /// batch 32 (400 rows per worker) run unit by unit, on whole-batch GEMMs.
     case memoryBound
-    /// Every block that can (for tests of the one-pass path on small images).
-    case all
+    /// Every block that can, computing its expanded activations again (for tests).
+    case recomputingAll
+    /// Every block that can, keeping its expanded activations (for tests).
+    case keepingAll
 
     public static let minimumBytes = 16 << 20
 }
@@ -141,9 +148,9 @@ extension TrainingGraph {
         recycle(&folded.projectKernel)
     }
 
-    /// Whether the forward pass ran the block as one pass: it then kept no expanded activation.
+    /// Whether the forward pass ran the block as one pass.
     func ranAsOnePass(_ block: InvertedResidualUnits, tape: Tape) -> Bool {
-        tape.values[block.depthwise.last] == nil && tape.values[block.project.last] != nil
+        tape.onePassBlocks[block.expand.last] != nil
     }
 
     /// Runs the block forward as one pass and records its project output on the tape; false
@@ -151,24 +158,33 @@ extension TrainingGraph {
     func forwardBlock(_ block: InvertedResidualUnits, tape: inout Tape) -> Bool {
         let shape = blockShape(block)
         let batch = tape.batch
-        guard runsAsOnePass(block, batch: batch), var folded = foldedBlock(block) else { return false }
+        guard let keeps = onePassKeeps(block, batch: batch), var folded = foldedBlock(block) else { return false }
         defer { recycle(&folded) }
         let x = tape.values[graph.nodes[block.expand.conv!].inputs[0]]!
         var output = takeBuffer(batch * shape.outputPixels * shape.outChannels)
         let workers = max(1, min(Threads.count, batch))
         let group = shape.group(images: (batch + workers - 1) / workers)
-        let perWorker = group * (shape.pixels + shape.outputPixels) * shape.expanded
-        var scratch = takeBuffer(workers * perWorker)
+        let perWorker = keeps ? 0 : group * (shape.pixels + shape.outputPixels) * shape.expanded
+        var scratch = keeps ? [] : takeBuffer(workers * perWorker)
+        // A block that keeps its expanded activations writes them to the tape instead of scratch.
+        var kept1 = keeps ? takeBuffer(batch * shape.pixels * shape.expanded) : []
+        var kept2 = keeps ? takeBuffer(batch * shape.outputPixels * shape.expanded) : []
         let clamps = (expand: clamp(block.expand), depthwise: clamp(block.depthwise))
         withFoldedPointers(folded) { kernels in
             x.withUnsafeBufferPointer { xBuffer in
                 scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+                kept1.withUnsafeMutableBufferPointer { kept1Buffer in
+                kept2.withUnsafeMutableBufferPointer { kept2Buffer in
                     output.withUnsafeMutableBufferPointer { outputBuffer in
                         let space = SendableBuffer(scratchBuffer), out = SendableBuffer(outputBuffer)
+                        let keptSpace = (SendableBuffer(kept1Buffer), SendableBuffer(kept2Buffer))
                         Threads.perWorker(batch, workers: workers) { worker, images in
-                            let a1 = space.buffer.baseAddress! + worker * perWorker, a2 = a1 + group * shape.pixels * shape.expanded
                             for n in stride(from: images.lowerBound, to: images.upperBound, by: group) {
                                 let count = min(group, images.upperBound - n)
+                                let a1 = keeps ? keptSpace.0.buffer.baseAddress! + n * shape.pixels * shape.expanded
+                                               : space.buffer.baseAddress! + worker * perWorker
+                                let a2 = keeps ? keptSpace.1.buffer.baseAddress! + n * shape.outputPixels * shape.expanded
+                                               : a1 + group * shape.pixels * shape.expanded
                                 expandedActivations(shape, kernels, clamps: clamps, images: count,
                                                     input: xBuffer.baseAddress! + n * shape.pixels * shape.inChannels, a1: a1, a2: a2)
                                 BandKernels.gemm(input: a2, rows: count * shape.outputPixels, inputChannels: shape.expanded,
@@ -179,10 +195,17 @@ extension TrainingGraph {
                         }
                     }
                 }
+                }
+                }
             }
         }
         recycle(&scratch)
         tape.values[block.project.last] = output
+        if keeps {
+            tape.values[block.expand.last] = kept1
+            tape.values[block.depthwise.last] = kept2
+        }
+        tape.onePassBlocks[block.expand.last] = keeps
         return true
     }
 
@@ -249,6 +272,9 @@ extension TrainingGraph {
         let (pixels, outputPixels, taps) = (shape.pixels, shape.outputPixels, shape.taps)
         let x = tape.values[graph.nodes[expandConv].inputs[0]]!, y3 = tape.values[block.project.last]!
         let batch = tape.batch
+        // Kept expanded activations, or none (then each group's are computed again).
+        let keeps = tape.onePassBlocks[block.expand.last] ?? false
+        let kept1 = keeps ? tape.values[block.expand.last]! : [], kept2 = keeps ? tape.values[block.depthwise.last]! : []
 
         let workers = max(1, min(Threads.count, batch))
         let group = shape.group(images: (batch + workers - 1) / workers)
@@ -280,15 +306,17 @@ extension TrainingGraph {
             x.withUnsafeBufferPointer { xBuffer in
             y3.withUnsafeBufferPointer { y3Buffer in
             gradient.withUnsafeBufferPointer { dyBuffer in
+            kept1.withUnsafeBufferPointer { kept1Buffer in
+            kept2.withUnsafeBufferPointer { kept2Buffer in
             scratch.withUnsafeMutableBufferPointer { scratchBuffer in
             sums.withUnsafeMutableBufferPointer { sumsBuffer in
             withOptionalMutablePointer(&dx) { dxPointer in
                 let space = SendableBuffer(scratchBuffer), sumSpace = SendableBuffer(sumsBuffer)
                 let dxSpace = dxPointer.map { SendableBuffer(UnsafeMutableBufferPointer(start: $0, count: x.count)) }
                 Threads.perWorker(batch, workers: workers) { worker, images in
-                    let a1 = space.buffer.baseAddress! + worker * perWorker
-                    let da1 = a1 + group * pixels * expanded, a2 = da1 + group * pixels * expanded
-                    let da2 = a2 + group * outputPixels * expanded
+                    let scratchA1 = space.buffer.baseAddress! + worker * perWorker
+                    let da1 = scratchA1 + group * pixels * expanded, scratchA2 = da1 + group * pixels * expanded
+                    let da2 = scratchA2 + group * outputPixels * expanded
                     let dz3 = da2 + group * outputPixels * expanded, imageKernel = dz3 + group * outputPixels * outChannels
                     let ownTotals = imageKernel + taps * expanded
                     let (totalW1, totalK2, totalW3) = worker == 0
@@ -301,7 +329,9 @@ extension TrainingGraph {
                         let (rows, outputRows) = (count * pixels, count * outputPixels)
                         let first = n == images.lowerBound
                         let xn = xBuffer.baseAddress! + n * pixels * inChannels
-                        expandedActivations(shape, kernels, clamps: clamps, images: count, input: xn, a1: a1, a2: a2)
+                        let a1 = keeps ? kept1Buffer.baseAddress! + n * pixels * expanded : UnsafePointer(scratchA1)
+                        let a2 = keeps ? kept2Buffer.baseAddress! + n * outputPixels * expanded : UnsafePointer(scratchA2)
+                        if !keeps { expandedActivations(shape, kernels, clamps: clamps, images: count, input: xn, a1: scratchA1, a2: scratchA2) }
                         let offset = n * outputPixels * outChannels
                         // Project: dz₃ = dy·s₃; dW₃ += a₂ᵀ·dz₃; da₂ = dz₃·W₃ᵀ.
                         passP.accumulate(outputGradient: dyBuffer.baseAddress! + offset, output: y3Buffer.baseAddress! + offset,
@@ -340,6 +370,8 @@ extension TrainingGraph {
             }
             }
             }
+            }
+            }
         }
         // BatchNorm sums: per channel, the workers' Double totals in worker order, rounded once.
         var offset = 0
@@ -365,14 +397,36 @@ extension TrainingGraph {
 extension TrainingGraph {
     /// Whether a block runs as one pass at this batch size (`OnePassBlocks`), when its units fold.
     func runsAsOnePass(_ block: InvertedResidualUnits, batch: Int) -> Bool {
+        onePassKeeps(block, batch: batch) != nil
+    }
+
+    /// How a block runs at this batch size: nil unit by unit, false as one pass computing its
+    /// expanded activations again in backward, true as one pass keeping them on the tape.
+    func onePassKeeps(_ block: InvertedResidualUnits, batch: Int) -> Bool? {
         let shape = blockShape(block)
-        return onePassBlocks == .all || batch * shape.pixels * shape.expanded * MemoryLayout<Float>.size >= OnePassBlocks.minimumBytes
+        let large = batch * shape.pixels * shape.expanded * MemoryLayout<Float>.size >= OnePassBlocks.minimumBytes
+        switch onePassBlocks {
+        case .none: return nil
+        case .recomputingAll: return false
+        case .keepingAll: return true
+        case .memoryBound:
+            if large { return false }
+            // Each worker's GEMMs must keep their rows: its share of the batch, in groups.
+            let workers = max(1, min(Threads.count, batch))
+            return (batch / workers) * shape.outputPixels >= BlockShape.groupRows ? true : nil
+        }
     }
 
     /// The expand layers of the blocks that run as one pass at `batch` (when their units fold
     /// in a step), in graph order: for tests and reports.
     public func onePassBlocks(batch: Int) -> [String] {
         blocks.values.filter { runsAsOnePass($0, batch: batch) }.map(\.expand.conv!).sorted().map { graph.nodes[$0].name }
+    }
+
+    /// Those of `onePassBlocks(batch:)` that compute their expanded activations again in
+    /// backward instead of keeping them.
+    public func recomputingBlocks(batch: Int) -> [String] {
+        blocks.values.filter { onePassKeeps($0, batch: batch) == false }.map(\.expand.conv!).sorted().map { graph.nodes[$0].name }
     }
 }
 

@@ -65,6 +65,9 @@ public final class TrainingGraph {
         }
         var batchStatistics: [Int: (mean: [Float], variance: [Float])] = [:]
         var dropoutMasks: [Int: [Float]] = [:]
+        /// Blocks run as one pass (by their expand unit's last node): whether each kept its
+        /// expanded activations on the tape.
+        var onePassBlocks: [Int: Bool] = [:]
         public var batch: Int
         public var training: Bool
 

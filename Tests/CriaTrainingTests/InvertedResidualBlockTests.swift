@@ -24,13 +24,13 @@ final class InvertedResidualBlockTests: XCTestCase {
     func testWholeTrainableBlocksOnMovingStatisticsRunAsOnePass() throws {
         var graph = try TransferModel.randomGraph(alpha: 0.35, inputHeight: 32, inputWidth: 32)
         try graph.applyFreezing(.all)
-        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all).onePassBlocks(batch: 4), (1...16).map { "block_\($0)_expand" },
+        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .recomputingAll).onePassBlocks(batch: 4), (1...16).map { "block_\($0)_expand" },
                        "every block with an expansion layer (expanded_conv has none)")
-        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .train, onePassBlocks: .all).onePassBlocks(batch: 4), [],
+        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .train, onePassBlocks: .recomputingAll).onePassBlocks(batch: 4), [],
                        "batch statistics need whole-batch sums between the units")
         XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .none).onePassBlocks(batch: 4), [])
-        // A one-pass block keeps its project output and no expanded activation.
-        let session = try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all)
+        // A block that recomputes keeps its project output and no expanded activation.
+        let session = try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .recomputingAll)
         let (_, tape) = session.forward(prefix: try session.runPrefix(images(graph.inputShape, batch: 2)), batch: 2, training: true, dropoutSeed: 3)
         for block in 1...16 {
             for (suffix, kept) in [("expand_relu", false), ("depthwise_relu", false), ("project_BN", true)] {
@@ -40,19 +40,26 @@ final class InvertedResidualBlockTests: XCTestCase {
         }
         session.reclaim(tape)
         try graph.applyFreezing(.fineTuneFrom("block_13_depthwise"))
-        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all).onePassBlocks(batch: 4), ["block_14_expand", "block_15_expand", "block_16_expand"],
+        XCTAssertEqual(try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .recomputingAll).onePassBlocks(batch: 4), ["block_14_expand", "block_15_expand", "block_16_expand"],
                        "block_13's expand layer is frozen, so its units run one by one")
     }
 
-    /// By default only the blocks whose expanded activation over the batch is at least 16 MB
-    /// run as one pass: at 160×160 and batch 32, `block_1` (79 MB) to `block_3` (29 MB).
-    func testByDefaultOnlyMemoryBoundBlocksRunAsOnePass() throws {
+    /// By default a block whose expanded activation over the batch is at least 16 MB runs as
+    /// one pass computing it again in backward (at 160×160 and batch 32, `block_1` to
+    /// `block_3`), and a smaller one runs as one pass keeping it where each worker's half of
+    /// the batch gives its GEMMs 512 rows (`block_4` to `block_12`, 10×10 and larger outputs).
+    func testByDefaultLargeBlocksRecomputeAndBlocksWithFullGroupsKeep() throws {
         var graph = try TransferModel.randomGraph(alpha: 1.0, inputHeight: 160, inputWidth: 160)
         try graph.applyFreezing(.all)
+        let previous = Threads.count
+        Threads.set(2)
+        defer { Threads.set(previous) }
         let session = try TrainingGraph(graph: graph, bnMode: .inference)
-        XCTAssertEqual(session.onePassBlocks(batch: 32), ["block_1_expand", "block_2_expand", "block_3_expand"])
-        XCTAssertEqual(session.onePassBlocks(batch: 8), ["block_1_expand"], "block_1: 20 MB at batch 8, block_2: 7 MB")
-        XCTAssertEqual(session.onePassBlocks(batch: 4), [])
+        XCTAssertEqual(session.onePassBlocks(batch: 32), (1...12).map { "block_\($0)_expand" })
+        XCTAssertEqual(session.recomputingBlocks(batch: 32), ["block_1_expand", "block_2_expand", "block_3_expand"])
+        XCTAssertEqual(session.onePassBlocks(batch: 8), (1...5).map { "block_\($0)_expand" }, "4 images a worker: outputs of 128 pixels or more")
+        XCTAssertEqual(session.recomputingBlocks(batch: 8), ["block_1_expand"], "block_1: 20 MB at batch 8, block_2: 7 MB")
+        XCTAssertEqual(session.recomputingBlocks(batch: 4), [])
     }
 
     /// The block's six layers against central difference quotients of the float64 graph,
@@ -62,7 +69,8 @@ final class InvertedResidualBlockTests: XCTestCase {
         var graph = try TransferModel.graph(file: file, alpha: 0.35, inputHeight: 32, inputWidth: 32,
                                             head: .init(dropout: 0, units: 1), seed: 7)
         try graph.applyFreezing(.fineTuneFrom("block_14_expand"))
-        let session = try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all)
+        for mode in [OnePassBlocks.recomputingAll, .keepingAll] {
+        let session = try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: mode)
         XCTAssertEqual(session.onePassBlocks(batch: 4), ["block_14_expand", "block_15_expand", "block_16_expand"])
         let labels = [0, 1, 1, 0]
         let input = images(graph.inputShape, batch: 4, seed: 42)
@@ -84,8 +92,9 @@ final class InvertedResidualBlockTests: XCTestCase {
                 return Array(ranked.prefix(3)) + [gradient.count / 2, gradient.count - 1]
             },
             terms: Float32ErrorModel.longestSum(graph, nodes: trainable, batch: 4), depth: trainable.count,
-            context: "one-pass blocks")
+            context: "one-pass blocks, \(mode)")
         XCTAssertGreaterThan(checked, 20, "every entry sat on a kink (\(skipped) skipped)")
+        }
     }
 
     /// Against the units run one after another over the whole batch: the same sums grouped
@@ -96,7 +105,8 @@ final class InvertedResidualBlockTests: XCTestCase {
         try graph.applyFreezing(.all)
         let batch = images(graph.inputShape, batch: 6)
         let labels = [0, 1, 1, 0, 1, 0]
-        let onePass = try step(TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all), batch, labels: labels)
+        for mode in [OnePassBlocks.recomputingAll, .keepingAll] {
+        let onePass = try step(TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: mode), batch, labels: labels)
         let units = try step(TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .none), batch, labels: labels)
         XCTAssertEqual(Set(onePass.keys), Set(units.keys))
         let nodes = 0..<graph.nodes.count
@@ -116,7 +126,8 @@ final class InvertedResidualBlockTests: XCTestCase {
                 }
             }
         }
-        print("one-pass vs units: \(compared) gradient entries, \(differing) differ in their bits")
+        print("one-pass (\(mode)) vs units: \(compared) gradient entries, \(differing) differ in their bits")
+        }
     }
 
     /// The same step twice at the same thread count gives the same bits.
@@ -124,13 +135,29 @@ final class InvertedResidualBlockTests: XCTestCase {
         var graph = try TransferModel.randomGraph(alpha: 0.35, inputHeight: 32, inputWidth: 32)
         try graph.applyFreezing(.all)
         let batch = images(graph.inputShape, batch: 5)
-        let session = try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .all)
+        let session = try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: .recomputingAll)
         let first = try step(session, batch, labels: [0, 1, 1, 0, 1])
         let second = try step(session, batch, labels: [0, 1, 1, 0, 1])
         for (node, variables) in first {
             for (name, tensor) in variables {
                 XCTAssertEqual(second[node]?[name]?.scalars.map(\.bitPattern), tensor.scalars.map(\.bitPattern), "\(graph.nodes[node].name)/\(name)")
             }
+        }
+    }
+
+    /// One-pass blocks take their scratch and kept activations from the session's pool:
+    /// steady-state steps allocate no buffer and the pool does not grow, in both modes.
+    func testOnePassStepsAllocateNoBuffersInTheSteadyState() throws {
+        var graph = try TransferModel.randomGraph(alpha: 0.35, inputHeight: 32, inputWidth: 32)
+        try graph.applyFreezing(.all)
+        let batch = images(graph.inputShape, batch: 4)
+        for mode in [OnePassBlocks.recomputingAll, .keepingAll] {
+            let session = try TrainingGraph(graph: graph, bnMode: .inference, onePassBlocks: mode)
+            _ = try step(session, batch, labels: [0, 1, 1, 0])
+            let (fresh, pooled) = (session.freshBuffers, session.pooledBuffers)
+            for _ in 0..<3 { _ = try step(session, batch, labels: [0, 1, 1, 0]) }
+            XCTAssertEqual(session.freshBuffers, fresh, "\(mode): steps after the first allocated buffers")
+            XCTAssertEqual(session.pooledBuffers, pooled, "\(mode): the pool grew")
         }
     }
 }
