@@ -68,6 +68,10 @@ public enum Threads {
         }
     }
 
+    /// How many workers `perWorker` runs for `total` items at the thread budget: one per
+    /// thread, at most one per item.
+    public static func workers(for total: Int) -> Int { max(1, min(count, total)) }
+
     /// Runs `body(worker, range)` on `workers` threads at once, worker w taking the contiguous
     /// slice `total·w/workers ..< total·(w+1)/workers` of `0..<total`, with OpenBLAS set to one
     /// thread meanwhile: each worker calls single-threaded GEMMs and runs nested

@@ -2,28 +2,22 @@ import CriaCore
 import CriaKernels
 import CriaModel
 
-/// The three folded units of one inverted-residual block, run forward and backward as one
-/// pass an image at a time: expand (1×1 conv → BatchNorm → ReLU6), depthwise (padding →
-/// 3×3 depthwise → BatchNorm → ReLU6) and project (1×1 conv → BatchNorm), each BatchNorm on
-/// its moving statistics and folded (`FusedUnit.foldsBatchNorm`), every layer trainable.
+/// How the inverted-residual blocks run in training (see `InvertedResidualUnits`).
 ///
-/// Run unit by unit over the whole batch, a block writes its two expanded activations to
-/// the tape, and its backward writes and reads back four more tensors of the expanded
-/// width (the project's input gradient and its masked form, the depthwise input gradient
-/// and its masked form): 79 MB apiece for `block_1` at batch 32 and 160×160. The GEMMs of
-/// the expanded layers have K = 16–32 or run over every pixel of the batch, so that
-/// traffic bounds them. One image's worth of those tensors (at most 2.5 MB) stays in
-/// cache. So a block whose expanded tensors are large keeps only its input and its
-/// project output on the tape: the forward computes each image's expanded activations in
-/// scratch, and the backward computes them again, with the same calls and so the same
-/// bits, before taking the image back through the three units. A smaller block keeps its
-/// expanded activations on the tape instead and gains the one pass's single-threaded,
-/// cache-sized GEMMs without the recomputation (`OnePassBlocks`). Each worker thread takes its own slice of the
-/// batch, with single-threaded GEMMs (`Threads.perWorker`). The late blocks (10×10 and
-/// 5×5 pixels) take their images in groups (`BlockShape.group`), so that their GEMMs keep
-/// enough rows to run near the GEMM rate. The recomputation costs
-/// about two thirds of the block's forward multiply-adds; the tape no longer holds the
-/// expanded activations at all.
+/// A block runs as one pass when its three units fold: expand (1×1 conv → BatchNorm →
+/// ReLU6), depthwise (padding → 3×3 depthwise → BatchNorm → ReLU6) and project (1×1 conv →
+/// BatchNorm), each BatchNorm on its moving statistics (`FusedUnit.foldsBatchNorm`), every
+/// layer trainable. Run unit by unit over the whole batch, a block writes its two expanded
+/// activations to the tape, and its backward writes and reads back four more tensors of the
+/// expanded width (the project's input gradient and its masked form, the depthwise input
+/// gradient and its masked form): 79 MB apiece for `block_1` at batch 32 and 160×160, so
+/// that traffic bounds its GEMMs (K = 16–32, or every pixel of the batch). One image's
+/// worth of those tensors (at most 2.5 MB) stays in cache: as one pass, each worker thread
+/// takes its own slice of the batch with single-threaded GEMMs (`Threads.perWorker`), an
+/// image at a time, or in groups in the late blocks so that their GEMMs keep enough rows
+/// (`BlockShape.group`). A block either keeps its expanded activations on the tape or keeps
+/// only its input and project output and computes them again in backward, with the same
+/// calls and so the same bits, at about two thirds of its forward multiply-adds.
 public enum OnePassBlocks: Sendable {
     /// Every block runs unit by unit.
     case none
@@ -33,7 +27,7 @@ public enum OnePassBlocks: Sendable {
     /// bound by memory traffic. The later blocks run as one pass keeping their expanded
     /// activations on the tape (no recomputation, which would cost them two thirds of their
     /// forward work), where each worker's share of the batch still gives its GEMMs at least
-    /// `BlockShape.groupRows` rows (`block_4` to `block_13` at batch 32); the 5×5 blocks at
+    /// `BlockShape.groupRows` rows (`block_4` to `block_12` at batch 32); the 5×5 blocks at
     /// batch 32 (400 rows per worker) run unit by unit, on whole-batch GEMMs.
     case memoryBound
     /// Every block that can, computing its expanded activations again (for tests).
@@ -44,6 +38,7 @@ public enum OnePassBlocks: Sendable {
     public static let minimumBytes = 16 << 20
 }
 
+/// The three folded units of one inverted-residual block, run forward and backward as one pass.
 struct InvertedResidualUnits: Equatable {
     let expand: FusedUnit
     let depthwise: FusedUnit
@@ -162,7 +157,7 @@ extension TrainingGraph {
         defer { recycle(&folded) }
         let x = tape.values[graph.nodes[block.expand.conv!].inputs[0]]!
         var output = takeBuffer(batch * shape.outputPixels * shape.outChannels)
-        let workers = max(1, min(Threads.count, batch))
+        let workers = Threads.workers(for: batch)
         let group = shape.group(images: (batch + workers - 1) / workers)
         let perWorker = keeps ? 0 : group * (shape.pixels + shape.outputPixels) * shape.expanded
         var scratch = keeps ? [] : takeBuffer(workers * perWorker)
@@ -276,11 +271,13 @@ extension TrainingGraph {
         let keeps = tape.onePassBlocks[block.expand.last] ?? false
         let kept1 = keeps ? tape.values[block.expand.last]! : [], kept2 = keeps ? tape.values[block.depthwise.last]! : []
 
-        let workers = max(1, min(Threads.count, batch))
+        let workers = Threads.workers(for: batch)
         let group = shape.group(images: (batch + workers - 1) / workers)
-        // Per worker: a₁ and da₁ (then dz₁ in place), a₂ and da₂ (then dz₂ in place), dz₃ for a group
-        // of images, one group's depthwise kernel gradient; and, for workers after the first, their totals.
-        let ownScratch = group * (2 * pixels * expanded + 2 * outputPixels * expanded + outputPixels * outChannels) + taps * expanded
+        // Per worker, for a group of images: da₁ (then dz₁ in place), da₂ (then dz₂ in place), dz₃,
+        // the group's depthwise kernel gradient, a₁ and a₂ when they are computed again; and, for
+        // workers after the first, their totals.
+        let activations = keeps ? 0 : group * (pixels + outputPixels) * expanded
+        let ownScratch = group * (pixels * expanded + outputPixels * expanded + outputPixels * outChannels) + taps * expanded + activations
         let totals = inChannels * expanded + taps * expanded + expanded * outChannels
         let perWorker = ownScratch + totals
         var scratch = takeBuffer(workers * perWorker)
@@ -314,11 +311,11 @@ extension TrainingGraph {
                 let space = SendableBuffer(scratchBuffer), sumSpace = SendableBuffer(sumsBuffer)
                 let dxSpace = dxPointer.map { SendableBuffer(UnsafeMutableBufferPointer(start: $0, count: x.count)) }
                 Threads.perWorker(batch, workers: workers) { worker, images in
-                    let scratchA1 = space.buffer.baseAddress! + worker * perWorker
-                    let da1 = scratchA1 + group * pixels * expanded, scratchA2 = da1 + group * pixels * expanded
-                    let da2 = scratchA2 + group * outputPixels * expanded
+                    let da1 = space.buffer.baseAddress! + worker * perWorker
+                    let da2 = da1 + group * pixels * expanded
                     let dz3 = da2 + group * outputPixels * expanded, imageKernel = dz3 + group * outputPixels * outChannels
-                    let ownTotals = imageKernel + taps * expanded
+                    let scratchA1 = imageKernel + taps * expanded, scratchA2 = scratchA1 + group * pixels * expanded
+                    let ownTotals = scratchA1 + activations
                     let (totalW1, totalK2, totalW3) = worker == 0
                         ? (dW1, dK2, dW3)
                         : (ownTotals, ownTotals + inChannels * expanded, ownTotals + inChannels * expanded + taps * expanded)
@@ -412,8 +409,7 @@ extension TrainingGraph {
         case .memoryBound:
             if large { return false }
             // Each worker's GEMMs must keep their rows: its share of the batch, in groups.
-            let workers = max(1, min(Threads.count, batch))
-            return (batch / workers) * shape.outputPixels >= BlockShape.groupRows ? true : nil
+            return (batch / Threads.workers(for: batch)) * shape.outputPixels >= BlockShape.groupRows ? true : nil
         }
     }
 
