@@ -39,16 +39,23 @@ public enum Threads {
     }
 
     /// Runs `body(chunk, range)` over `0..<total` split into at most `count` contiguous ranges.
-    /// Inside a `perWorker` body the loop runs inline, on the calling worker: that body
-    /// already has a core of its own, and the kernels called there compute each element
-    /// the same way whatever the split.
+    /// Inside a `perWorker` or `parallelFor` body the loop runs inline, on the calling worker:
+    /// that body already has a core of its own, and the kernels called there compute each
+    /// element the same way whatever the split.
+    ///
+    /// The ranges run on `SpinTeam.shared`, whose threads are Cria's own: a region makes one
+    /// small heap allocation (the thunk through which the team's threads call the caller's
+    /// closure), where `DispatchQueue.concurrentPerform` made three (a block copy, a
+    /// continuation and its context).
     public static func parallelFor(_ total: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         let chunks = max(1, min(count, total / max(1, minimumPerChunk)))
         if chunks <= 1 || total <= 1 || insideWorker.isSet {
             if total > 0 { body(0..<total) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        SpinTeam.shared.run(size: chunks) { chunk in
+            insideWorker.set(true)
+            defer { insideWorker.set(false) }
             let start = total * chunk / chunks
             let end = total * (chunk + 1) / chunks
             if start < end { body(start..<end) }
@@ -83,10 +90,15 @@ public enum Threads {
             body(0, 0..<total)
             return
         }
+        // Already on a worker: the same slices, one after another (the team runs one region at a time).
+        if insideWorker.isSet {
+            for worker in 0..<workers { body(worker, total * worker / workers ..< total * (worker + 1) / workers) }
+            return
+        }
         let threads = count
         openblas_set_num_threads(1)
         defer { openblas_set_num_threads(Int32(threads)) }
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        SpinTeam.shared.run(size: workers) { worker in
             insideWorker.set(true)
             defer { insideWorker.set(false) }
             body(worker, total * worker / workers ..< total * (worker + 1) / workers)

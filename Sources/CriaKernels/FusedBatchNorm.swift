@@ -44,7 +44,25 @@ public enum FoldedBatchNorm {
 
     /// Whether this step's weights allow folding: every γ is nonzero and ρ ≤ 2⁸.
     public static func canFold(gamma: [Float]?, beta: [Float]?, mean: [Float], variance: [Float], epsilon: Float) -> Bool {
-        for c in mean.indices {
+        func withPointer<T>(_ array: [Float]?, _ inner: (UnsafePointer<Float>?) -> T) -> T {
+            guard let array else { return inner(nil) }
+            return array.withUnsafeBufferPointer { inner($0.baseAddress) }
+        }
+        return withPointer(gamma) { g in
+            withPointer(beta) { b in
+                mean.withUnsafeBufferPointer { m in
+                    variance.withUnsafeBufferPointer { v in
+                        canFold(gamma: g, beta: b, mean: m.baseAddress!, variance: v.baseAddress!, count: mean.count, epsilon: epsilon)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `canFold` over `count` channels in place (the parameter store's values).
+    public static func canFold(gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, mean: UnsafePointer<Float>,
+                               variance: UnsafePointer<Float>, count: Int, epsilon: Float) -> Bool {
+        for c in 0..<count {
             let g = Double(gamma?[c] ?? 1)
             guard g != 0 else { return false }
             let inverse = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot()

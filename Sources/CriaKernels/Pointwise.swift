@@ -72,12 +72,27 @@ public enum BatchNormFolding {
                                      epsilon: Float) -> (scale: [Float], shift: [Float]) {
         var scale = [Float](repeating: 0, count: mean.count)
         var shift = [Float](repeating: 0, count: mean.count)
-        for c in 0..<mean.count {
+        withOptionalPointers(gamma, beta) { g, b in
+            scale.withUnsafeMutableBufferPointer { s in
+                shift.withUnsafeMutableBufferPointer { t in
+                    scaleAndShift(gamma: g, beta: b, mean: mean, variance: variance, count: mean.count, epsilon: epsilon,
+                                  scale: s.baseAddress!, shift: t.baseAddress!)
+                }
+            }
+        }
+        return (scale, shift)
+    }
+
+    /// s = γ/√(var + ε) and shift = β − μ·s per channel, in Double, into caller-provided
+    /// buffers (a training step folds every BatchNorm without allocating).
+    public static func scaleAndShift(gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, mean: UnsafePointer<Float>,
+                                     variance: UnsafePointer<Float>, count: Int, epsilon: Float,
+                                     scale: UnsafeMutablePointer<Float>, shift: UnsafeMutablePointer<Float>) {
+        for c in 0..<count {
             let s = Double(gamma?[c] ?? 1) / (Double(variance[c]) + Double(epsilon)).squareRoot()
             scale[c] = Float(s)
             shift[c] = Float(Double(beta?[c] ?? 0) - Double(mean[c]) * s)
         }
-        return (scale, shift)
     }
 
     /// Scales the last axis of a kernel (Conv2D's cout; DepthwiseConv2D's c) by `scale`.
@@ -90,6 +105,27 @@ public enum BatchNormFolding {
 
     /// The folded bias: the conv's own bias (if any) scaled, plus the shift.
     public static func foldedBias(_ bias: [Float]?, scale: [Float], shift: [Float]) -> [Float] {
-        (0..<scale.count).map { c in (bias?[c] ?? 0) * scale[c] + shift[c] }
+        [Float](unsafeUninitializedCapacity: scale.count) { output, initialized in
+            withOptionalPointers(bias, nil) { b, _ in
+                foldedBias(b, scale: scale, shift: shift, count: scale.count, output: output.baseAddress!)
+            }
+            initialized = scale.count
+        }
+    }
+
+    /// The folded bias b·s + shift per channel, into `output`.
+    public static func foldedBias(_ bias: UnsafePointer<Float>?, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+                                  count: Int, output: UnsafeMutablePointer<Float>) {
+        for c in 0..<count { output[c] = (bias?[c] ?? 0) * scale[c] + shift[c] }
+    }
+
+    /// Runs `body` with the base addresses of two optional arrays (nil for a missing one).
+    private static func withOptionalPointers<R>(_ first: [Float]?, _ second: [Float]?,
+                                                _ body: (UnsafePointer<Float>?, UnsafePointer<Float>?) -> R) -> R {
+        func withPointer<T>(_ array: [Float]?, _ inner: (UnsafePointer<Float>?) -> T) -> T {
+            guard let array else { return inner(nil) }
+            return array.withUnsafeBufferPointer { inner($0.baseAddress) }
+        }
+        return withPointer(first) { a in withPointer(second) { b in body(a, b) } }
     }
 }

@@ -82,8 +82,7 @@ struct InvertedResidualUnits: Equatable {
 
 /// A block's kernels and biases with its BatchNorms folded in, from this step's weights.
 struct FoldedBlock {
-    var expandKernel, depthwiseKernel, projectKernel: [Float]
-    let expand, depthwise, project: (scale: [Float], bias: [Float])
+    let expand, depthwise, project: BatchNormFold
 }
 
 /// A block's shapes, per image.
@@ -119,28 +118,12 @@ extension TrainingGraph {
                           taps: depthwise.kernelHeight * depthwise.kernelWidth, depthwise: depthwise)
     }
 
-    /// The block's folded kernels (buffers from the pool; `recycle(folded)` gives them back), or
+    /// The block's folds with their folded kernels (`BatchNormFolds`, computed once per step), or
     /// nil when some BatchNorm cannot fold with this step's weights (`FoldedBatchNorm.canFold`).
     func foldedBlock(_ block: InvertedResidualUnits) -> FoldedBlock? {
-        guard let expand = foldedBatchNorm(block.expand.batchNorm!, conv: block.expand.conv!),
-              let depthwise = foldedBatchNorm(block.depthwise.batchNorm!, conv: block.depthwise.conv!),
-              let project = foldedBatchNorm(block.project.batchNorm!, conv: block.project.conv!) else { return nil }
-        func fold(_ conv: Int, _ scale: [Float]) -> [Float] {
-            let kernel = parameter(conv, "kernel")
-            var folded = takeBuffer(kernel.count)
-            folded.withUnsafeMutableBufferPointer {
-                FoldedBatchNorm.foldKernel(kernel.baseAddress!, count: kernel.count, scale: scale, output: $0.baseAddress!)
-            }
-            return folded
-        }
-        return FoldedBlock(expandKernel: fold(block.expand.conv!, expand.scale), depthwiseKernel: fold(block.depthwise.conv!, depthwise.scale),
-                           projectKernel: fold(block.project.conv!, project.scale), expand: expand, depthwise: depthwise, project: project)
-    }
-
-    func recycle(_ folded: inout FoldedBlock) {
-        recycle(&folded.expandKernel)
-        recycle(&folded.depthwiseKernel)
-        recycle(&folded.projectKernel)
+        func fold(_ unit: FusedUnit) -> BatchNormFold? { folds.foldWithKernel(batchNorm: unit.batchNorm!, conv: unit.conv!, graph: self) }
+        guard let expand = fold(block.expand), let depthwise = fold(block.depthwise), let project = fold(block.project) else { return nil }
+        return FoldedBlock(expand: expand, depthwise: depthwise, project: project)
     }
 
     /// Whether the forward pass ran the block as one pass.
@@ -153,8 +136,7 @@ extension TrainingGraph {
     func forwardBlock(_ block: InvertedResidualUnits, tape: inout Tape) -> Bool {
         let shape = blockShape(block)
         let batch = tape.batch
-        guard let keeps = onePassKeeps(block, batch: batch), var folded = foldedBlock(block) else { return false }
-        defer { recycle(&folded) }
+        guard let keeps = onePassKeeps(block, batch: batch), let folded = foldedBlock(block) else { return false }
         let x = tape.values[graph.nodes[block.expand.conv!].inputs[0]]!
         var output = takeBuffer(batch * shape.outputPixels * shape.outChannels)
         let workers = Threads.workers(for: batch)
@@ -212,9 +194,9 @@ extension TrainingGraph {
     }
 
     private func withFoldedPointers<R>(_ folded: FoldedBlock, _ body: (FoldedPointers) -> R) -> R {
-        folded.expandKernel.withUnsafeBufferPointer { w1 in
-        folded.depthwiseKernel.withUnsafeBufferPointer { k2 in
-        folded.projectKernel.withUnsafeBufferPointer { w3 in
+        folded.expand.kernel.withUnsafeBufferPointer { w1 in
+        folded.depthwise.kernel.withUnsafeBufferPointer { k2 in
+        folded.project.kernel.withUnsafeBufferPointer { w3 in
         folded.expand.bias.withUnsafeBufferPointer { b1 in
         folded.depthwise.bias.withUnsafeBufferPointer { b2 in
         folded.project.bias.withUnsafeBufferPointer { b3 in
@@ -259,8 +241,7 @@ extension TrainingGraph {
     /// Double, and the workers' totals are added in worker order: the bits depend on the
     /// thread count, as the whole-batch GEMMs' do, and not on the run.
     func blockGradients(_ block: InvertedResidualUnits, gradient: [Float], tape: Tape, needsInput: Bool) -> [Float]? {
-        guard var folded = foldedBlock(block) else { preconditionFailure("a block that folded in forward must fold in backward") }
-        defer { recycle(&folded) }
+        guard let folded = foldedBlock(block) else { preconditionFailure("a block that folded in forward must fold in backward") }
         let (expandConv, depthwiseConv, projectConv) = (block.expand.conv!, block.depthwise.conv!, block.project.conv!)
         let shape = blockShape(block)
         let (inChannels, expanded, outChannels) = (shape.inChannels, shape.expanded, shape.outChannels)

@@ -8,12 +8,21 @@ import CriaModel
 extension TrainingGraph {
     func forwardNode(_ index: Int, tape: inout Tape, seed: UInt64) -> [Float] {
         let node = graph.nodes[index]
-        let pass = LayerForwardPass(batch: tape.batch, training: tape.training,
-                                    usesBatchStatistics: tape.training && bnMode == .train && node.trainable,
-                                    inputs: node.inputs.map { tape.values[$0]! }, inputShapes: node.inputs.map { graph.nodes[$0].outputShape },
-                                    outputShape: node.outputShape, seed: seed, storage: NodeStorage(graph: self, node: index))
+        var inputs = inputValues[index]
+        inputValues[index] = []
+        for (position, input) in node.inputs.enumerated() { inputs[position] = tape.values[input]! }
         var saved: LayerSaved?
-        let output = node.kind.definition.forward(pass, saved: &saved)
+        let output: [Float]
+        do {
+            let pass = LayerForwardPass(batch: tape.batch, training: tape.training,
+                                        usesBatchStatistics: tape.training && bnMode == .train && node.trainable,
+                                        inputs: inputs, inputShapes: inputShapes[index],
+                                        outputShape: node.outputShape, seed: seed, storage: NodeStorage(graph: self, node: index))
+            output = definitions[index].forward(pass, saved: &saved)
+        }
+        // The list drops its references to the tape's buffers (so that they stay unshared) and keeps its capacity.
+        for position in inputs.indices { inputs[position] = [] }
+        inputValues[index] = inputs
         switch saved {
         case .batchStatistics(let mean, let variance): tape.batchStatistics[index] = (mean, variance)
         case .dropoutMask(let mask): tape.dropoutMasks[index] = mask
@@ -22,10 +31,10 @@ extension TrainingGraph {
         return output
     }
 
-    /// Returns the gradient for each input (or nil), and writes the gradients of this layer's
+    /// Returns the gradients of its inputs, and writes the gradients of this layer's
     /// trainable variables into their places in the parameter store (`gradientBuffer`).
     /// `gradient` may be masked in place (the activation's derivative) and recycled.
-    func backwardNode(_ index: Int, gradient: inout [Float], tape: Tape, needsInput: [Bool]) -> [[Float]?] {
+    func backwardNode(_ index: Int, gradient: inout [Float], tape: Tape, needsInput: [Bool]) -> InputGradients {
         let node = graph.nodes[index]
         var saved: LayerSaved?
         if let statistics = tape.batchStatistics[index] {
@@ -38,7 +47,7 @@ extension TrainingGraph {
                                      outputShape: node.outputShape,
                                      output: tape.values[index] ?? [],  // released already when this layer's backward does not read it
                                      needsInput: needsInput, saved: saved, storage: NodeStorage(graph: self, node: index))
-        return node.kind.definition.backward(pass, gradient: &gradient)
+        return definitions[index].backward(pass, gradient: &gradient)
     }
 
     static func clamp(for activation: ActivationFunction) -> Clamp { activation.kernelClamp }

@@ -38,6 +38,16 @@ public final class TrainingGraph {
     let blocks: [Int: InvertedResidualUnits]
     private let blockEnds: [Int: InvertedResidualUnits]
     let onePassBlocks: OnePassBlocks
+    /// The BatchNorms folded into their convolutions, computed once per forward pass.
+    let folds: BatchNormFolds
+    /// Each node's layer definition and whether it has variables an optimizer updates, looked
+    /// up once: `LayerKind.definition` boxes a new existential on every call.
+    let definitions: [any LayerDefinition]
+    let trainsVariables: [Bool]
+    /// Per node, the output shapes of its inputs, and a reusable list of its input values
+    /// for the layer passes (filled and emptied each pass, so that it keeps its capacity).
+    let inputShapes: [[[Int]]]
+    var inputValues: [[[Float]]]
     /// Nodes run inside a fused unit that ends at another node: the tape never holds their outputs.
     public var innerNodesOfUnits: Set<Int> { fusion.absorbed }
     /// Finished buffers by size: `pools[poolSlots[size]]`. Not `[Int: [[Float]]]`, whose
@@ -47,6 +57,10 @@ public final class TrainingGraph {
     private var pools: [[[Float]]] = []
     /// The backward pass's table of gradients waiting for their layer, kept empty between passes.
     private var pendingGradients: [Int: [Float]] = [:]
+    /// A layer's input gradients added into others, and the buffers it gave back: two
+    /// or three at most, in lists that keep their capacity from layer to layer.
+    private var spentGradients: [[Float]] = []
+    private var recycledStorage: [UnsafeRawPointer?] = []
     /// Activation and gradient buffers allocated so far (not reused from an earlier pass):
     /// after the first step at a batch size, steady-state steps add none.
     public private(set) var freshBuffers = 0
@@ -98,6 +112,11 @@ public final class TrainingGraph {
         fusion = fusesLayers ? FusionPlan(graph: graph, suffix: boundary..<graph.nodes.count, consumers: consumers, bnMode: bnMode)
                              : FusionPlan()
         self.onePassBlocks = onePassBlocks
+        folds = BatchNormFolds(nodes: graph.nodes.count)
+        definitions = graph.nodes.map { $0.kind.definition }
+        trainsVariables = graph.nodes.indices.map { graph.hasTrainableVariables($0) }
+        inputShapes = graph.nodes.map { node in node.inputs.map { graph.nodes[$0].outputShape } }
+        inputValues = graph.nodes.map { [[Float]](repeating: [], count: $0.inputs.count) }
         blocks = fusesLayers && onePassBlocks != .none ? InvertedResidualUnits.plan(graph: graph, fusion: fusion, consumers: consumers) : [:]
         blockEnds = Dictionary(uniqueKeysWithValues: blocks.values.map { ($0.project.last, $0) })
         var outputs = Set<Int>()
@@ -128,6 +147,7 @@ public final class TrainingGraph {
     /// Runs the suffix. `training` turns on Dropout and (in train mode) batch statistics;
     /// `dropoutSeed` makes the masks reproducible.
     public func forward(prefix: [Int: [Float]], batch: Int, training: Bool, dropoutSeed: UInt64) -> (output: [Float], tape: Tape) {
+        folds.startPass()
         var tape = Tape(batch: batch, training: training)
         tape.values.reserveCapacity(prefix.count + suffix.count)  // one allocation, not one per growth
         for (node, value) in prefix { tape.values[node] = value }
@@ -183,12 +203,14 @@ public final class TrainingGraph {
             let needsInput = inputsNeedGradient[index]
             // Its consumers came before it in this loop; unless its own backward reads it, its
             // output is free now, and the input gradient (often of the same size) can reuse it.
-            if !readsOwnOutput(node.kind) { release(index, from: tape) }
+            if !definitions[index].backwardReadsOutput { release(index, from: tape) }
             let inputGradients = backwardNode(index, gradient: &gradient, tape: tape, needsInput: needsInput)
             gradientWritten[index] = true
-            var added: [[Float]] = []
-            for (position, input) in node.inputs.enumerated() where needsInput[position] {
-                guard let incoming = inputGradients[position] else { continue }
+            var added = spentGradients
+            spentGradients = []
+            for (position, input) in node.inputs.enumerated() {
+                guard let incoming = inputGradients.gradient(forInput: position, outputGradient: gradient,
+                                                             needed: needsInput[position]) else { continue }
                 if let spent = handOn(incoming, to: input, gradients: &gradients) { added.append(spent) }
             }
             // A buffer goes back to the pool once no pending gradient holds it: layers that pass
@@ -196,17 +218,21 @@ public final class TrainingGraph {
             // both inputs. Input gradients added into another one are done with too. The
             // output's gradient belongs to the caller.
             let storage = TrainingGraph.storage(of: gradient)
-            var recycled: Set<UnsafeRawPointer?> = []
+            var recycled = recycledStorage
+            recycledStorage = []
             if index != graph.outputNode && !TrainingGraph.isPending(storage, in: gradients) {
                 recycle(&gradient)
-                recycled.insert(storage)
+                recycled.append(storage)
             }
-            for var spent in added {
+            while var spent = added.popLast() {
                 let spentStorage = TrainingGraph.storage(of: spent)
                 guard spentStorage != storage, !recycled.contains(spentStorage), !TrainingGraph.isPending(spentStorage, in: gradients) else { continue }
-                recycled.insert(spentStorage)
+                recycled.append(spentStorage)
                 recycle(&spent)
             }
+            // Both lists are empty again and keep their capacity for the next layer.
+            recycled.removeAll(keepingCapacity: true)
+            (spentGradients, recycledStorage) = (added, recycled)
             // Its consumers came before it in this loop, so no layer reads its output again.
             release(index, from: tape)
         }
@@ -231,7 +257,7 @@ public final class TrainingGraph {
         let input = graph.nodes[unit.first].inputs[0]
         let needsInput = input >= boundary && gradientNeeded[input]
         let inputGradient = unitGradients(unit, gradient: &gradient, tape: tape, needsInput: needsInput)
-        for node in [unit.conv, unit.batchNorm].compactMap({ $0 }) where graph.hasTrainableVariables(node) { gradientWritten[node] = true }
+        for node in [unit.conv ?? -1, unit.batchNorm ?? -1] where node >= 0 && trainsVariables[node] { gradientWritten[node] = true }
         // A unit's input gradient is its own buffer: once added into another, it is spent.
         if let incoming = inputGradient, var spent = handOn(incoming, to: input, gradients: &gradients) { recycle(&spent) }
         let storage = TrainingGraph.storage(of: gradient)
@@ -239,7 +265,8 @@ public final class TrainingGraph {
             && !TrainingGraph.isPending(storage, in: gradients) {
             recycle(&gradient)
         }
-        for node in [unit.conv, unit.last].compactMap({ $0 }) { release(node, from: tape) }
+        if let conv = unit.conv { release(conv, from: tape) }
+        release(unit.last, from: tape)
     }
 
     /// Runs an inverted-residual block's backward as one pass and hands its input gradient on,
@@ -297,10 +324,6 @@ public final class TrainingGraph {
     func gradientBuffer(_ node: Int, _ variable: String) -> UnsafeMutableBufferPointer<Float>? {
         store.gradient(node, variable)
     }
-
-    /// Whether a layer's backward pass reads its own output (an activation's derivative
-    /// written in terms of it, or the position of a maximum).
-    private func readsOwnOutput(_ kind: LayerKind) -> Bool { kind.definition.backwardReadsOutput }
 
     /// Takes back a tape's buffers for the next forward pass (`backward` does it; call it
     /// after a forward pass with no backward, such as validation). The tape's values
@@ -360,7 +383,7 @@ public final class TrainingGraph {
     private lazy var gradientNeeded: [Bool] = {
         var needed = [Bool](repeating: false, count: graph.nodes.count)
         for index in graph.nodes.indices {
-            needed[index] = graph.hasTrainableVariables(index) || graph.nodes[index].inputs.contains { needed[$0] }
+            needed[index] = trainsVariables[index] || graph.nodes[index].inputs.contains { needed[$0] }
         }
         return needed
     }()

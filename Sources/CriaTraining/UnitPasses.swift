@@ -12,25 +12,18 @@ extension TrainingGraph {
     /// their values in the parameter store.
     func weight(_ node: Int, _ name: String) -> UnsafePointer<Float>? { optionalParameter(node, name).map { UnsafePointer($0.baseAddress!) } }
 
-    /// A copy of a per-channel variable, for the folding arithmetic.
-    func weightValues(_ node: Int, _ name: String) -> [Float]? { optionalParameter(node, name).map { Array($0) } }
-
     /// Runs a unit and records its output (and a raw convolution output it must keep) on the tape.
     func forwardUnit(_ unit: FusedUnit, tape: inout Tape) {
         let batch = tape.batch
         if let conv = unit.conv {
             let (geometry, spec, input) = unitConvolution(unit, tape: tape)
             let depthwise = isDepthwiseNode(conv)
-            if unit.foldsBatchNorm, let batchNorm = unit.batchNorm, let fold = foldedBatchNorm(batchNorm, conv: conv) {
+            if unit.foldsBatchNorm, let batchNorm = unit.batchNorm,
+               let fold = folds.foldWithKernel(batchNorm: batchNorm, conv: conv, graph: self) {
                 var output = takeBuffer(batch * graph.nodes[unit.last].outputShape.reduce(1, *))
-                let kernel = parameter(conv, "kernel")
-                var folded = takeBuffer(kernel.count)
                 let clamp = unit.relu.map { Clamp(lower: 0, upper: reluCap($0) ?? .infinity) } ?? .none
-                folded.withUnsafeMutableBufferPointer {
-                    FoldedBatchNorm.foldKernel(kernel.baseAddress!, count: kernel.count, scale: fold.scale, output: $0.baseAddress!)
-                }
                 input.withUnsafeBufferPointer { x in
-                    folded.withUnsafeBufferPointer { w in
+                    fold.kernel.withUnsafeBufferPointer { w in
                         fold.bias.withUnsafeBufferPointer { b in
                             output.withUnsafeMutableBufferPointer { y in
                                 geometry.forward(depthwise: depthwise, input: x.baseAddress!, kernel: w.baseAddress!,
@@ -39,7 +32,6 @@ extension TrainingGraph {
                         }
                     }
                 }
-                recycle(&folded)
                 tape.values[unit.last] = output
                 return
             }
@@ -87,7 +79,7 @@ extension TrainingGraph {
     /// Gradients of a unit: for the input of its first node (when `needsInput`) and of each of its trainable layers.
     /// The variables' gradients go into the parameter store (`gradientBuffer`).
     func unitGradients(_ unit: FusedUnit, gradient: inout [Float], tape: Tape, needsInput: Bool) -> [Float]? {
-        let convTrains = unit.conv.map { graph.hasTrainableVariables($0) } ?? false
+        let convTrains = unit.conv.map { trainsVariables[$0] } ?? false
         // The gradient of the BatchNorm's input (the raw convolution output), or the unit's gradient itself.
         var inner: [Float]?
         var ownsInner = false
@@ -173,16 +165,10 @@ extension TrainingGraph {
         }
     }
 
-    /// The per-channel scale s = γ/√(var + ε) and the folded bias (b − μ)·s + β of a BatchNorm on
-    /// its moving statistics after `conv`, from the current weights; nil when this step's weights
-    /// do not allow folding (`FoldedBatchNorm.canFold`).
-    func foldedBatchNorm(_ index: Int, conv: Int) -> (scale: [Float], bias: [Float])? {
-        guard case .batchNormalization(let epsilon, _, _) = graph.nodes[index].kind else { return nil }
-        let gamma = weightValues(index, "gamma"), beta = weightValues(index, "beta")
-        let mean = weightValues(index, "moving_mean")!, variance = weightValues(index, "moving_variance")!
-        guard FoldedBatchNorm.canFold(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon) else { return nil }
-        let (scale, shift) = BatchNormFolding.scaleAndShift(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon)
-        return (scale, BatchNormFolding.foldedBias(weightValues(conv, "bias"), scale: scale, shift: shift))
+    /// The fold of a BatchNorm on its moving statistics after `conv` (`BatchNormFolds`), from this
+    /// step's weights; nil when they do not allow folding (`FoldedBatchNorm.canFold`).
+    func foldedBatchNorm(_ index: Int, conv: Int) -> BatchNormFold? {
+        folds.fold(batchNorm: index, conv: conv, graph: self)
     }
 
     /// The convolution of a unit with a folded padding layer's zeros as its own, and the input it reads.

@@ -24,8 +24,8 @@ public struct ActivationLayer: LayerDefinition, InferenceLowering {
 
     public var backwardReadsOutput: Bool { true }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
         function.maskGradient(&gradient, output: pass.output)
-        return [gradient]
+        return .single(gradient)
     }
 }

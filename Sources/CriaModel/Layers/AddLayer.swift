@@ -31,7 +31,7 @@ public struct AddLayer: LayerDefinition, InferenceLowering {
     }
 
     /// Every input gets the output's gradient itself (the same buffer).
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
-        pass.needsInput.map { $0 ? gradient : nil }
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
+        .passThrough
     }
 }

@@ -65,7 +65,7 @@ public struct BatchNormalizationLayer: LayerDefinition, InferenceLowering {
         return output
     }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
         let input = pass.input
         let channels = pass.inputShape.last!
         let rows = input.count / channels
@@ -88,6 +88,6 @@ public struct BatchNormalizationLayer: LayerDefinition, InferenceLowering {
                 }
             }
         }
-        return [dx]
+        return .single(dx)
     }
 }

@@ -51,7 +51,7 @@ extension ConvSpec {
     }
 
     /// The training backward pass: the activation's mask, then the input, kernel and bias gradients.
-    func backward(_ pass: LayerBackwardPass, gradient: inout [Float], depthwise: Bool) -> [[Float]?] {
+    func backward(_ pass: LayerBackwardPass, gradient: inout [Float], depthwise: Bool) -> InputGradients {
         let geometry = shape(batch: pass.batch, input: pass.inputShape, output: pass.outputShape)
         if activation != .linear { activation.maskGradient(&gradient, output: pass.output) }
         let kernel = pass.parameter("kernel")
@@ -59,7 +59,7 @@ extension ConvSpec {
         geometry.backward(depthwise: depthwise, input: pass.input, kernel: kernel.baseAddress!, outputGradient: gradient,
                           inputGradient: &dx, kernelGradient: pass.gradient("kernel")?.baseAddress,
                           biasGradient: pass.gradient("bias")?.baseAddress)
-        return [dx]
+        return .single(dx)
     }
 
     /// The convolution's geometry over `batch` images of shape `input` (H, W, C), giving `output`

@@ -54,7 +54,7 @@ public struct DenseLayer: LayerDefinition, InferenceLowering {
 
     public var backwardReadsOutput: Bool { activation != .linear }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
         if activation != .linear { activation.maskGradient(&gradient, output: pass.output) }
         let dy = gradient, input = pass.input
         let features = pass.inputShape.last!
@@ -78,6 +78,6 @@ public struct DenseLayer: LayerDefinition, InferenceLowering {
                 }
             }
         }
-        return [dx]
+        return .single(dx)
     }
 }

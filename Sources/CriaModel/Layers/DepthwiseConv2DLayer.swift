@@ -37,7 +37,7 @@ public struct DepthwiseConv2DLayer: LayerDefinition {
 
     public var backwardReadsOutput: Bool { spec.activation != .linear }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
         spec.backward(pass, gradient: &gradient, depthwise: true)
     }
 }

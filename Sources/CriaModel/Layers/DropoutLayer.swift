@@ -29,12 +29,12 @@ public struct DropoutLayer: LayerDefinition, InferenceLowering {
         return output
     }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
-        guard case .dropoutMask(let mask) = pass.saved else { return [gradient] }
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
+        guard case .dropoutMask(let mask) = pass.saved else { return .single(gradient) }
         // From the pool, as every gradient that the pool takes back afterwards must be:
         // a fresh array recycled each step would grow the pool by one buffer per step.
         var dx = pass.takeBuffer(gradient.count)  // overwritten
         for i in dx.indices { dx[i] = gradient[i] * mask[i] }
-        return [dx]
+        return .single(dx)
     }
 }

@@ -30,8 +30,8 @@ public struct GlobalAveragePooling2DLayer: LayerDefinition, InferenceLowering {
         return output
     }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
-        guard pass.needsInput[0] else { return [nil] }
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
+        guard pass.needsInput[0] else { return .single(nil) }
         let inputShape = pass.inputShape
         var dx = pass.takeBuffer(pass.input.count)  // overwritten
         gradient.withUnsafeBufferPointer { dy in
@@ -40,6 +40,6 @@ public struct GlobalAveragePooling2DLayer: LayerDefinition, InferenceLowering {
                                               channels: inputShape[2], inputGradient: d.baseAddress!)
             }
         }
-        return [dx]
+        return .single(dx)
     }
 }

@@ -33,8 +33,8 @@ public struct GlobalMaxPooling2DLayer: LayerDefinition, InferenceLowering {
     /// Reads the output to find where each maximum was.
     public var backwardReadsOutput: Bool { true }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
-        guard pass.needsInput[0] else { return [nil] }
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
+        guard pass.needsInput[0] else { return .single(nil) }
         // The gradient goes to the first pixel holding each channel's maximum, as TF's argmax does.
         let input = pass.input, output = pass.output
         let pixels = pass.inputShape[0] * pass.inputShape[1], channels = pass.inputShape[2]
@@ -48,6 +48,6 @@ public struct GlobalMaxPooling2DLayer: LayerDefinition, InferenceLowering {
                 }
             }
         }
-        return [dx]
+        return .single(dx)
     }
 }

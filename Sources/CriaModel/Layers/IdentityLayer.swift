@@ -16,5 +16,5 @@ public struct IdentityLayer: LayerDefinition, InferenceLowering {
 
     public func forward(_ pass: LayerForwardPass, saved: inout LayerSaved?) -> [Float] { pass.input }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] { [gradient] }
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients { .single(gradient) }
 }

@@ -30,5 +30,5 @@ public struct InputLayerDefinition: LayerDefinition, InferenceLowering {
 
     public func forward(_ pass: LayerForwardPass, saved: inout LayerSaved?) -> [Float] { pass.input }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] { [gradient] }
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients { .single(gradient) }
 }

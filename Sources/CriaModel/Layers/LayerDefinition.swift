@@ -38,10 +38,10 @@ public protocol LayerDefinition: Sendable {
     /// Whether `backward` reads the layer's own output (an activation's derivative written
     /// in terms of it, or the position of a maximum).
     var backwardReadsOutput: Bool { get }
-    /// The gradient for each input (nil where not needed), in buffers from the pass's pool;
+    /// The gradient of its input (nil where not needed), or of each of several, in buffers from the pass's pool;
     /// writes the gradients of trainable variables into `pass.gradient(name)`. `gradient`
     /// (dLoss/dOutput) may be masked in place or handed on as an input's gradient.
-    func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?]
+    func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients
 }
 
 extension LayerDefinition {
@@ -199,6 +199,24 @@ public struct LayerForwardPass {
 }
 
 /// One layer's backward pass over a batch, as the training engine runs it.
+/// What a layer's backward pass gives its inputs. A value rather than an array of
+/// gradients, so that a training step makes no array per layer.
+public enum InputGradients {
+    /// The gradient of a layer's only input (nil when it is not needed).
+    case single([Float]?)
+    /// The output's gradient itself, the same buffer, for every input that needs one (Add).
+    case passThrough
+
+    /// The gradient for input `position`, given the layer's output gradient and whether that input needs one.
+    public func gradient(forInput position: Int, outputGradient: [Float], needed: Bool) -> [Float]? {
+        guard needed else { return nil }
+        switch self {
+        case .single(let gradient): return position == 0 ? gradient : nil
+        case .passThrough: return outputGradient
+        }
+    }
+}
+
 public struct LayerBackwardPass {
     public let batch: Int
     /// The first input's values (the tape's); empty for a layer without inputs.

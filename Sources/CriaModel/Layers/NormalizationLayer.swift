@@ -34,5 +34,5 @@ public struct NormalizationLayer: LayerDefinition, InferenceLowering {
     /// the training passes do not compute it.
     public func forward(_ pass: LayerForwardPass, saved: inout LayerSaved?) -> [Float] { pass.input }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] { [gradient] }
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients { .single(gradient) }
 }

@@ -32,8 +32,8 @@ public struct ReLULayer: LayerDefinition, InferenceLowering {
         return output
     }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
-        guard pass.needsInput[0] else { return [nil] }
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
+        guard pass.needsInput[0] else { return .single(nil) }
         let input = pass.input
         var dx = pass.takeBuffer(input.count)  // overwritten
         gradient.withUnsafeBufferPointer { dy in
@@ -44,6 +44,6 @@ public struct ReLULayer: LayerDefinition, InferenceLowering {
                 }
             }
         }
-        return [dx]
+        return .single(dx)
     }
 }

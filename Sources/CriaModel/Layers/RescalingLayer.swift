@@ -26,9 +26,9 @@ public struct RescalingLayer: LayerDefinition, InferenceLowering {
         return output
     }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
         var dx = pass.takeBuffer(gradient.count)  // overwritten
         for i in dx.indices { dx[i] = gradient[i] * scale }
-        return [dx]
+        return .single(dx)
     }
 }

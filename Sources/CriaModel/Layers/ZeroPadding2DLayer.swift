@@ -45,8 +45,8 @@ public struct ZeroPadding2DLayer: LayerDefinition, InferenceLowering {
         return output
     }
 
-    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> [[Float]?] {
-        guard pass.needsInput[0] else { return [nil] }
+    public func backward(_ pass: LayerBackwardPass, gradient: inout [Float]) -> InputGradients {
+        guard pass.needsInput[0] else { return .single(nil) }
         let inputShape = pass.inputShape
         var dx = pass.takeBuffer(pass.input.count)  // overwritten
         gradient.withUnsafeBufferPointer { dy in
@@ -56,6 +56,6 @@ public struct ZeroPadding2DLayer: LayerDefinition, InferenceLowering {
                                      outputWidth: pass.outputShape[1], inputGradient: d.baseAddress!)
             }
         }
-        return [dx]
+        return .single(dx)
     }
 }
