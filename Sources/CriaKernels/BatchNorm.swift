@@ -13,14 +13,16 @@ public enum BatchNorm {
                                         gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
                                         mean: UnsafePointer<Float>, variance: UnsafePointer<Float>, epsilon: Float,
                                         relu: FusedReLU? = nil, output: UnsafeMutablePointer<Float>) {
-        var scale = [Float](repeating: 0, count: channels)
-        var shift = [Float](repeating: 0, count: channels)
-        for c in 0..<channels {
-            let inverse = 1 / (variance[c] + epsilon).squareRoot()
-            scale[c] = (gamma?[c] ?? 1) * inverse
-            shift[c] = (beta?[c] ?? 0) - mean[c] * scale[c]
+        ScratchSpace.with(Float.self, count: 2 * channels) { constants in
+            let scale = constants.baseAddress!, shift = scale + channels
+            for c in 0..<channels {
+                let inverse = 1 / (variance[c] + epsilon).squareRoot()
+                scale[c] = (gamma?[c] ?? 1) * inverse
+                shift[c] = (beta?[c] ?? 0) - mean[c] * scale[c]
+            }
+            affine(input: input, rows: rows, channels: channels, scale: UnsafePointer(scale), shift: UnsafePointer(shift),
+                   relu: relu, output: output)
         }
-        affine(input: input, rows: rows, channels: channels, scale: scale, shift: shift, relu: relu, output: output)
     }
 
     /// Training mode: normalises with the batch statistics and returns them
@@ -42,18 +44,34 @@ public enum BatchNorm {
 
     /// Per-channel mean and biased variance, two-pass in Double for accuracy.
     public static func moments(input: UnsafePointer<Float>, rows: Int, channels: Int) -> (mean: [Float], variance: [Float]) {
-        var sums = [Double](repeating: 0, count: channels)
-        for r in 0..<rows {
-            let line = input + r * channels
-            for c in 0..<channels { sums[c] += Double(line[c]) }
+        var mean = [Float](repeating: 0, count: channels), variance = [Float](repeating: 0, count: channels)
+        mean.withUnsafeMutableBufferPointer { m in
+            variance.withUnsafeMutableBufferPointer { v in
+                moments(input: input, rows: rows, channels: channels, mean: m.baseAddress!, variance: v.baseAddress!)
+            }
         }
-        let means = sums.map { $0 / Double(max(rows, 1)) }
-        var squares = [Double](repeating: 0, count: channels)
-        for r in 0..<rows {
-            let line = input + r * channels
-            for c in 0..<channels { let d = Double(line[c]) - means[c]; squares[c] += d * d }
+        return (mean, variance)
+    }
+
+    /// `moments` into `mean` and `variance` (`channels` values each).
+    public static func moments(input: UnsafePointer<Float>, rows: Int, channels: Int,
+                               mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>) {
+        ScratchSpace.withZeroed(Double.self, count: 2 * channels) { scratch in
+            let means = scratch.baseAddress!, squares = means + channels
+            for r in 0..<rows {
+                let line = input + r * channels
+                for c in 0..<channels { means[c] += Double(line[c]) }
+            }
+            for c in 0..<channels { means[c] /= Double(max(rows, 1)) }
+            for r in 0..<rows {
+                let line = input + r * channels
+                for c in 0..<channels { let d = Double(line[c]) - means[c]; squares[c] += d * d }
+            }
+            for c in 0..<channels {
+                mean[c] = Float(means[c])
+                variance[c] = Float(squares[c] / Double(max(rows, 1)))
+            }
         }
-        return (means.map { Float($0) }, squares.map { Float($0 / Double(max(rows, 1))) })
     }
 
     /// Inference-mode backward: the statistics are constants, so
@@ -67,10 +85,10 @@ public enum BatchNorm {
                                          inputGradient: UnsafeMutablePointer<Float>?,
                                          gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
         let masking = relu != nil, mask = relu?.0 ?? FusedReLU(cap: nil), clamped = relu?.output ?? outputGradient
-        var inverse = [Float](repeating: 0, count: channels)
+        ScratchSpace.with(Float.self, count: channels) { inverseBuffer in
+        ScratchSpace.withZeroed(Double.self, count: 2 * channels) { sums in
+        let inverse = inverseBuffer.baseAddress!, dGamma = sums.baseAddress!, dBeta = dGamma + channels
         for c in 0..<channels { inverse[c] = 1 / (variance[c] + epsilon).squareRoot() }
-        var dGamma = [Double](repeating: 0, count: channels)
-        var dBeta = [Double](repeating: 0, count: channels)
         for r in 0..<rows {
             let dy = outputGradient + r * channels, x = input + r * channels, y = clamped + r * channels
             for c in 0..<channels {
@@ -87,6 +105,8 @@ public enum BatchNorm {
             gammaGradient?[c] = Float(dGamma[c])
             betaGradient?[c] = Float(dBeta[c])
         }
+        }
+        }
     }
 
     /// Training-mode backward through the batch statistics:
@@ -100,10 +120,9 @@ public enum BatchNorm {
                                         inputGradient: UnsafeMutablePointer<Float>?,
                                         gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
         let masking = relu != nil, mask = relu?.0 ?? FusedReLU(cap: nil), clamped = relu?.output ?? outputGradient
-        var inverse = [Double](repeating: 0, count: channels)
+        ScratchSpace.withZeroed(Double.self, count: 3 * channels) { scratch in
+        let inverse = scratch.baseAddress!, sumDy = inverse + channels, sumDyXhat = sumDy + channels
         for c in 0..<channels { inverse[c] = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot() }
-        var sumDy = [Double](repeating: 0, count: channels)
-        var sumDyXhat = [Double](repeating: 0, count: channels)
         for r in 0..<rows {
             let dy = outputGradient + r * channels, x = input + r * channels, y = clamped + r * channels
             for c in 0..<channels {
@@ -129,6 +148,7 @@ public enum BatchNorm {
                 dx[c] = Float(g * inverse[c] / n * (n * Double(d) - sumDy[c] - xhat * sumDyXhat[c]))
             }
         }
+        }
     }
 
     /// Keras's moving-average update: moving = moving·momentum + batch·(1 − momentum).
@@ -141,15 +161,21 @@ public enum BatchNorm {
                               relu: FusedReLU? = nil, output: UnsafeMutablePointer<Float>) {
         scale.withUnsafeBufferPointer { s in
             shift.withUnsafeBufferPointer { b in
-                Threads.parallelFor(rows, minimumPerChunk: max(1, 16_384 / max(1, channels))) { range in
-                    for r in range {
-                        let x = input + r * channels, y = output + r * channels
-                        if let relu {
-                            for c in 0..<channels { y[c] = relu.apply(x[c] * s[c] + b[c]) }
-                        } else {
-                            for c in 0..<channels { y[c] = x[c] * s[c] + b[c] }
-                        }
-                    }
+                affine(input: input, rows: rows, channels: channels, scale: s.baseAddress!, shift: b.baseAddress!, relu: relu, output: output)
+            }
+        }
+    }
+
+    /// `affine` with the per-channel constants in place.
+    public static func affine(input: UnsafePointer<Float>, rows: Int, channels: Int, scale s: UnsafePointer<Float>,
+                              shift b: UnsafePointer<Float>, relu: FusedReLU? = nil, output: UnsafeMutablePointer<Float>) {
+        Threads.parallelFor(rows, minimumPerChunk: max(1, 16_384 / max(1, channels))) { range in
+            for r in range {
+                let x = input + r * channels, y = output + r * channels
+                if let relu {
+                    for c in 0..<channels { y[c] = relu.apply(x[c] * s[c] + b[c]) }
+                } else {
+                    for c in 0..<channels { y[c] = x[c] * s[c] + b[c] }
                 }
             }
         }

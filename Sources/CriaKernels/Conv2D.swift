@@ -119,7 +119,7 @@ public enum Conv2D {
             let block = gradientBlock(channels: c1 - c0, rows: rowsOfKernel + 1)
             // Each output row is summed into its own partial sums, then added:
             // shorter Float sums than one running total over the whole batch.
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: (rowsOfKernel + 1) * block) { buffer in
+            ScratchSpace.with(Float.self, count: (rowsOfKernel + 1) * block) { buffer in
                 let sums = buffer.baseAddress!
                 var b0 = c0
                 while b0 < c1 {

@@ -26,16 +26,17 @@ extension Conv2D {
         let pixels = batch * outputHeight * outputWidth
         kernelGradient.update(repeating: 0, count: taps * co)
         if let biasGradient {
-            var sums = [Double](repeating: 0, count: co)
-            for p in 0..<pixels {
-                let g = outputGradient + p * co
-                for c in 0..<co { sums[c] += Double(g[c]) }
+            ScratchSpace.withZeroed(Double.self, count: co) { sums in
+                for p in 0..<pixels {
+                    let g = outputGradient + p * co
+                    for c in 0..<co { sums[c] += Double(g[c]) }
+                }
+                for c in 0..<co { biasGradient[c] = Float(sums[c]) }
             }
-            for c in 0..<co { biasGradient[c] = Float(sums[c]) }
         }
         guard taps > 0, co > 0, pixels > 0 else { return }
         let chunk = min(pixels, im2colChunkPixels)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: chunk * taps) { buffer in
+        ScratchSpace.with(Float.self, count: chunk * taps) { buffer in
             let columns = buffer.baseAddress!
             var start = 0
             while start < pixels {

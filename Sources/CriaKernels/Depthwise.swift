@@ -288,7 +288,7 @@ extension ConvShape {
                 (kernelGradient + t * C + c0).update(repeating: 0, count: c1 - c0)
             }
             biasGradient.map { ($0 + c0).update(repeating: 0, count: c1 - c0) }
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: (taps + 1) * block) { rowSums in
+            ScratchSpace.with(Float.self, count: (taps + 1) * block) { rowSums in
                 withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * taps) { tapList in
                     var b0 = c0
                     while b0 < c1 {

@@ -32,9 +32,10 @@ public enum Elementwise {
     /// Column sums of a (rows × columns) matrix in Double, in row order, rounded once into `sums`:
     /// the bias gradient of a 1×1 convolution or a Dense layer.
     public static func columnSums(_ values: UnsafePointer<Float>, rows: Int, columns: Int, into sums: UnsafeMutablePointer<Float>) {
-        var total = [Double](repeating: 0, count: columns)
-        for r in 0..<rows { for c in 0..<columns { total[c] += Double(values[r * columns + c]) } }
-        for c in 0..<columns { sums[c] = Float(total[c]) }
+        ScratchSpace.withZeroed(Double.self, count: columns) { total in
+            for r in 0..<rows { for c in 0..<columns { total[c] += Double(values[r * columns + c]) } }
+            for c in 0..<columns { sums[c] = Float(total[c]) }
+        }
     }
 }
 

@@ -93,13 +93,15 @@ public enum FoldedBatchNorm {
                                 gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, scale: UnsafePointer<Float>,
                                 relu: FusedReLU?, inputGradient: UnsafeMutablePointer<Float>?,
                                 gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
-        let pass = FoldedBatchNormBackward(channels: channels, gamma: gamma, beta: beta, scale: scale, relu: relu)
-        var sums = [Double](repeating: 0, count: 2 * channels)
-        sums.withUnsafeMutableBufferPointer { pass.accumulate(outputGradient: outputGradient, output: output, rows: rows,
-                                                              inputGradient: inputGradient, sums: $0.baseAddress!) }
-        for c in 0..<channels {
-            gammaGradient?[c] = Float(sums[c])
-            betaGradient?[c] = Float(sums[channels + c])
+        FoldedBatchNormBackward.with(channels: channels, gamma: gamma, beta: beta, scale: scale, relu: relu) { pass in
+            ScratchSpace.withZeroed(Double.self, count: 2 * channels) { sums in
+                pass.accumulate(outputGradient: outputGradient, output: output, rows: rows,
+                                inputGradient: inputGradient, sums: sums.baseAddress!)
+                for c in 0..<channels {
+                    gammaGradient?[c] = Float(sums[c])
+                    betaGradient?[c] = Float(sums[channels + c])
+                }
+            }
         }
     }
 }
@@ -109,18 +111,36 @@ public enum FoldedBatchNorm {
 /// per-channel sums themselves.
 public struct FoldedBatchNormBackward {
     public let channels: Int
-    let shifts: [Float]
+    let shifts: UnsafePointer<Float>
     /// 1/γ in Double: x̂ = (y − β)·(1/γ) with the difference rounded once in float32 and the
     /// rest in float64, no float32 division per element and no more rounding than (y − β)/γ.
-    let reciprocals: [Double]
+    let reciprocals: UnsafePointer<Double>
     let scale: UnsafePointer<Float>
     let relu: FusedReLU?
 
-    /// `scale` must stay valid while the pass is used; every γ must be nonzero (`canFold`).
-    public init(channels: Int, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, scale: UnsafePointer<Float>, relu: FusedReLU?) {
+    /// Runs `body` with the pass, its per-channel constants in this thread's scratch
+    /// (`ScratchSpace`), valid until `body` returns; other threads may use the pass
+    /// meanwhile. `scale` must stay valid as long; every γ must be nonzero (`canFold`).
+    public static func with<Result>(channels: Int, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+                                    scale: UnsafePointer<Float>, relu: FusedReLU?,
+                                    _ body: (FoldedBatchNormBackward) -> Result) -> Result {
+        ScratchSpace.with(Double.self, count: channels) { reciprocals in
+            ScratchSpace.with(Float.self, count: channels) { shifts in
+                for c in 0..<channels {
+                    shifts[c] = beta?[c] ?? 0
+                    reciprocals[c] = 1 / Double(gamma?[c] ?? 1)
+                }
+                return body(FoldedBatchNormBackward(channels: channels, shifts: UnsafePointer(shifts.baseAddress!),
+                                                    reciprocals: UnsafePointer(reciprocals.baseAddress!), scale: scale, relu: relu))
+            }
+        }
+    }
+
+    private init(channels: Int, shifts: UnsafePointer<Float>, reciprocals: UnsafePointer<Double>,
+                 scale: UnsafePointer<Float>, relu: FusedReLU?) {
         self.channels = channels
-        shifts = (0..<channels).map { beta?[$0] ?? 0 }
-        reciprocals = (0..<channels).map { 1 / Double(gamma?[$0] ?? 1) }
+        self.shifts = shifts
+        self.reciprocals = reciprocals
         self.scale = scale
         self.relu = relu
     }
@@ -132,51 +152,48 @@ public struct FoldedBatchNormBackward {
         let channels = channels, scale = scale
         let sumXhat = sums, sum = sums + channels
         // Without an input gradient to write, each row's dz goes to a scratch row.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: inputGradient == nil ? channels : 0) { spare in
-            shifts.withUnsafeBufferPointer { b in
-                reciprocals.withUnsafeBufferPointer { inverse in
-                    // No branches on the data: a masked entry adds 0·x̂ = 0 (x̂ is finite, γ ≠ 0), so the
-                    // loop runs the same instructions on every element. Eight channels at a time with
-                    // the same operations per element as the scalar tail, so the bits are the same.
-                    let vectorEnd = channels & ~7
-                    for r in 0..<rows {
-                        let dy = outputGradient + r * channels, y = output + r * channels
-                        let dz = inputGradient.map { $0 + r * channels } ?? spare.baseAddress!
-                        var c = 0
-                        while c < vectorEnd {
-                            let g = load8(dy + c), v = load8(y + c)
-                            var masked = g
-                            if let relu {
-                                masked = SIMD8<Float>(repeating: 0)
-                                masked.replace(with: g, where: (v .> 0) .& (v .< relu.cap))
-                                masked.replace(with: 0 * g, where: .!(v .> 0))
-                            }
-                            let shifted = v - load8(b.baseAddress! + c)
-                            let (lowMasked, highMasked) = (SIMD4<Double>(masked.lowHalf), SIMD4<Double>(masked.highHalf))
-                            let lowXhat = SIMD4<Double>(shifted.lowHalf) * loadDoubles4(inverse.baseAddress! + c)
-                            let highXhat = SIMD4<Double>(shifted.highHalf) * loadDoubles4(inverse.baseAddress! + c + 4)
-                            storeDoubles4(loadDoubles4(sum + c) + lowMasked, sum + c)
-                            storeDoubles4(loadDoubles4(sum + c + 4) + highMasked, sum + c + 4)
-                            storeDoubles4(loadDoubles4(sumXhat + c) + lowMasked * lowXhat, sumXhat + c)
-                            storeDoubles4(loadDoubles4(sumXhat + c + 4) + highMasked * highXhat, sumXhat + c + 4)
-                            store8(masked * load8(scale + c), dz + c)
-                            c += 8
-                        }
-                        if c == channels { continue }
-                        if let relu {
-                            for c in vectorEnd..<channels {
-                                let masked = relu.gradient(dy[c], output: y[c])
-                                sum[c] += Double(masked)
-                                sumXhat[c] += Double(masked) * (Double(y[c] - b[c]) * inverse[c])
-                                dz[c] = masked * scale[c]
-                            }
-                        } else {
-                            for c in vectorEnd..<channels {
-                                sum[c] += Double(dy[c])
-                                sumXhat[c] += Double(dy[c]) * (Double(y[c] - b[c]) * inverse[c])
-                                dz[c] = dy[c] * scale[c]
-                            }
-                        }
+        ScratchSpace.with(Float.self, count: inputGradient == nil ? channels : 0) { spare in
+            let b = shifts, inverse = reciprocals
+            // No branches on the data: a masked entry adds 0·x̂ = 0 (x̂ is finite, γ ≠ 0), so the
+            // loop runs the same instructions on every element. Eight channels at a time with
+            // the same operations per element as the scalar tail, so the bits are the same.
+            let vectorEnd = channels & ~7
+            for r in 0..<rows {
+                let dy = outputGradient + r * channels, y = output + r * channels
+                let dz = inputGradient.map { $0 + r * channels } ?? spare.baseAddress!
+                var c = 0
+                while c < vectorEnd {
+                    let g = load8(dy + c), v = load8(y + c)
+                    var masked = g
+                    if let relu {
+                        masked = SIMD8<Float>(repeating: 0)
+                        masked.replace(with: g, where: (v .> 0) .& (v .< relu.cap))
+                        masked.replace(with: 0 * g, where: .!(v .> 0))
+                    }
+                    let shifted = v - load8(b + c)
+                    let (lowMasked, highMasked) = (SIMD4<Double>(masked.lowHalf), SIMD4<Double>(masked.highHalf))
+                    let lowXhat = SIMD4<Double>(shifted.lowHalf) * loadDoubles4(inverse + c)
+                    let highXhat = SIMD4<Double>(shifted.highHalf) * loadDoubles4(inverse + c + 4)
+                    storeDoubles4(loadDoubles4(sum + c) + lowMasked, sum + c)
+                    storeDoubles4(loadDoubles4(sum + c + 4) + highMasked, sum + c + 4)
+                    storeDoubles4(loadDoubles4(sumXhat + c) + lowMasked * lowXhat, sumXhat + c)
+                    storeDoubles4(loadDoubles4(sumXhat + c + 4) + highMasked * highXhat, sumXhat + c + 4)
+                    store8(masked * load8(scale + c), dz + c)
+                    c += 8
+                }
+                if c == channels { continue }
+                if let relu {
+                    for c in vectorEnd..<channels {
+                        let masked = relu.gradient(dy[c], output: y[c])
+                        sum[c] += Double(masked)
+                        sumXhat[c] += Double(masked) * (Double(y[c] - b[c]) * inverse[c])
+                        dz[c] = masked * scale[c]
+                    }
+                } else {
+                    for c in vectorEnd..<channels {
+                        sum[c] += Double(dy[c])
+                        sumXhat[c] += Double(dy[c]) * (Double(y[c] - b[c]) * inverse[c])
+                        dz[c] = dy[c] * scale[c]
                     }
                 }
             }

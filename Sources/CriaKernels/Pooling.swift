@@ -8,7 +8,7 @@ public enum GlobalPooling {
     public static func averageForward(input: UnsafePointer<Float>, batch: Int, pixels: Int, channels: Int,
                                       output: UnsafeMutablePointer<Float>) {
         Threads.parallelFor(batch) { range in
-            var sums = [Double](repeating: 0, count: channels)
+            ScratchSpace.with(Double.self, count: channels) { sums in
             for n in range {
                 for c in 0..<channels { sums[c] = 0 }
                 let image = input + n * pixels * channels
@@ -17,6 +17,7 @@ public enum GlobalPooling {
                     for c in 0..<channels { sums[c] += Double(pixel[c]) }
                 }
                 for c in 0..<channels { output[n * channels + c] = Float(sums[c] / Double(pixels)) }
+            }
             }
         }
     }

@@ -263,7 +263,6 @@ extension TrainingGraph {
         let perWorker = ownScratch + totals
         var scratch = takeBuffer(workers * perWorker)
         let sumCount = 2 * (expanded + expanded + outChannels)
-        var sums = [Double](repeating: 0, count: workers * sumCount)
         var dx: [Float]? = needsInput ? takeBuffer(x.count) : nil
 
         let dW1 = gradientBuffer(expandConv, "kernel")!.baseAddress!
@@ -271,25 +270,26 @@ extension TrainingGraph {
         let dW3 = gradientBuffer(projectConv, "kernel")!.baseAddress!
         let w1 = weight(expandConv, "kernel")!, k2 = weight(depthwiseConv, "kernel")!, w3 = weight(projectConv, "kernel")!
         let clamps = (expand: clamp(block.expand), depthwise: clamp(block.depthwise))
-        func pass(_ unit: FusedUnit, _ scale: UnsafePointer<Float>, relu: Bool) -> FoldedBatchNormBackward {
-            FoldedBatchNormBackward(channels: graph.nodes[unit.last].outputShape.last!, gamma: weight(unit.batchNorm!, "gamma"),
-                                    beta: weight(unit.batchNorm!, "beta"), scale: scale,
-                                    relu: relu ? FusedReLU(cap: reluCap(unit.relu!)) : nil)
+        func withPass<R>(_ unit: FusedUnit, _ scale: UnsafePointer<Float>, relu: Bool, _ body: (FoldedBatchNormBackward) -> R) -> R {
+            FoldedBatchNormBackward.with(channels: graph.nodes[unit.last].outputShape.last!, gamma: weight(unit.batchNorm!, "gamma"),
+                                         beta: weight(unit.batchNorm!, "beta"), scale: scale,
+                                         relu: relu ? FusedReLU(cap: reluCap(unit.relu!)) : nil, body)
         }
 
+        // The BatchNorm sums, per worker: Double, in this thread's scratch.
+        ScratchSpace.withZeroed(Double.self, count: workers * sumCount) { sums in
         withFoldedPointers(folded) { kernels in
-            let (passE, passD, passP) = (pass(block.expand, kernels.expandScale, relu: true),
-                                         pass(block.depthwise, kernels.depthwiseScale, relu: true),
-                                         pass(block.project, kernels.projectScale, relu: false))
+            withPass(block.expand, kernels.expandScale, relu: true) { passE in
+            withPass(block.depthwise, kernels.depthwiseScale, relu: true) { passD in
+            withPass(block.project, kernels.projectScale, relu: false) { passP in
             x.withUnsafeBufferPointer { xBuffer in
             y3.withUnsafeBufferPointer { y3Buffer in
             gradient.withUnsafeBufferPointer { dyBuffer in
             kept1.withUnsafeBufferPointer { kept1Buffer in
             kept2.withUnsafeBufferPointer { kept2Buffer in
             scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-            sums.withUnsafeMutableBufferPointer { sumsBuffer in
             withOptionalMutablePointer(&dx) { dxPointer in
-                let space = SendableBuffer(scratchBuffer), sumSpace = SendableBuffer(sumsBuffer)
+                let space = SendableBuffer(scratchBuffer), sumSpace = SendableBuffer(sums)
                 let dxSpace = dxPointer.map { SendableBuffer(UnsafeMutableBufferPointer(start: $0, count: x.count)) }
                 Threads.perWorker(batch, workers: workers) { worker, images in
                     let da1 = space.buffer.baseAddress! + worker * perWorker
@@ -350,6 +350,8 @@ extension TrainingGraph {
             }
             }
             }
+            }
+            }
         }
         // BatchNorm sums: per channel, the workers' Double totals in worker order, rounded once.
         var offset = 0
@@ -366,6 +368,7 @@ extension TrainingGraph {
                 dBeta?[c] = Float(betaSum)
             }
             offset += 2 * channels
+        }
         }
         recycle(&scratch)
         return dx

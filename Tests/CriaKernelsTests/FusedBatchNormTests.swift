@@ -144,9 +144,10 @@ final class FusedBatchNormTests: XCTestCase {
             gamma.withUnsafeBufferPointer { g in
                 beta.withUnsafeBufferPointer { b in
                     scale.withUnsafeBufferPointer { s in
-                        let pass = FoldedBatchNormBackward(channels: channels, gamma: g.baseAddress, beta: b.baseAddress,
-                                                           scale: s.baseAddress!, relu: relu)
-                        pass.accumulate(outputGradient: dy, output: y, rows: rows, inputGradient: &dz, sums: &sums)
+                        FoldedBatchNormBackward.with(channels: channels, gamma: g.baseAddress, beta: b.baseAddress,
+                                                     scale: s.baseAddress!, relu: relu) { pass in
+                            pass.accumulate(outputGradient: dy, output: y, rows: rows, inputGradient: &dz, sums: &sums)
+                        }
                     }
                 }
             }
