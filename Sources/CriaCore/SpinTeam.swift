@@ -38,8 +38,10 @@ public final class SpinTeam: @unchecked Sendable {
     /// each member until all `size` have reached it.
     ///
     /// `body` does not escape: the workers see it only until the closing
-    /// barrier, so a caller's closure needs no heap context (batch-1
-    /// inference allocates nothing per prediction).
+    /// barrier, so a caller's closure keeps its context on the stack. Handing
+    /// it to the workers through `withoutActuallyEscaping` still costs one
+    /// small heap allocation per region (Swift's context for the escape
+    /// check), which no safe Swift avoids.
     public func run(size: Int, _ body: (Int) -> Void) {
         let size = max(1, size)
         regionLock.lock()
