@@ -110,16 +110,19 @@ public enum Benchmark {
         }
 
         /// Records the steady-state training check: what `steady.steps` steps of `trainable: all`
-        /// allocated after the first (buffers, malloc's bytes in use, page faults).
+        /// allocated after the first (buffers, malloc's bytes in use, page faults). Keys start
+        /// `train_steady_` for `bn_mode: inference` and `train_steady_bn_train_` for `bn_mode: train`.
         public mutating func setTrainingSteadyState(_ steady: TrainingBenchmark.SteadyState) {
-            set("train_steady_steps", "training steady state: steps (trainable: all, batch \(steady.batch))", Double(steady.steps))
-            set("train_steady_buffer_allocations_delta", "  activation, gradient and parameter buffers allocated",
+            let key = steady.bnMode == .train ? "train_steady_bn_train_" : "train_steady_"
+            set(key + "steps", "training steady state: steps (trainable: all, bn_mode: \(steady.bnMode.rawValue), batch \(steady.batch))",
+                Double(steady.steps))
+            set(key + "buffer_allocations_delta", "  activation, gradient and parameter buffers allocated",
                 Double(steady.bufferAllocations))
-            set("train_steady_malloc_in_use_delta_bytes", "  malloc in-use bytes, after - before", steady.mallocInUseDelta, unit: "B")
+            set(key + "malloc_in_use_delta_bytes", "  malloc in-use bytes, after - before", steady.mallocInUseDelta, unit: "B")
             if let calls = steady.mallocCalls {
-                set("train_steady_malloc_calls_per_step", "  malloc calls per step (preloaded counter)", calls / Double(max(steady.steps, 1)))
+                set(key + "malloc_calls_per_step", "  malloc calls per step (preloaded counter)", calls / Double(max(steady.steps, 1)))
             }
-            set("train_steady_minor_faults_delta", "  minor page faults during the steps", steady.minorFaults)
+            set(key + "minor_faults_delta", "  minor page faults during the steps", steady.minorFaults)
         }
 
         /// Batch size of the training rows.

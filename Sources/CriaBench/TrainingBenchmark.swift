@@ -88,6 +88,7 @@ public enum TrainingBenchmark {
     public struct SteadyState: Sendable {
         public var steps: Int
         public var batch: Int
+        public var bnMode: BatchNormMode
         /// Activation, gradient and parameter-store buffers allocated during the steps.
         public var bufferAllocations: Int
         /// glibc's bytes in use, after − before, and minor page faults during the steps.
@@ -98,22 +99,29 @@ public enum TrainingBenchmark {
     }
 
     /// Allocations of `steps` training steps under `freezing` at `batch`, through `Trainer.fit`
-    /// as the timed rows run, counted from the end of the first (warm-up) step to the end of
-    /// the last. Allocation does not depend on the batch size, so a small batch keeps the
-    /// check short.
-    public static func steadyState(_ graph: ModelGraph, freezing: Freezing = .all, batch: Int = 4, steps: Int = 100) throws -> SteadyState {
+    /// as the timed rows run, counted from the end of the second step to the end of the last.
+    /// Two steps warm up: the first makes the buffers, and the second is the first to take a
+    /// previous step's tape back, where the Swift runtime builds, once per process, the
+    /// metadata of the generic types it empties (a few mallocs that no later step repeats).
+    /// Allocation does not depend on the batch size, so a small batch keeps the check short.
+    /// `bnMode: .train` (Keras 3's `fit`, the recipe's fine-tune phase) also records batch
+    /// statistics and updates the moving ones every step.
+    public static func steadyState(_ graph: ModelGraph, freezing: Freezing = .all, bnMode: BatchNormMode = .inference,
+                                   batch: Int = 4, steps: Int = 100) throws -> SteadyState {
         let shape = graph.inputShape
         var generator = SplitMix64(seed: 9)
         let images = Tensor(shape: [batch] + shape, scalars: (0..<(batch * shape.reduce(1, *))).map { _ in generator.nextUnitFloat() * 255 })
-        let source = RepeatedBatch(batch: images, count: batch * (steps + 1), labels: (0 ..< batch * (steps + 1)).map { $0 % 2 })
+        let warmUp = AllocationProbe.warmUpSteps
+        let source = RepeatedBatch(batch: images, count: batch * (steps + warmUp), labels: (0 ..< batch * (steps + warmUp)).map { $0 % 2 })
         let trainer = Trainer(graph: graph, loss: .binaryCrossentropyFromLogits, seed: 3)
-        let probe = AllocationProbe(trainer: trainer, lastBatch: steps + 1)
+        let probe = AllocationProbe(trainer: trainer, lastBatch: steps + warmUp)
         trainer.observer = probe
         var phase = PhaseConfig(name: "bench", epochs: 1, optimizer: .adam(1e-4), freezing: freezing)
         phase.batchSize = batch
+        phase.bnMode = bnMode
         _ = try trainer.fit(phase, train: source, validation: nil)
         let (first, last) = (probe.first!, probe.last!)
-        return SteadyState(steps: steps, batch: batch, bufferAllocations: last.buffers - first.buffers,
+        return SteadyState(steps: steps, batch: batch, bnMode: bnMode, bufferAllocations: last.buffers - first.buffers,
                            mallocInUseDelta: last.mallocInUse - first.mallocInUse, minorFaults: last.faults - first.faults,
                            mallocCalls: last.mallocCalls.flatMap { after in first.mallocCalls.map { after - $0 } })
     }
@@ -155,6 +163,8 @@ private struct RepeatedBatch: ImageBatchSource {
 
 /// Reads the allocation counters at the end of the first batch and of `lastBatch`.
 private final class AllocationProbe: TrainingObserver {
+    /// Steps before the first reading (`TrainingBenchmark.steadyState`).
+    static let warmUpSteps = 2
     struct Reading { var buffers: Int; var mallocInUse: Double; var faults: Double; var mallocCalls: Double? }
     private unowned let trainer: Trainer
     private let lastBatch: Int
@@ -168,10 +178,10 @@ private final class AllocationProbe: TrainingObserver {
 
     func epochStarted(epoch: Int, of totalEpochs: Int, batches: Int) {}
     func batchFinished(batch: Int, loss: Double, accuracy: Double) {
-        guard batch == 1 || batch == lastBatch else { return }
+        guard batch == Self.warmUpSteps || batch == lastBatch else { return }
         let reading = Reading(buffers: trainer.sessionBufferAllocations, mallocInUse: Benchmark.mallocInUse(),
                               faults: ProcessUsage.minorFaults, mallocCalls: Benchmark.mallocCalls())
-        if batch == 1 { first = reading } else { last = reading }
+        if batch == Self.warmUpSteps { first = reading } else { last = reading }
     }
     func epochFinished(_ record: EpochRecord) {}
 }

@@ -31,15 +31,26 @@ public enum BatchNorm {
     public static func forwardTraining(input: UnsafePointer<Float>, rows: Int, channels: Int,
                                        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, epsilon: Float,
                                        relu: FusedReLU? = nil, output: UnsafeMutablePointer<Float>) -> (mean: [Float], variance: [Float]) {
-        let (mean, variance) = moments(input: input, rows: rows, channels: channels)
-        mean.withUnsafeBufferPointer { meanPointer in
-            variance.withUnsafeBufferPointer { variancePointer in
+        var mean = [Float](repeating: 0, count: channels), variance = [Float](repeating: 0, count: channels)
+        forwardTraining(input: input, rows: rows, channels: channels, gamma: gamma, beta: beta, epsilon: epsilon, relu: relu,
+                        output: output, mean: &mean, variance: &variance)
+        return (mean, variance)
+    }
+
+    /// As above, with the batch statistics written into `mean` and `variance` (`channels`
+    /// values each, overwritten): a training step passes buffers from its pool.
+    public static func forwardTraining(input: UnsafePointer<Float>, rows: Int, channels: Int,
+                                       gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, epsilon: Float,
+                                       relu: FusedReLU? = nil, output: UnsafeMutablePointer<Float>,
+                                       mean: inout [Float], variance: inout [Float]) {
+        precondition(mean.count == channels && variance.count == channels, "batch statistics need one value per channel")
+        mean.withUnsafeMutableBufferPointer { m in
+            variance.withUnsafeMutableBufferPointer { v in
+                moments(input: input, rows: rows, channels: channels, mean: m.baseAddress!, variance: v.baseAddress!)
                 forwardInference(input: input, rows: rows, channels: channels, gamma: gamma, beta: beta,
-                                 mean: meanPointer.baseAddress!, variance: variancePointer.baseAddress!, epsilon: epsilon,
-                                 relu: relu, output: output)
+                                 mean: m.baseAddress!, variance: v.baseAddress!, epsilon: epsilon, relu: relu, output: output)
             }
         }
-        return (mean, variance)
     }
 
     /// Per-channel mean and biased variance, two-pass in Double for accuracy.

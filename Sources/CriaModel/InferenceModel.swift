@@ -60,18 +60,29 @@ public final class InferenceModel {
         guard batch > 0, let _ = input.scalars.first else {
             return Dictionary(uniqueKeysWithValues: requested.map { (graph.nodes[$0].name, Tensor(zeros: [0] + graph.nodes[$0].outputShape)) })
         }
-        lock.lock(); defer { lock.unlock() }
         return input.scalars.withUnsafeBufferPointer { buffer -> [String: Tensor] in
-            let pointer = buffer.baseAddress!
-            executor.run(input: pointer, batch: batch, hook: NoExecutionHook())
             var result: [String: Tensor] = [:]
-            for index in requested {
-                let node = graph.nodes[index]
-                let source = executor.address(of: index, input: pointer, batch: batch)
-                result[node.name] = Tensor(shape: [batch] + node.outputShape,
-                                           scalars: Array(UnsafeBufferPointer(start: source, count: batch * node.outputShape.reduce(1, *))))
+            predict(input: buffer.baseAddress!, batch: batch) { position, values in
+                let node = graph.nodes[requested[position]]
+                result[node.name] = Tensor(shape: [batch] + node.outputShape, scalars: Array(values))
             }
             return result
+        }
+    }
+
+    /// Runs `batch` images from `input` (N·H·W·C scalars) and hands each requested output
+    /// (batch axis first), by its position in `outputs`, to `body`, which copies what it
+    /// keeps: the buffers are the model's and the next call overwrites them. Once a batch
+    /// of this size has run, a call allocates no buffer, and at one thread calls malloc not
+    /// at all (a training graph's frozen prefix; `BenchMallocCountTests`).
+    public func predict(input: UnsafePointer<Float>, batch: Int,
+                        eachOutput body: (_ position: Int, _ values: UnsafeBufferPointer<Float>) throws -> Void) rethrows {
+        guard batch > 0 else { return }
+        lock.lock(); defer { lock.unlock() }
+        executor.run(input: input, batch: batch, hook: NoExecutionHook())
+        for (position, index) in requested.enumerated() {
+            let count = batch * graph.nodes[index].outputShape.reduce(1, *)
+            try body(position, UnsafeBufferPointer(start: executor.address(of: index, input: input, batch: batch), count: count))
         }
     }
 

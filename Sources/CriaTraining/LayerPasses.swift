@@ -24,7 +24,7 @@ extension TrainingGraph {
         for position in inputs.indices { inputs[position] = [] }
         inputValues[index] = inputs
         switch saved {
-        case .batchStatistics(let mean, let variance): tape.batchStatistics[index] = (mean, variance)
+        case .batchStatistics(let mean, let variance): tape.batchStatistics[index] = Tape.BatchStatistics(mean: mean, variance: variance)
         case .dropoutMask(let mask): tape.dropoutMasks[index] = mask
         case nil: break
         }

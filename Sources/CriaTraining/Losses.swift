@@ -15,8 +15,21 @@ public enum Loss: String, Sendable, CaseIterable {
 
     /// Returns the mean loss and dLoss/dOutput for a batch of outputs (rows × columns).
     public func evaluate(outputs: [Float], labels: [Int], columns: Int) -> (loss: Double, gradient: [Float]) {
+        var gradient: [Float] = []
+        let loss = evaluate(outputs: outputs, labels: labels, columns: columns, gradient: &gradient)
+        return (loss, gradient)
+    }
+
+    /// Returns the mean loss and writes dLoss/dOutput into `gradient`, which is reallocated
+    /// only when its size differs from the outputs': a training loop passes the same buffer
+    /// every step.
+    public func evaluate(outputs: [Float], labels: [Int], columns: Int, gradient: inout [Float]) -> Double {
         let rows = labels.count
-        var gradient = [Float](repeating: 0, count: outputs.count)
+        if gradient.count == outputs.count {
+            gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        } else {
+            gradient = [Float](repeating: 0, count: outputs.count)
+        }
         var total = 0.0
         switch self {
         case .binaryCrossentropyFromLogits:
@@ -28,12 +41,12 @@ public enum Loss: String, Sendable, CaseIterable {
             }
         case .sparseCategoricalCrossentropyFromLogits:
             for r in 0..<rows {
-                let row = outputs[r * columns ..< (r + 1) * columns].map(Double.init)
-                let largest = row.max() ?? 0
-                let logSum = log(row.reduce(0) { $0 + exp($1 - largest) }) + largest
-                total += logSum - row[labels[r]]
+                let row = outputs[r * columns ..< (r + 1) * columns]
+                let largest = Double(row.max() ?? 0)
+                let logSum = log(row.reduce(0.0) { $0 + exp(Double($1) - largest) }) + largest
+                total += logSum - Double(row[r * columns + labels[r]])
                 for c in 0..<columns {
-                    let p = exp(row[c] - logSum)
+                    let p = exp(Double(row[r * columns + c]) - logSum)
                     gradient[r * columns + c] = Float((p - (c == labels[r] ? 1 : 0)) / Double(rows))
                 }
             }
@@ -51,19 +64,29 @@ public enum Loss: String, Sendable, CaseIterable {
                 gradient[r * columns + labels[r]] -= 1 / (row[r * columns + labels[r]] * Float(rows))
             }
         }
-        return (total / Double(max(rows, 1)), gradient)
+        return total / Double(max(rows, 1))
     }
 
     /// The gradient of a softmax-probability loss taken through the softmax itself, (p − y)/N:
     /// training a Dense(softmax) head uses this instead of dividing by tiny probabilities.
     public static func softmaxCrossEntropyGradient(probabilities: [Float], labels: [Int], columns: Int) -> [Float] {
-        var gradient = probabilities
+        var gradient: [Float] = []
+        softmaxCrossEntropyGradient(probabilities: probabilities, labels: labels, columns: columns, into: &gradient)
+        return gradient
+    }
+
+    /// As above, into `gradient` (reallocated only when its size differs).
+    public static func softmaxCrossEntropyGradient(probabilities: [Float], labels: [Int], columns: Int, into gradient: inout [Float]) {
+        if gradient.count == probabilities.count {
+            gradient.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: probabilities) }
+        } else {
+            gradient = probabilities
+        }
         let rows = labels.count
         for r in 0..<rows {
             gradient[r * columns + labels[r]] -= 1
             for c in 0..<columns { gradient[r * columns + c] /= Float(rows) }
         }
-        return gradient
     }
 }
 

@@ -61,6 +61,8 @@ public final class Trainer {
         var cache = PrefixCache(limitBytes: cacheLimitBytes)
         var validationCache = PrefixCache(limitBytes: cacheLimitBytes)
         var records: [EpochRecord] = []
+        // A step's labels and loss gradient, in buffers that keep their size from step to step.
+        var labels: [Int] = [], outputGradient: [Float] = []
         for epoch in initialEpoch ..< initialEpoch + phase.epochs {
             let started = Date()
             var order = Array(0..<train.count)
@@ -73,14 +75,15 @@ public final class Trainer {
             var lossSum = 0.0, correct = 0, kerasCorrect = 0, seen = 0
             var learningRate = phase.optimizer.learningRate
             for (batchIndex, indices) in batches.enumerated() {
-                let labels = indices.map { train.labels[$0] }
+                labels.removeAll(keepingCapacity: true)
+                for index in indices { labels.append(train.labels[index]) }
                 // Augmented images differ every epoch, so only un-augmented prefix outputs are cached.
                 let prefix = train.augments
                     ? try prefixValues(session, source: train, indices: indices, epoch: epoch, augment: true, cache: nil)
                     : try prefixValues(session, source: train, indices: indices, epoch: epoch, augment: false, cache: &cache)
                 let dropoutSeed = seed &+ UInt64(epoch) << 32 &+ UInt64(batchIndex)
                 let (output, tape) = session.forward(prefix: prefix, batch: indices.count, training: true, dropoutSeed: dropoutSeed)
-                let (batchLoss, outputGradient) = lossAndGradient(output, labels: labels)
+                let batchLoss = lossAndGradient(output, labels: labels, into: &outputGradient)
                 guard batchLoss.isFinite else {
                     throw CriaError("phase \(phase.name): loss is \(batchLoss) at epoch \(epoch + 1), batch \(batchIndex + 1); training stopped "
                         + "(the last checkpoint on disk is kept). Lower the learning rate or check the data.")
@@ -100,6 +103,7 @@ public final class Trainer {
             }
             // The graph's weights are brought up to date once per epoch, for validation
             // (which reads the store too), callbacks, checkpoints and the caller.
+            session.releasePrefixBuffers()
             session.syncWeights()
             graph = session.graph
             var record = EpochRecord(epoch: epoch, phase: phase.name, loss: lossSum / Double(max(seen, 1)),
@@ -138,7 +142,7 @@ public final class Trainer {
 
     private func evaluate(_ session: TrainingGraph, _ data: ImageBatchSource, batchSize: Int, cache: inout PrefixCache) throws -> Evaluation {
         var lossSum = 0.0, correct = 0, kerasCorrect = 0
-        var predictions: [Int] = []
+        var predictions: [Int] = [], outputGradient: [Float] = []
         (data as? BatchPlanning)?.plan(stride(from: 0, to: data.count, by: batchSize).map { Array($0 ..< min(data.count, $0 + batchSize)) },
                                        epoch: 0, augment: false, seed: seed)  // streamed data: prefetch (BatchPlanning)
         for start in stride(from: 0, to: data.count, by: batchSize) {
@@ -147,7 +151,7 @@ public final class Trainer {
             let prefix = try prefixValues(session, source: data, indices: indices, epoch: 0, augment: false, cache: &cache)
             let (output, tape) = session.forward(prefix: prefix, batch: indices.count, training: false, dropoutSeed: 0)
             session.reclaim(tape)
-            lossSum += lossAndGradient(output, labels: labels).loss * Double(indices.count)
+            lossSum += lossAndGradient(output, labels: labels, into: &outputGradient) * Double(indices.count)
             correct += Accuracy.correct(outputs: output, labels: labels, columns: outputColumns, outputsAreProbabilities: outputsAreProbabilities)
             if outputColumns == 1 { kerasCorrect += Accuracy.kerasBinary(outputs: output, labels: labels) }
             for r in 0..<indices.count {
@@ -165,25 +169,28 @@ public final class Trainer {
                           count: data.count, predictions: predictions)
     }
 
-    private func lossAndGradient(_ output: [Float], labels: [Int]) -> (loss: Double, gradient: [Float]) {
+    /// The batch's mean loss, with dLoss/dOutput written into `gradient`.
+    private func lossAndGradient(_ output: [Float], labels: [Int], into gradient: inout [Float]) -> Double {
         if outputsAreProbabilities && outputColumns > 1 {
-            let value = Loss.sparseCategoricalCrossentropy.evaluate(outputs: output, labels: labels, columns: outputColumns).loss
-            return (value, Loss.softmaxCrossEntropyGradient(probabilities: output, labels: labels, columns: outputColumns))
+            let value = Loss.sparseCategoricalCrossentropy.evaluate(outputs: output, labels: labels, columns: outputColumns,
+                                                                    gradient: &gradient)
+            Loss.softmaxCrossEntropyGradient(probabilities: output, labels: labels, columns: outputColumns, into: &gradient)
+            return value
         }
-        return loss.evaluate(outputs: output, labels: labels, columns: outputColumns)
+        return loss.evaluate(outputs: output, labels: labels, columns: outputColumns, gradient: &gradient)
     }
 
     /// The prefix outputs for a batch, from the cache where possible. Images are
     /// cached one by one, so any later batch order can be assembled from them.
     private func prefixValues(_ session: TrainingGraph, source: ImageBatchSource, indices: [Int], epoch: Int, augment: Bool,
                               cache: UnsafeMutablePointer<PrefixCache>?) throws -> [Int: [Float]] {
-        let sizes = Dictionary(uniqueKeysWithValues: session.prefixOutputs.map { ($0, session.prefixShape($0).reduce(1, *)) })
         if let cache, indices.allSatisfy({ cache.pointee.entries[$0] != nil }) {
             return cache.pointee.assemble(indices, nodes: session.prefixOutputs)
         }
         let images = try source.images(indices, epoch: epoch, augment: augment, seed: seed)
         let values = try session.runPrefix(images)
         if let cache {
+            let sizes = Dictionary(uniqueKeysWithValues: session.prefixOutputs.map { ($0, session.prefixShape($0).reduce(1, *)) })
             for (position, index) in indices.enumerated() {
                 var entry: [Int: [Float]] = [:]
                 for (node, value) in values {

@@ -63,9 +63,11 @@ extension TrainingGraph {
         input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { y in
                 if useBatchStatistics {
-                    tape.batchStatistics[index] = BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels,
-                                                                            gamma: gamma, beta: beta, epsilon: epsilon, relu: fusedReLU,
-                                                                            output: y.baseAddress!)
+                    // From the pool: `reusableTapeStorage` takes them back with the tape's tables.
+                    var mean = takeBuffer(channels), variance = takeBuffer(channels)
+                    BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels, gamma: gamma, beta: beta,
+                                              epsilon: epsilon, relu: fusedReLU, output: y.baseAddress!, mean: &mean, variance: &variance)
+                    tape.batchStatistics[index] = Tape.BatchStatistics(mean: mean, variance: variance)
                 } else {
                     BatchNorm.forwardInference(input: x.baseAddress!, rows: rows, channels: channels, gamma: gamma, beta: beta,
                                                mean: weight(index, "moving_mean")!, variance: weight(index, "moving_variance")!,

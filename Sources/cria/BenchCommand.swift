@@ -112,8 +112,9 @@ struct BenchCommand: ParsableCommand {
                 report.set("train_peak_rss_mb", "peak RSS, after training rows", ProcessUsage.peakResidentMegabytes, unit: "MB")
                 if steadyBatches > 0 {
                     log("training steady state...")
-                    let steady = try TrainingBenchmark.steadyState(transfer, steps: steadyBatches)
-                    report.setTrainingSteadyState(steady)
+                    for bnMode in [BatchNormMode.inference, .train] {
+                        report.setTrainingSteadyState(try TrainingBenchmark.steadyState(transfer, bnMode: bnMode, steps: steadyBatches))
+                    }
                 }
             }
             print(json ? report.json.serialized(pretty: false) : report.table)

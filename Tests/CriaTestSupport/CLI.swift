@@ -16,11 +16,16 @@ public enum CLI {
         return FileManager.default.isExecutableFile(atPath: candidate.path) ? candidate : nil
     }
 
-    public static func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+    /// `environment` entries are added to the test process's own.
+    public static func run(_ arguments: [String], environment: [String: String] = [:],
+                           file: StaticString = #filePath, line: UInt = #line) throws -> Result {
         guard let binary else { throw Skip.missing("the cria binary is not built next to the tests; run `swift build --build-tests`") }
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         process.currentDirectoryURL = Fixtures.repositoryRoot
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

@@ -51,9 +51,11 @@ public struct BatchNormalizationLayer: LayerDefinition, InferenceLowering {
         pass.input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { y in
                 if pass.usesBatchStatistics {
-                    let statistics = BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
-                                                               epsilon: epsilon, output: y.baseAddress!)
-                    saved = .batchStatistics(mean: statistics.mean, variance: statistics.variance)
+                    // From the pool: the graph takes them back with the tape's tables.
+                    var mean = pass.takeBuffer(channels), variance = pass.takeBuffer(channels)
+                    BatchNorm.forwardTraining(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,
+                                              epsilon: epsilon, output: y.baseAddress!, mean: &mean, variance: &variance)
+                    saved = .batchStatistics(mean: mean, variance: variance)
                 } else {
                     let mean = pass.parameter("moving_mean"), variance = pass.parameter("moving_variance")
                     BatchNorm.forwardInference(input: x.baseAddress!, rows: rows, channels: channels, gamma: g, beta: b,

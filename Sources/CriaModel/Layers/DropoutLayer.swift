@@ -23,7 +23,9 @@ public struct DropoutLayer: LayerDefinition, InferenceLowering {
         var output = pass.takeBuffer(count)  // overwritten
         var generator = SplitMix64(seed: pass.seed)
         let scale = 1 / (1 - rate)
-        let mask = (0..<count).map { _ in generator.nextUnitFloat() >= rate ? scale : 0 }
+        // The mask comes from the pool too; the graph takes it back with the tape's tables.
+        var mask = pass.takeBuffer(count)  // overwritten
+        for i in mask.indices { mask[i] = generator.nextUnitFloat() >= rate ? scale : 0 }
         for i in output.indices { output[i] = input[i] * mask[i] }
         saved = .dropoutMask(mask)
         return output
