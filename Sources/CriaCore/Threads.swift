@@ -108,6 +108,32 @@ public enum Threads {
     /// Whether the calling thread runs a `perWorker` body.
     private static let insideWorker = ThreadFlag()
 
+    /// Runs one GEMM as `body(range)` over slices of `0..<total` (rows or columns of its
+    /// output), one slice per thread, each a single-threaded OpenBLAS call on the thread
+    /// team; one call over everything inside a worker, at one thread, or when a slice would
+    /// be under `minimumPerSlice`. Slices start at multiples of `alignment` (the GEMM
+    /// micro-kernel's width), so only the last one has a ragged edge.
+    ///
+    /// OpenBLAS's own threads would otherwise spin in `sched_yield` for a while after each
+    /// call, competing for the cores with the team's loops that run between the GEMMs
+    /// (a whole-network training step alternates about 150 GEMMs with elementwise loops);
+    /// its threaded driver also mallocs per call. Each output element is still summed by
+    /// one single-threaded kernel in the same order over the shared dimension, and the
+    /// slices depend only on `count`, so results stay bit-identical at a thread count.
+    public static func splitGEMM(_ total: Int, minimumPerSlice: Int, alignment: Int = 1, _ body: (Range<Int>) -> Void) {
+        let threads = count
+        let units = (total + alignment - 1) / max(1, alignment)
+        let workers = min(threads, units, total / max(1, minimumPerSlice))
+        guard workers > 1, !insideWorker.isSet else {
+            if total > 0 { body(0..<total) }
+            return
+        }
+        perWorker(units, workers: workers) { _, range in
+            let slice = range.lowerBound * alignment ..< min(total, range.upperBound * alignment)
+            if !slice.isEmpty { body(slice) }
+        }
+    }
+
     /// Runs `body(&state, item)` for every item of `0..<total` on up to `count` workers
     /// that each take the next unclaimed item when they finish one. For items of uneven
     /// cost (photographs of different sizes), where a fixed split leaves a core idle.

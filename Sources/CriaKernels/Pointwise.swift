@@ -19,10 +19,27 @@ public enum Pointwise {
             applyEpilogue(output, rows: rows, channels: outputChannels, bias: bias, clamp: clamp)
             return
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(outputChannels), Int32(inputChannels),
-                    1, input, Int32(inputChannels), kernel, Int32(outputChannels), 0, output, Int32(outputChannels))
-        applyEpilogue(output, rows: rows, channels: outputChannels, bias: bias, clamp: clamp)
+        // Each thread's rows, then their epilogue while they are still in its cache.
+        Threads.splitGEMM(rows, minimumPerSlice: minimumRowsPerSlice, alignment: rowAlignment) { slice in
+            let x = input + slice.lowerBound * inputChannels, y = output + slice.lowerBound * outputChannels
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(slice.count), Int32(outputChannels), Int32(inputChannels),
+                        1, x, Int32(inputChannels), kernel, Int32(outputChannels), 0, y, Int32(outputChannels))
+            applyEpilogue(y, rows: slice.count, channels: outputChannels, bias: bias, clamp: clamp)
+        }
     }
+
+    /// Rows per thread below which a GEMM runs as one call: smaller slices cost more in
+    /// the team's barrier than the second core saves.
+    static let minimumRowsPerSlice = 64
+    /// Where row slices may start. OpenBLAS computes a row-major product as its transpose,
+    /// so our rows are its N, which its x86 micro-kernels take 4, 8, 12 or 24 at a time; a
+    /// slice starting on a multiple of all of them leaves every row in the same kind of
+    /// micro-tile as one whole call would (with OpenBLAS 0.3.21's Zen and Haswell kernels
+    /// the results were then bit-identical to one single-threaded call; `PointwiseSplitTests`
+    /// asserts only the error bound, which holds for any kernel).
+    static let rowAlignment = 48
+    /// The same for a weight gradient's output columns (OpenBLAS's M, 8 or 16 per micro-tile).
+    static let columnAlignment = 16
 
     /// Adds a per-channel bias and clamps, in place, splitting rows across threads.
     public static func applyEpilogue(_ data: UnsafeMutablePointer<Float>, rows: Int, channels: Int,
@@ -49,8 +66,11 @@ public enum Pointwise {
                                      kernel: UnsafePointer<Float>, outputChannels: Int,
                                      inputGradient: UnsafeMutablePointer<Float>) {
         guard rows > 0, inputChannels > 0 else { return }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(inputChannels), Int32(outputChannels),
-                    1, outputGradient, Int32(outputChannels), kernel, Int32(outputChannels), 0, inputGradient, Int32(inputChannels))
+        Threads.splitGEMM(rows, minimumPerSlice: minimumRowsPerSlice, alignment: rowAlignment) { slice in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(slice.count), Int32(inputChannels), Int32(outputChannels),
+                        1, outputGradient + slice.lowerBound * outputChannels, Int32(outputChannels), kernel, Int32(outputChannels),
+                        0, inputGradient + slice.lowerBound * inputChannels, Int32(inputChannels))
+        }
     }
 
     /// dW[inC, outC] = Xᵀ · dY, scaled by `beta` onto what is there (0 overwrites, 1 accumulates).
@@ -58,9 +78,22 @@ public enum Pointwise {
                                       inputChannels: Int, outputChannels: Int, accumulate: Bool,
                                       kernelGradient: UnsafeMutablePointer<Float>) {
         guard inputChannels > 0, outputChannels > 0 else { return }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputChannels), Int32(outputChannels), Int32(rows),
-                    1, input, Int32(inputChannels), outputGradient, Int32(outputChannels), accumulate ? 1 : 0,
-                    kernelGradient, Int32(outputChannels))
+        // Split along dW's rows (the input channels) where there are enough of them, else
+        // along its columns; the sum over the pixels is each slice's own either way.
+        let beta: Float = accumulate ? 1 : 0
+        if inputChannels < 2 * rowAlignment {
+            Threads.splitGEMM(outputChannels, minimumPerSlice: columnAlignment, alignment: columnAlignment) { columns in
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputChannels), Int32(columns.count), Int32(rows),
+                            1, input, Int32(inputChannels), outputGradient + columns.lowerBound, Int32(outputChannels), beta,
+                            kernelGradient + columns.lowerBound, Int32(outputChannels))
+            }
+        } else {
+            Threads.splitGEMM(inputChannels, minimumPerSlice: rowAlignment, alignment: rowAlignment) { channels in
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(channels.count), Int32(outputChannels), Int32(rows),
+                            1, input + channels.lowerBound, Int32(inputChannels), outputGradient, Int32(outputChannels), beta,
+                            kernelGradient + channels.lowerBound * outputChannels, Int32(outputChannels))
+            }
+        }
     }
 }
 

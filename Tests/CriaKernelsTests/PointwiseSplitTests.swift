@@ -1,0 +1,103 @@
+import CriaCore
+import CriaKernels
+import XCTest
+
+/// The training GEMMs (`Pointwise`) run as one single-threaded sgemm per thread over a
+/// slice of their output (`Threads.splitGEMM`) instead of one OpenBLAS threaded call.
+/// Whatever the split, every element must stay within sgemm's error bound of a float64
+/// reference, and a thread count must give the same bits every time. (Equality across
+/// thread counts depends on OpenBLAS's micro-kernels, which differ by CPU, so it is not
+/// asserted; OpenBLAS's own threaded calls never had it either.)
+final class PointwiseSplitTests: XCTestCase {
+    private struct Shape { var rows, inputChannels, outputChannels: Int }
+    /// Network shapes (80×80 expand at batch 2, 10×10 project, 5×5 head) and ragged ones.
+    private let shapes = [Shape(rows: 12_800, inputChannels: 16, outputChannels: 96),
+                          Shape(rows: 200, inputChannels: 576, outputChannels: 96),
+                          Shape(rows: 50, inputChannels: 960, outputChannels: 160),
+                          Shape(rows: 131, inputChannels: 17, outputChannels: 45),
+                          Shape(rows: 129, inputChannels: 40, outputChannels: 8)]
+
+    private func random(_ count: Int, seed: UInt64) -> [Float] {
+        var generator = SplitMix64(seed: seed)
+        return (0..<count).map { _ in generator.nextUnitFloat() * 2 - 1 }
+    }
+
+    private struct Results: Equatable {
+        var output: [UInt32], inputGradient: [UInt32], kernelGradient: [UInt32], accumulated: [UInt32]
+    }
+
+    private func run(_ s: Shape, threads: Int) -> (Results, output: [Float], inputGradient: [Float], kernelGradient: [Float]) {
+        let x = random(s.rows * s.inputChannels, seed: 1), w = random(s.inputChannels * s.outputChannels, seed: 2)
+        let bias = random(s.outputChannels, seed: 3), dy = random(s.rows * s.outputChannels, seed: 4)
+        var y = [Float](repeating: .nan, count: s.rows * s.outputChannels)
+        var dx = [Float](repeating: .nan, count: s.rows * s.inputChannels)
+        var dw = [Float](repeating: .nan, count: s.inputChannels * s.outputChannels)
+        var accumulated = random(s.inputChannels * s.outputChannels, seed: 5)
+        withThreads(threads) {
+            Pointwise.forward(input: x, rows: s.rows, inputChannels: s.inputChannels, kernel: w, outputChannels: s.outputChannels,
+                              bias: bias, clamp: Clamp(lower: 0, upper: 6), output: &y)
+            Pointwise.backwardInput(outputGradient: dy, rows: s.rows, inputChannels: s.inputChannels, kernel: w,
+                                    outputChannels: s.outputChannels, inputGradient: &dx)
+            Pointwise.backwardKernel(outputGradient: dy, input: x, rows: s.rows, inputChannels: s.inputChannels,
+                                     outputChannels: s.outputChannels, accumulate: false, kernelGradient: &dw)
+            Pointwise.backwardKernel(outputGradient: dy, input: x, rows: s.rows, inputChannels: s.inputChannels,
+                                     outputChannels: s.outputChannels, accumulate: true, kernelGradient: &accumulated)
+        }
+        let bits = { (values: [Float]) in values.map(\.bitPattern) }
+        return (Results(output: bits(y), inputGradient: bits(dx), kernelGradient: bits(dw), accumulated: bits(accumulated)), y, dx, dw)
+    }
+
+    func testEachThreadCountGivesTheSameBitsEveryTime() {
+        for s in shapes {
+            for threads in [1, 2, 3] {
+                XCTAssertEqual(run(s, threads: threads).0, run(s, threads: threads).0, "\(s) at \(threads) threads")
+            }
+        }
+    }
+
+    /// Against float64 sums: sgemm's error is at most about K·ε·Σ|aᵢbᵢ| per element.
+    func testSplitMatchesFloat64Reference() {
+        for s in shapes {
+            for threads in [1, 2, 3] {
+                let (_, y, dx, dw) = run(s, threads: threads)
+                let x = random(s.rows * s.inputChannels, seed: 1), w = random(s.inputChannels * s.outputChannels, seed: 2)
+                let bias = random(s.outputChannels, seed: 3), dy = random(s.rows * s.outputChannels, seed: 4)
+                let epsilon = Double(Float.ulpOfOne)
+                for r in stride(from: 0, to: s.rows, by: max(1, s.rows / 37)) {
+                    for j in 0..<s.outputChannels {
+                        var sum = Double(bias[j]), magnitude = abs(Double(bias[j]))
+                        for i in 0..<s.inputChannels {
+                            sum += Double(x[r * s.inputChannels + i]) * Double(w[i * s.outputChannels + j])
+                            magnitude += abs(Double(x[r * s.inputChannels + i]) * Double(w[i * s.outputChannels + j]))
+                        }
+                        let expected = min(max(sum, 0), 6)
+                        XCTAssertLessThanOrEqual(abs(Double(y[r * s.outputChannels + j]) - expected),
+                                                 Double(s.inputChannels + 2) * epsilon * magnitude, "\(s) y[\(r), \(j)] at \(threads) threads")
+                    }
+                    for i in 0..<s.inputChannels {
+                        var sum = 0.0, magnitude = 0.0
+                        for j in 0..<s.outputChannels {
+                            let term = Double(dy[r * s.outputChannels + j]) * Double(w[i * s.outputChannels + j])
+                            sum += term
+                            magnitude += abs(term)
+                        }
+                        XCTAssertLessThanOrEqual(abs(Double(dx[r * s.inputChannels + i]) - sum),
+                                                 Double(s.outputChannels + 1) * epsilon * magnitude, "\(s) dx[\(r), \(i)] at \(threads) threads")
+                    }
+                }
+                for i in 0..<s.inputChannels {
+                    for j in stride(from: 0, to: s.outputChannels, by: max(1, s.outputChannels / 11)) {
+                        var sum = 0.0, magnitude = 0.0
+                        for r in 0..<s.rows {
+                            let term = Double(x[r * s.inputChannels + i]) * Double(dy[r * s.outputChannels + j])
+                            sum += term
+                            magnitude += abs(term)
+                        }
+                        XCTAssertLessThanOrEqual(abs(Double(dw[i * s.outputChannels + j]) - sum),
+                                                 Double(s.rows + 1) * epsilon * magnitude, "\(s) dW[\(i), \(j)] at \(threads) threads")
+                    }
+                }
+            }
+        }
+    }
+}
