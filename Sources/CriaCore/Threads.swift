@@ -108,6 +108,11 @@ public enum Threads {
     /// Whether the calling thread runs a `perWorker` body.
     private static let insideWorker = ThreadFlag()
 
+    /// Whether the calling thread is one of a `parallelFor` or `perWorker` body's workers:
+    /// work started there must run inline (the team runs one region at a time, so a region
+    /// opened from inside another would wait for itself).
+    public static var isInsideWorker: Bool { insideWorker.isSet }
+
     /// Runs one GEMM as `body(range)` over slices of `0..<total` (rows or columns of its
     /// output), one slice per thread, each a single-threaded OpenBLAS call on the thread
     /// team; one call over everything inside a worker, at one thread, or when a slice would

@@ -13,7 +13,9 @@ extension InferenceExecutor {
         let batch = run.batch, group = run.group
         // Cria's own team, not `concurrentPerform`: a region costs one small allocation at
         // several threads (`SpinTeam.run`) and none at one, where Dispatch made two to three.
-        SpinTeam.shared.run(size: threads) { thread in
+        // At one thread the images run here, without the team (which may be running the
+        // caller: `InferenceExecutor.run` asks for one thread inside Cria's parallel loops).
+        func runImages(thread: Int) {
             let context = context(thread, scratch: thread, thread: thread, run)
             let images = batch * thread / threads ..< batch * (thread + 1) / threads
             for first in stride(from: images.lowerBound, to: images.upperBound, by: group) {
@@ -35,6 +37,11 @@ extension InferenceExecutor {
                     }
                 }
             }
+        }
+        if threads == 1 {
+            runImages(thread: 0)
+        } else {
+            SpinTeam.shared.run(size: threads) { thread in runImages(thread: thread) }
         }
     }
 

@@ -62,7 +62,8 @@ final class InferenceExecutor: @unchecked Sendable {
 
     /// Runs the program; afterwards `address(of:)` gives each requested output.
     func run<Hook: ExecutionHook>(input: UnsafePointer<Float>, batch: Int, hook: Hook) {
-        let threads = min(max(1, Threads.count), 256)
+        // Inside one of Cria's parallel loops (a caller predicting per chunk), on this thread alone.
+        let threads = Threads.isInsideWorker ? 1 : min(max(1, Threads.count), 256)
         let group = groupSize(batch: batch, threads: threads)
         prepare(batch: batch, threads: threads, group: group)
         let run = Run(input: input, batch: batch, group: group, batchBase: batchArena.base)

@@ -57,6 +57,39 @@ final class InferenceArenaTests: XCTestCase {
         if !steady.mallocDelta.isNaN { XCTAssertLessThan(abs(steady.mallocDelta), 64 * 1024) }
     }
 
+    /// A prediction made inside one of Cria's parallel loops runs on that worker alone: the
+    /// team runs one region at a time, so opening another from inside would wait for itself
+    /// forever. It gives the model's numbers (to rounding: OpenBLAS keeps the loop's thread
+    /// setting), the same bits on both workers.
+    func testPredictInsideAParallelLoopRunsInline() throws {
+        let graph = try graph()
+        let model = try InferenceModel(graph: graph)
+        Threads.set(1)
+        let expected = try [4, 1].map { try model(images($0, graph)) }
+        Threads.set(2)
+        let results = UnsafeMutableBufferPointer<Tensor?>.allocate(capacity: 4)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        let finished = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            Threads.parallelFor(2) { range in
+                // Both workers predict, each a batch of 4 and then of 1 (the batch-1 path splits
+                // rows across the team when it has it).
+                for (slot, batch) in [4, 1].enumerated() {
+                    results[range.lowerBound * 2 + slot] = try? model(self.images(batch, graph))
+                }
+            }
+            finished.signal()
+        }
+        thread.start()
+        XCTAssertEqual(finished.wait(timeout: .now() + 120), .success, "predict inside Threads.parallelFor did not return")
+        for slot in 0..<2 {
+            let first = try XCTUnwrap(results[slot]), second = try XCTUnwrap(results[2 + slot])
+            XCTAssertEqual(first.scalars, second.scalars, "batch \([4, 1][slot]): the two workers differ")
+            assertMatches(first, expected[slot], relative: 1e-4, "batch \([4, 1][slot]) inside the loop")
+        }
+    }
+
     func testBitIdenticalRunToRunForEachThreadCount() throws {
         let graph = try graph()
         for threads in [1, 2, 3] {
