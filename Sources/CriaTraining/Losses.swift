@@ -67,15 +67,9 @@ public enum Loss: String, Sendable, CaseIterable {
         return total / Double(max(rows, 1))
     }
 
-    /// The gradient of a softmax-probability loss taken through the softmax itself, (p − y)/N:
-    /// training a Dense(softmax) head uses this instead of dividing by tiny probabilities.
-    public static func softmaxCrossEntropyGradient(probabilities: [Float], labels: [Int], columns: Int) -> [Float] {
-        var gradient: [Float] = []
-        softmaxCrossEntropyGradient(probabilities: probabilities, labels: labels, columns: columns, into: &gradient)
-        return gradient
-    }
-
-    /// As above, into `gradient` (reallocated only when its size differs).
+    /// The gradient of a softmax-probability loss taken through the softmax itself, (p − y)/N,
+    /// into `gradient` (reallocated only when its size differs): training a Dense(softmax)
+    /// head uses this instead of dividing by tiny probabilities.
     public static func softmaxCrossEntropyGradient(probabilities: [Float], labels: [Int], columns: Int, into gradient: inout [Float]) {
         if gradient.count == probabilities.count {
             gradient.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: probabilities) }

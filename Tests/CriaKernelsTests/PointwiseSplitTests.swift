@@ -55,6 +55,17 @@ final class PointwiseSplitTests: XCTestCase {
         }
     }
 
+    /// Σ terms(k) over 0..<count in float64, with Σ|terms(k)| for the error bound.
+    private func sumAndMagnitude(_ count: Int, _ term: (Int) -> Double) -> (sum: Double, magnitude: Double) {
+        var sum = 0.0, magnitude = 0.0
+        for k in 0..<count {
+            let value = term(k)
+            sum += value
+            magnitude += abs(value)
+        }
+        return (sum, magnitude)
+    }
+
     /// Against float64 sums: sgemm's error is at most about K·ε·Σ|aᵢbᵢ| per element.
     func testSplitMatchesFloat64Reference() {
         for s in shapes {
@@ -65,21 +76,17 @@ final class PointwiseSplitTests: XCTestCase {
                 let epsilon = Double(Float.ulpOfOne)
                 for r in stride(from: 0, to: s.rows, by: max(1, s.rows / 37)) {
                     for j in 0..<s.outputChannels {
-                        var sum = Double(bias[j]), magnitude = abs(Double(bias[j]))
-                        for i in 0..<s.inputChannels {
-                            sum += Double(x[r * s.inputChannels + i]) * Double(w[i * s.outputChannels + j])
-                            magnitude += abs(Double(x[r * s.inputChannels + i]) * Double(w[i * s.outputChannels + j]))
+                        let (products, productMagnitude) = sumAndMagnitude(s.inputChannels) { i in
+                            Double(x[r * s.inputChannels + i]) * Double(w[i * s.outputChannels + j])
                         }
+                        let sum = Double(bias[j]) + products, magnitude = abs(Double(bias[j])) + productMagnitude
                         let expected = min(max(sum, 0), 6)
                         XCTAssertLessThanOrEqual(abs(Double(y[r * s.outputChannels + j]) - expected),
                                                  Double(s.inputChannels + 2) * epsilon * magnitude, "\(s) y[\(r), \(j)] at \(threads) threads")
                     }
                     for i in 0..<s.inputChannels {
-                        var sum = 0.0, magnitude = 0.0
-                        for j in 0..<s.outputChannels {
-                            let term = Double(dy[r * s.outputChannels + j]) * Double(w[i * s.outputChannels + j])
-                            sum += term
-                            magnitude += abs(term)
+                        let (sum, magnitude) = sumAndMagnitude(s.outputChannels) { j in
+                            Double(dy[r * s.outputChannels + j]) * Double(w[i * s.outputChannels + j])
                         }
                         XCTAssertLessThanOrEqual(abs(Double(dx[r * s.inputChannels + i]) - sum),
                                                  Double(s.outputChannels + 1) * epsilon * magnitude, "\(s) dx[\(r), \(i)] at \(threads) threads")
@@ -87,11 +94,8 @@ final class PointwiseSplitTests: XCTestCase {
                 }
                 for i in 0..<s.inputChannels {
                     for j in stride(from: 0, to: s.outputChannels, by: max(1, s.outputChannels / 11)) {
-                        var sum = 0.0, magnitude = 0.0
-                        for r in 0..<s.rows {
-                            let term = Double(x[r * s.inputChannels + i]) * Double(dy[r * s.outputChannels + j])
-                            sum += term
-                            magnitude += abs(term)
+                        let (sum, magnitude) = sumAndMagnitude(s.rows) { r in
+                            Double(x[r * s.inputChannels + i]) * Double(dy[r * s.outputChannels + j])
                         }
                         XCTAssertLessThanOrEqual(abs(Double(dw[i * s.outputChannels + j]) - sum),
                                                  Double(s.rows + 1) * epsilon * magnitude, "\(s) dW[\(i), \(j)] at \(threads) threads")
