@@ -67,14 +67,29 @@ public final class Optimizer {
         let constants = Constants(config, iterations: iterations, learningRate: learningRate)
         let moments = store.moments(for: self, first: config.usesFirstMoment, second: config.usesSecondMoment)
         let base = store.trainableSpan.lowerBound
-        for run in runs {
-            let start = run.lowerBound - base
-            Optimizer.apply(config, constants, values: store.values.baseAddress! + run.lowerBound,
-                            gradient: store.gradients.baseAddress! + start,
-                            first: moments.first.map { $0.baseAddress! + start },
-                            second: moments.second.map { $0.baseAddress! + start }, count: run.count)
+        let config = config
+        let values = store.values.baseAddress!, gradients = store.gradients.baseAddress!
+        let first = moments.first?.baseAddress, second = moments.second?.baseAddress
+        // The runs laid end to end, cut into one contiguous piece per thread: the update is
+        // bound by memory traffic (Adam reads four values per weight and writes three), and
+        // every element is updated on its own, so the split never changes a bit.
+        let total = runs.reduce(0) { $0 + $1.count }
+        Threads.parallelFor(total, minimumPerChunk: Self.minimumPerThread) { piece in
+            var start = 0
+            for run in runs {
+                let end = start + run.count
+                defer { start = end }
+                let lower = max(piece.lowerBound, start), upper = min(piece.upperBound, end)
+                guard lower < upper else { continue }
+                let value = run.lowerBound + (lower - start), offset = value - base
+                Optimizer.apply(config, constants, values: values + value, gradient: gradients + offset,
+                                first: first.map { $0 + offset }, second: second.map { $0 + offset }, count: upper - lower)
+            }
         }
     }
+
+    /// Weights per thread below which the update runs on one thread.
+    static let minimumPerThread = 32_768
 
     /// The per-step constants, rounded exactly as Keras 3 rounds them.
     struct Constants {
@@ -119,11 +134,31 @@ public final class Optimizer {
                 let decay = k.decay
                 for i in 0..<count { values[i] -= values[i] * decay * lr }
             }
-            for i in 0..<count {
+            // Eight lanes at a time with the scalar loop's operations in its order (no fused
+            // multiply-add), so every element gets the scalar formula's bits.
+            typealias Lanes = SIMD8<Float>
+            let alphas = Lanes(repeating: alpha), rates1 = Lanes(repeating: rate1), rates2 = Lanes(repeating: rate2),
+                epsilons = Lanes(repeating: epsilon)
+            var i = 0
+            while i + Lanes.scalarCount <= count {
+                let g = UnsafeRawPointer(gradient + i).loadUnaligned(as: Lanes.self)
+                var first = UnsafeRawPointer(m + i).loadUnaligned(as: Lanes.self)
+                var second = UnsafeRawPointer(v + i).loadUnaligned(as: Lanes.self)
+                var x = UnsafeRawPointer(values + i).loadUnaligned(as: Lanes.self)
+                first += (g - first) * rates1
+                second += (g * g - second) * rates2
+                x -= (first * alphas) / (second.squareRoot() + epsilons)
+                UnsafeMutableRawPointer(m + i).storeBytes(of: first, as: Lanes.self)
+                UnsafeMutableRawPointer(v + i).storeBytes(of: second, as: Lanes.self)
+                UnsafeMutableRawPointer(values + i).storeBytes(of: x, as: Lanes.self)
+                i += Lanes.scalarCount
+            }
+            while i < count {
                 let g = gradient[i]
                 m[i] += (g - m[i]) * rate1
                 v[i] += (g * g - v[i]) * rate2
                 values[i] -= (m[i] * alpha) / (v[i].squareRoot() + epsilon)
+                i += 1
             }
         case .sgd:
             guard config.momentum != 0 else {

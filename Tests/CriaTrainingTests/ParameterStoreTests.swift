@@ -127,4 +127,57 @@ final class ParameterStoreTests: XCTestCase {
         XCTAssertNotEqual(Array(store.values), before)
         XCTAssertEqual(Array(store.values), Array(reference.values))
     }
+
+    /// Adam runs eight lanes at a time, with a scalar loop for the last few weights: every
+    /// element must get the bits of the scalar formula (Keras's, with its float32 constants),
+    /// wherever it falls relative to the lanes.
+    func testAdamsEightLaneLoopGivesTheScalarFormulasBits() {
+        for count in [1, 7, 8, 9, 15, 16, 17, 1_003] {
+            var generator = SplitMix64(seed: UInt64(count))
+            var values = (0..<count).map { _ in generator.nextUnitFloat() * 2 - 1 }
+            var expected = values
+            var m = [Float](repeating: 0, count: count), v = m
+            let optimizer = Optimizer(.adam(1e-3))
+            for step in 1...3 {
+                let gradient = (0..<count).map { _ in generator.nextUnitFloat() * 2 - 1 }
+                optimizer.update("w", values: &values, gradient: gradient, learningRate: 1e-3)
+                optimizer.finishStep()
+                let lr = Float(1e-3), beta1Power = pow(Float(0.9), Float(step)), beta2Power = pow(Float(0.999), Float(step))
+                let alpha = lr * (1 - beta2Power).squareRoot() / (1 - beta1Power)
+                let rate1 = Float(1 - 0.9), rate2 = Float(1 - 0.999), epsilon = Float(1e-7)
+                for i in 0..<count {
+                    let g = gradient[i]
+                    m[i] += (g - m[i]) * rate1
+                    v[i] += (g * g - v[i]) * rate2
+                    expected[i] -= (m[i] * alpha) / (v[i].squareRoot() + epsilon)
+                }
+            }
+            XCTAssertEqual(values.map(\.bitPattern), expected.map(\.bitPattern), "\(count) weights")
+        }
+    }
+
+    /// The store's update is cut into one piece per thread; each weight is updated on its own,
+    /// so any thread count gives the same weights and moments, bit for bit.
+    func testTheStoreUpdateGivesTheSameBitsAtEveryThreadCount() throws {
+        let graph = try graph(.all)
+        let threads = Threads.count
+        defer { Threads.set(threads) }
+        var results: [[Float]] = []
+        for count in [1, 2, 3] {
+            Threads.set(count)
+            let store = ParameterStore(graph: graph)
+            XCTAssertGreaterThan(store.trainableSpan.count, 3 * 32_768, "enough weights for every thread to take a piece")
+            let optimizer = Optimizer(.adam(1e-3))
+            var generator = SplitMix64(seed: 8)
+            for _ in 0..<2 {
+                for i in store.gradients.indices { store.gradients[i] = generator.nextUnitFloat() * 2 - 1 }
+                optimizer.step(store, runs: store.trainableRuns, learningRate: 1e-3)
+                optimizer.finishStep()
+            }
+            results.append(Array(store.values) + Array(store.firstMoments!) + Array(store.secondMoments!))
+        }
+        XCTAssertEqual(results[1].map(\.bitPattern), results[0].map(\.bitPattern), "2 threads against 1")
+        XCTAssertEqual(results[2].map(\.bitPattern), results[0].map(\.bitPattern), "3 threads against 1")
+    }
+
 }
