@@ -96,7 +96,10 @@ public enum Benchmark {
                              "img_s": number(row.imagesPerSecond), "peak_rss_mb": number(row.peakResidentMegabytes),
                              "trainable_multiply_adds_m": number(Double(row.trainableMultiplyAdds) / 1e6),
                              "multiply_adds_m": number(Double(row.allMultiplyAdds) / 1e6),
-                             "bound_img_s": number(row.bound), "fraction_of_bound": number(row.fractionOfBound)])
+                             "bound_img_s": number(row.bound), "fraction_of_bound": number(row.fractionOfBound),
+                             "step_ms": .object(["prefix": number(1000 * row.stepTimes.prefix), "forward": number(1000 * row.stepTimes.forward),
+                                                 "backward": number(1000 * row.stepTimes.backward),
+                                                 "update": number(1000 * row.stepTimes.update)])])
                 })
             }
             return .object(object)
@@ -134,21 +137,25 @@ public enum Benchmark {
             training.flatMap { row -> [(key: String, value: Double)] in
                 let stem = "train_\(row.depth.key)_b\(trainingBatch)"
                 return [(stem + "_img_s", row.imagesPerSecond), (stem + "_peak_rss_mb", row.peakResidentMegabytes),
-                        (stem + "_bound_img_s", row.bound), (stem + "_fraction_of_bound", row.fractionOfBound)]
+                        (stem + "_bound_img_s", row.bound), (stem + "_fraction_of_bound", row.fractionOfBound),
+                        (stem + "_prefix_ms", 1000 * row.stepTimes.prefix), (stem + "_forward_ms", 1000 * row.stepTimes.forward),
+                        (stem + "_backward_ms", 1000 * row.stepTimes.backward), (stem + "_update_ms", 1000 * row.stepTimes.update)]
             }
         }
 
         /// The training rows as a table, shallowest depth first.
         public var trainingTable: String {
             // Each heading is right-aligned over its column (the widths of the row format below).
-            let headings = [("img/s", 8), ("trainable MACs", 18), ("bound img/s", 13), ("of bound", 10), ("peak RSS MB", 13)]
+            let headings = [("img/s", 8), ("trainable MACs", 18), ("bound img/s", 13), ("of bound", 10), ("peak RSS MB", 13),
+                            ("step ms: prefix", 17), ("forward", 9), ("backward", 10), ("update", 8)]
             var lines = ["depth".padding(toLength: 17, withPad: " ", startingAt: 0)
                          + headings.map { String(repeating: " ", count: $0.1 - $0.0.count) + $0.0 }.joined()]
             for row in training {
                 lines.append(row.depth.label.padding(toLength: 17, withPad: " ", startingAt: 0) + String(
-                    format: "  %6.1f  %7.1f M %5.1f%%  %11.1f  %7.1f%%  %11.0f", row.imagesPerSecond,
+                    format: "  %6.1f  %7.1f M %5.1f%%  %11.1f  %7.1f%%  %11.0f  %15.1f  %7.1f  %8.1f  %6.1f", row.imagesPerSecond,
                     Double(row.trainableMultiplyAdds) / 1e6, 100 * row.trainableFraction, row.bound,
-                    100 * row.fractionOfBound, row.peakResidentMegabytes))
+                    100 * row.fractionOfBound, row.peakResidentMegabytes, 1000 * row.stepTimes.prefix,
+                    1000 * row.stepTimes.forward, 1000 * row.stepTimes.backward, 1000 * row.stepTimes.update))
             }
             return lines.joined(separator: "\n")
         }

@@ -41,6 +41,8 @@ public enum TrainingBenchmark {
         public var allMultiplyAdds: Int
         /// inference img/s ÷ (1 + 2 × trainable / all multiply-adds), inference from the same run.
         public var bound: Double
+        /// Each part of the step, the median over the timed steps.
+        public var stepTimes: StepTimes
 
         public var fractionOfBound: Double { bound > 0 ? imagesPerSecond / bound : .nan }
         public var trainableFraction: Double { Double(trainableMultiplyAdds) / Double(max(1, allMultiplyAdds)) }
@@ -57,11 +59,12 @@ public enum TrainingBenchmark {
             try frozen.applyFreezing(depth.freezing)
             let trainable = frozen.trainableMultiplyAdds
             PeakMemory.reset()
-            let rate = try imagesPerSecond(graph, freezing: depth.freezing, batch: batch, steps: steps)
-            return Row(depth: depth, imagesPerSecond: rate, peakResidentMegabytes: PeakMemory.peakMegabytes,
+            let timing = try timedSteps(graph, freezing: depth.freezing, batch: batch, steps: steps)
+            return Row(depth: depth, imagesPerSecond: timing.imagesPerSecond, peakResidentMegabytes: PeakMemory.peakMegabytes,
                        trainableMultiplyAdds: trainable, allMultiplyAdds: all,
                        bound: trainingBound(inferenceImagesPerSecond: inferenceImagesPerSecond,
-                                            trainableMultiplyAdds: trainable, allMultiplyAdds: all))
+                                            trainableMultiplyAdds: trainable, allMultiplyAdds: all),
+                       stepTimes: timing.parts)
         }
     }
 
@@ -69,6 +72,12 @@ public enum TrainingBenchmark {
     /// (after one untimed step, which plans the arenas), timed between the trainer's
     /// batch-finished events.
     public static func imagesPerSecond(_ graph: ModelGraph, freezing: Freezing, batch: Int = 32, steps: Int = 5) throws -> Double {
+        try timedSteps(graph, freezing: freezing, batch: batch, steps: steps).imagesPerSecond
+    }
+
+    /// `imagesPerSecond`, and the median of each part of the timed steps (`StepTimes`).
+    public static func timedSteps(_ graph: ModelGraph, freezing: Freezing, batch: Int = 32, steps: Int = 5)
+        throws -> (imagesPerSecond: Double, parts: StepTimes) {
         let shape = graph.inputShape
         var generator = SplitMix64(seed: 9)
         let images = Tensor(shape: [batch] + shape, scalars: (0..<(batch * shape.reduce(1, *))).map { _ in generator.nextUnitFloat() * 255 })
@@ -79,9 +88,11 @@ public enum TrainingBenchmark {
         var phase = PhaseConfig(name: "bench", epochs: 1, optimizer: .adam(1e-4), freezing: freezing)
         phase.batchSize = batch
         _ = try trainer.fit(phase, train: source, validation: nil)
-        let times = Array(clock.stepSeconds.dropFirst()).sorted()
-        guard !times.isEmpty else { return .nan }
-        return Double(batch) / times[times.count / 2]
+        let timed = Array(clock.parts.dropFirst())
+        func median(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.sorted()[values.count / 2] }
+        let parts = StepTimes(prefix: median(timed.map(\.prefix)), forward: median(timed.map(\.forward)),
+                              backward: median(timed.map(\.backward)), update: median(timed.map(\.update)))
+        return (Double(batch) / median(Array(clock.stepSeconds.dropFirst())), parts)
     }
 
     /// What a run of steady-state training steps allocated (after one warm-up step).
@@ -186,9 +197,11 @@ private final class AllocationProbe: TrainingObserver {
     func epochFinished(_ record: EpochRecord) {}
 }
 
-/// Wall seconds between consecutive batch-finished events (the first from the epoch's start).
+/// Wall seconds between consecutive batch-finished events (the first from the epoch's start),
+/// and the trainer's timing of each step's parts.
 private final class StepClock: TrainingObserver {
     private(set) var stepSeconds: [Double] = []
+    private(set) var parts: [StepTimes] = []
     private var last = DispatchTime.now().uptimeNanoseconds
 
     func epochStarted(epoch: Int, of totalEpochs: Int, batches: Int) { last = DispatchTime.now().uptimeNanoseconds }
@@ -197,5 +210,6 @@ private final class StepClock: TrainingObserver {
         stepSeconds.append(Double(now - last) * 1e-9)
         last = now
     }
+    func stepTimed(_ times: StepTimes) { parts.append(times) }
     func epochFinished(_ record: EpochRecord) {}
 }

@@ -8,6 +8,28 @@ public protocol TrainingObserver: AnyObject {
     func epochStarted(epoch: Int, of totalEpochs: Int, batches: Int)
     func batchFinished(batch: Int, loss: Double, accuracy: Double)
     func epochFinished(_ record: EpochRecord)
+    /// Where the step just finished spent its time; called before `batchFinished`.
+    func stepTimed(_ times: StepTimes)
+}
+
+extension TrainingObserver {
+    public func stepTimed(_ times: StepTimes) {}
+}
+
+/// Wall seconds of the four parts of one training step, in the order they run.
+public struct StepTimes: Sendable, Equatable {
+    /// The batch's images and the frozen prefix's outputs (cached, or the prefix run forward).
+    public var prefix: Double
+    /// The trainable suffix forward, keeping what backward reads, and the loss.
+    public var forward: Double
+    /// The suffix backward: input and weight gradients into the parameter store.
+    public var backward: Double
+    /// The optimizer's update of the trainable range and BatchNorm's moving statistics.
+    public var update: Double
+
+    public init(prefix: Double, forward: Double, backward: Double, update: Double) {
+        (self.prefix, self.forward, self.backward, self.update) = (prefix, forward, backward, update)
+    }
 }
 
 /// Keras's `fit`/`evaluate` over a model graph, with Cria's frozen-prefix cache.
@@ -78,12 +100,15 @@ public final class Trainer {
                 labels.removeAll(keepingCapacity: true)
                 for index in indices { labels.append(train.labels[index]) }
                 // Augmented images differ every epoch, so only un-augmented prefix outputs are cached.
+                let started = DispatchTime.now().uptimeNanoseconds
                 let prefix = train.augments
                     ? try prefixValues(session, source: train, indices: indices, epoch: epoch, augment: true, cache: nil)
                     : try prefixValues(session, source: train, indices: indices, epoch: epoch, augment: false, cache: &cache)
                 let dropoutSeed = seed &+ UInt64(epoch) << 32 &+ UInt64(batchIndex)
+                let prefixDone = DispatchTime.now().uptimeNanoseconds
                 let (output, tape) = session.forward(prefix: prefix, batch: indices.count, training: true, dropoutSeed: dropoutSeed)
                 let batchLoss = lossAndGradient(output, labels: labels, into: &outputGradient)
+                let forwardDone = DispatchTime.now().uptimeNanoseconds
                 guard batchLoss.isFinite else {
                     throw CriaError("phase \(phase.name): loss is \(batchLoss) at epoch \(epoch + 1), batch \(batchIndex + 1); training stopped "
                         + "(the last checkpoint on disk is kept). Lower the learning rate or check the data.")
@@ -91,10 +116,14 @@ public final class Trainer {
                 // Gradients go into the session's parameter store, and the optimizer updates the
                 // store's trainable range in place: no weights are copied per step.
                 session.backwardIntoStore(outputGradient, tape: tape)
+                let backwardDone = DispatchTime.now().uptimeNanoseconds
                 learningRate = (learningRateOverride ?? phase.schedule.learningRate(base: phase.optimizer.learningRate, step: optimizer.iterations))
                 optimizer.step(session.store, runs: session.updatedRuns, learningRate: learningRate)
                 session.updateMovingStatistics(from: tape)
                 optimizer.finishStep()
+                observer?.stepTimed(StepTimes(prefix: Double(prefixDone - started) * 1e-9, forward: Double(forwardDone - prefixDone) * 1e-9,
+                                              backward: Double(backwardDone - forwardDone) * 1e-9,
+                                              update: Double(DispatchTime.now().uptimeNanoseconds - backwardDone) * 1e-9))
                 lossSum += batchLoss * Double(indices.count)
                 correct += Accuracy.correct(outputs: output, labels: labels, columns: outputColumns, outputsAreProbabilities: outputsAreProbabilities)
                 if outputColumns == 1 { kerasCorrect += Accuracy.kerasBinary(outputs: output, labels: labels) }

@@ -61,6 +61,7 @@ struct BenchCommand: ParsableCommand {
         if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
         if trainingSteps < 1 { throw ValidationError("--training-steps must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if try trainingDepths().isEmpty { throw ValidationError("--depths names no depth") }
     }
 
     @Flag(name: .customLong("skip-training"), help: "Skip the training rows (frozen base, fine_tune_at 140/120/100/50, trainable: all, cached frozen epochs).")
@@ -68,6 +69,27 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Timed training steps per depth (median reported, after one untimed step).")
     var trainingSteps: Int = 5
+
+    @Option(help: ArgumentHelp("Only these training depths, comma-separated: frozen, a fine_tune_at layer index, or all (default: frozen,140,120,100,50,all).",
+                               discussion: "With --depths, the cached frozen epochs are skipped: they time the prefix cache, not a depth."))
+    var depths: String?
+
+    /// `--depths` as benchmark depths, or the standard six.
+    func trainingDepths() throws -> [TrainingBenchmark.Depth] {
+        guard let depths else { return TrainingBenchmark.Depth.standard }
+        return try depths.split(separator: ",").map { item in
+            let text = item.trimmingCharacters(in: .whitespaces)
+            switch text {
+            case "frozen": return .init(.baseFrozen)
+            case "all", "0": return .init(.all)
+            default:
+                guard let layer = Int(text), layer > 0 else {
+                    throw ValidationError("--depths: '\(text)' is not frozen, all or a layer index")
+                }
+                return .init(.fineTuneAt(layer))
+            }
+        }
+    }
 
     func run() throws {
         try reportingErrors {
@@ -101,14 +123,16 @@ struct BenchCommand: ParsableCommand {
             if !skipTraining {
                 let transfer = try TransferModel.randomGraph(alpha: alpha, inputHeight: height, inputWidth: width)
                 let inference = report["inference_b\(batch)_img_s"] ?? .nan
-                let rows = try TrainingBenchmark.run(transfer, batch: batch, steps: trainingSteps,
+                let rows = try TrainingBenchmark.run(transfer, depths: try trainingDepths(), batch: batch, steps: trainingSteps,
                                                      inferenceImagesPerSecond: inference, log: log)
                 report.setTraining(rows, batch: batch)
-                log("frozen-phase epochs with the prefix cache...")
-                let epochs = try TrainingBenchmark.cachedFrozenEpochSeconds(transfer, batch: batch)
-                report.set("train_frozen_first_epoch_s", "frozen epoch of 210 images, first (fills cache)", epochs.first, unit: "s")
-                report.set("train_frozen_cached_epoch_s", "frozen epoch of 210 images, cached", epochs.cached, unit: "s")
-                report.set("train_cache_mb", "frozen-prefix cache", Double(epochs.cacheBytes) / 1_048_576, unit: "MB")
+                if depths == nil {
+                    log("frozen-phase epochs with the prefix cache...")
+                    let epochs = try TrainingBenchmark.cachedFrozenEpochSeconds(transfer, batch: batch)
+                    report.set("train_frozen_first_epoch_s", "frozen epoch of 210 images, first (fills cache)", epochs.first, unit: "s")
+                    report.set("train_frozen_cached_epoch_s", "frozen epoch of 210 images, cached", epochs.cached, unit: "s")
+                    report.set("train_cache_mb", "frozen-prefix cache", Double(epochs.cacheBytes) / 1_048_576, unit: "MB")
+                }
                 report.set("train_peak_rss_mb", "peak RSS, after training rows", ProcessUsage.peakResidentMegabytes, unit: "MB")
                 if steadyBatches > 0 {
                     log("training steady state...")

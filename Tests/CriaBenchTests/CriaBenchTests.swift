@@ -77,6 +77,10 @@ final class CriaBenchTests: XCTestCase {
             XCTAssertGreaterThan(row.imagesPerSecond, 0, row.depth.label)
             XCTAssertGreaterThan(row.peakResidentMegabytes, 0, row.depth.label)
             XCTAssertEqual(row.bound, 1000 / (1 + 2 * row.trainableFraction), accuracy: 1e-9)
+            // One timed step: its four parts are disjoint stretches of it.
+            let parts = [row.stepTimes.prefix, row.stepTimes.forward, row.stepTimes.backward, row.stepTimes.update]
+            XCTAssertTrue(parts.allSatisfy { $0.isFinite && $0 >= 0 }, "\(row.depth.label): \(parts)")
+            XCTAssertLessThanOrEqual(parts.reduce(0, +), 2 / row.imagesPerSecond, "\(row.depth.label): the parts outlast the step")
         }
         var report = Benchmark.Report(model: "test")
         report.setTraining(rows, batch: 2)
@@ -86,9 +90,10 @@ final class CriaBenchTests: XCTestCase {
         XCTAssertEqual(training.count, 6)
         guard case .object(let first) = training[0] else { return XCTFail("training rows are objects") }
         XCTAssertEqual(Set(first.keys), ["depth", "key", "img_s", "peak_rss_mb", "trainable_multiply_adds_m",
-                                         "multiply_adds_m", "bound_img_s", "fraction_of_bound"])
+                                         "multiply_adds_m", "bound_img_s", "fraction_of_bound", "step_ms"])
         for key in ["train_all_b2_img_s", "train_finetune50_b2_bound_img_s", "train_finetune120_b2_fraction_of_bound",
-                    "train_frozen_b2_peak_rss_mb"] {
+                    "train_frozen_b2_peak_rss_mb", "train_frozen_b2_prefix_ms", "train_all_b2_forward_ms",
+                    "train_all_b2_backward_ms", "train_finetune120_b2_update_ms"] {
             XCTAssertNotNil(report[key], key)
         }
         XCTAssertTrue(report.table.contains("fine_tune_at: 50"))
