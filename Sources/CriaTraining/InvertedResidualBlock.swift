@@ -27,8 +27,8 @@ public enum OnePassBlocks: Sendable {
     /// bound by memory traffic. The later blocks run as one pass keeping their expanded
     /// activations on the tape (no recomputation, which would cost them two thirds of their
     /// forward work), where each worker's share of the batch still gives its GEMMs at least
-    /// `BlockShape.groupRows` rows (`block_4` to `block_12` at batch 32); the 5×5 blocks at
-    /// batch 32 (400 rows per worker) run unit by unit, on whole-batch GEMMs.
+    /// `BlockShape.onePassRows` rows (`block_4` to `block_16` at batch 32 on two threads);
+    /// smaller shares (the 5×5 blocks at batch 16) run unit by unit, on whole-batch GEMMs.
     case memoryBound
     /// Every block that can, computing its expanded activations again (for tests).
     case recomputingAll
@@ -100,6 +100,13 @@ struct BlockShape {
     /// blocks (10×10 and 5×5 pixels, K up to 960) run far below the GEMM rate, so images go
     /// in groups there, as inference's late layers do.
     static let groupRows = 512
+
+    /// Output rows a worker's share of the batch must give a block's GEMMs for the block to
+    /// run as one pass keeping its activations. Single-threaded sgemm reaches its plateau
+    /// rate at about 100 rows for these shapes, but in alternating runs on two threads the
+    /// 5×5 blocks trained faster as one pass at 400 rows per worker (batch 32) and not at
+    /// 200 (batch 16), so the line sits between (docs/training-engine.md).
+    static let onePassRows = 384
 
     /// Images per group for a worker holding `images` images: enough for `groupRows`
     /// output rows, one image where an image alone has them (the 80×80 to 20×20 blocks).
@@ -393,7 +400,7 @@ extension TrainingGraph {
         case .memoryBound:
             if large { return false }
             // Each worker's GEMMs must keep their rows: its share of the batch, in groups.
-            return (batch / Threads.workers(for: batch)) * shape.outputPixels >= BlockShape.groupRows ? true : nil
+            return (batch / Threads.workers(for: batch)) * shape.outputPixels >= BlockShape.onePassRows ? true : nil
         }
     }
 

@@ -47,7 +47,8 @@ final class InvertedResidualBlockTests: XCTestCase {
     /// By default a block whose expanded activation over the batch is at least 16 MB runs as
     /// one pass computing it again in backward (at 160×160 and batch 32, `block_1` to
     /// `block_3`), and a smaller one runs as one pass keeping it where each worker's half of
-    /// the batch gives its GEMMs 512 rows (`block_4` to `block_12`, 10×10 and larger outputs).
+    /// the batch gives its GEMMs 384 rows (`block_4` to `block_16` at batch 32; at batch 16
+    /// the 5×5 blocks' 200 rows run unit by unit).
     func testByDefaultLargeBlocksRecomputeAndBlocksWithFullGroupsKeep() throws {
         var graph = try TransferModel.randomGraph(alpha: 1.0, inputHeight: 160, inputWidth: 160)
         try graph.applyFreezing(.all)
@@ -55,9 +56,10 @@ final class InvertedResidualBlockTests: XCTestCase {
         Threads.set(2)
         defer { Threads.set(previous) }
         let session = try TrainingGraph(graph: graph, bnMode: .inference)
-        XCTAssertEqual(session.onePassBlocks(batch: 32), (1...12).map { "block_\($0)_expand" })
+        XCTAssertEqual(session.onePassBlocks(batch: 32), (1...16).map { "block_\($0)_expand" }, "16 images a worker: outputs of 24 pixels or more")
         XCTAssertEqual(session.recomputingBlocks(batch: 32), ["block_1_expand", "block_2_expand", "block_3_expand"])
-        XCTAssertEqual(session.onePassBlocks(batch: 8), (1...5).map { "block_\($0)_expand" }, "4 images a worker: outputs of 128 pixels or more")
+        XCTAssertEqual(session.onePassBlocks(batch: 16), (1...12).map { "block_\($0)_expand" }, "8 images a worker: outputs of 48 pixels or more")
+        XCTAssertEqual(session.onePassBlocks(batch: 8), (1...12).map { "block_\($0)_expand" }, "4 images a worker: outputs of 96 pixels or more")
         XCTAssertEqual(session.recomputingBlocks(batch: 8), ["block_1_expand"], "block_1: 20 MB at batch 8, block_2: 7 MB")
         XCTAssertEqual(session.recomputingBlocks(batch: 4), [])
     }
