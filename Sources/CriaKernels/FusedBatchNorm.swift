@@ -83,23 +83,39 @@ public enum FoldedBatchNorm {
         }
     }
 
+    /// Elements (rows × channels) per worker below which the backward pass runs on one thread.
+    static let minimumElementsPerWorker = 65_536
+
     /// From the unit's output gradient dy and output y: overwrites `inputGradient` with
     /// dz = dy·mask·s (the gradient of the raw convolution output), and writes
     /// dβ = Σ dy·mask and dγ = Σ dy·mask·x̂ with x̂ = (y − β)/γ, summed per channel in
-    /// Double over rows in order (so the bits do not depend on the thread count).
-    /// Every γ must be nonzero (`canFold`). `relu` nil means the BatchNorm output is the
-    /// unit's output (no mask).
+    /// Double. Each worker sums its own contiguous share of the rows in order and the
+    /// workers' sums are added in worker order, then rounded once: the shares depend only
+    /// on the thread count, so the bits do too, and at one thread the sum runs over every
+    /// row in order. Every γ must be nonzero (`canFold`). `relu` nil means the BatchNorm
+    /// output is the unit's output (no mask).
     public static func backward(outputGradient: UnsafePointer<Float>, output: UnsafePointer<Float>, rows: Int, channels: Int,
                                 gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, scale: UnsafePointer<Float>,
                                 relu: FusedReLU?, inputGradient: UnsafeMutablePointer<Float>?,
                                 gammaGradient: UnsafeMutablePointer<Float>?, betaGradient: UnsafeMutablePointer<Float>?) {
+        let workers = max(1, min(Threads.count, rows * channels / minimumElementsPerWorker))
         FoldedBatchNormBackward.with(channels: channels, gamma: gamma, beta: beta, scale: scale, relu: relu) { pass in
-            ScratchSpace.withZeroed(Double.self, count: 2 * channels) { sums in
-                pass.accumulate(outputGradient: outputGradient, output: output, rows: rows,
-                                inputGradient: inputGradient, sums: sums.baseAddress!)
+            ScratchSpace.withZeroed(Double.self, count: workers * 2 * channels) { sums in
+                let sumSpace = SendableBuffer(sums)
+                Threads.perWorker(rows, workers: workers) { worker, share in
+                    let offset = share.lowerBound * channels
+                    pass.accumulate(outputGradient: outputGradient + offset, output: output + offset, rows: share.count,
+                                    inputGradient: inputGradient.map { $0 + offset },
+                                    sums: sumSpace.buffer.baseAddress! + worker * 2 * channels)
+                }
                 for c in 0..<channels {
-                    gammaGradient?[c] = Float(sums[c])
-                    betaGradient?[c] = Float(sums[channels + c])
+                    var gammaSum = 0.0, betaSum = 0.0
+                    for worker in 0..<workers {
+                        gammaSum += sums[worker * 2 * channels + c]
+                        betaSum += sums[worker * 2 * channels + channels + c]
+                    }
+                    gammaGradient?[c] = Float(gammaSum)
+                    betaGradient?[c] = Float(betaSum)
                 }
             }
         }

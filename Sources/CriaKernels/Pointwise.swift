@@ -81,7 +81,12 @@ public enum Pointwise {
         // Split along dW's rows (the input channels) where there are enough of them, else
         // along its columns; the sum over the pixels is each slice's own either way.
         let beta: Float = accumulate ? 1 : 0
-        if inputChannels < 2 * rowAlignment {
+        let outputSlices = inputChannels < 2 * rowAlignment ? outputChannels / columnAlignment : inputChannels / rowAlignment
+        let threads = Threads.count
+        if outputSlices < threads, rows >= threads * minimumRowsPerPixelShare, !Threads.isInsideWorker {
+            backwardKernelByPixels(outputGradient: outputGradient, input: input, rows: rows, inputChannels: inputChannels,
+                                   outputChannels: outputChannels, beta: beta, workers: threads, kernelGradient: kernelGradient)
+        } else if inputChannels < 2 * rowAlignment {
             Threads.splitGEMM(outputChannels, minimumPerSlice: columnAlignment, alignment: columnAlignment) { columns in
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputChannels), Int32(columns.count), Int32(rows),
                             1, input, Int32(inputChannels), outputGradient + columns.lowerBound, Int32(outputChannels), beta,
@@ -92,6 +97,33 @@ public enum Pointwise {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(channels.count), Int32(outputChannels), Int32(rows),
                             1, input + channels.lowerBound, Int32(inputChannels), outputGradient, Int32(outputChannels), beta,
                             kernelGradient + channels.lowerBound * outputChannels, Int32(outputChannels))
+            }
+        }
+    }
+
+    /// Pixels (rows of X and dY) per worker from which a weight gradient too small to split
+    /// across the threads (the first block's 32 × 16 over 80×80 pixels) splits its pixels instead.
+    static let minimumRowsPerPixelShare = 4096
+
+    /// dW summed by each worker over its own share of the rows into its own partial (worker
+    /// 0's is dW itself, with `beta`), the partials then added into dW in worker order; each
+    /// share is one single-threaded sgemm. The shares depend only on `workers`, so the bits
+    /// are the same at a thread count.
+    static func backwardKernelByPixels(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, rows: Int,
+                                       inputChannels: Int, outputChannels: Int, beta: Float, workers: Int,
+                                       kernelGradient: UnsafeMutablePointer<Float>) {
+        let size = inputChannels * outputChannels
+        ScratchSpace.with(Float.self, count: (workers - 1) * size) { partials in
+            let partialSpace = SendableBuffer(partials)
+            Threads.perWorker(rows, workers: workers) { worker, share in
+                let target = worker == 0 ? kernelGradient : partialSpace.buffer.baseAddress! + (worker - 1) * size
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputChannels), Int32(outputChannels), Int32(share.count),
+                            1, input + share.lowerBound * inputChannels, Int32(inputChannels),
+                            outputGradient + share.lowerBound * outputChannels, Int32(outputChannels),
+                            worker == 0 ? beta : 0, target, Int32(outputChannels))
+            }
+            for worker in 1..<workers {
+                Elementwise.add(partials.baseAddress! + (worker - 1) * size, into: kernelGradient, count: size)
             }
         }
     }

@@ -165,4 +165,48 @@ final class FusedBatchNormTests: XCTestCase {
             XCTAssertEqual(sums.map(\.bitPattern), expectedSums.map(\.bitPattern), "sums, relu \(relu != nil)")
         }
     }
+    /// Large enough to split (16,000 rows × 13 channels = 3 workers' worth at 65,536 elements
+    /// each), the folded backward sums each worker's share of the rows in order and adds the
+    /// shares in worker order: at 1, 2 and 3 threads dz keeps the scalar formula's bits, and
+    /// dγ and dβ are the scalar formula's Double sums over those shares, rounded once.
+    func testSplitFoldedBackwardSumsEachWorkersRowsThenAddsThemInOrder() {
+        var random = TestRandom(seed: 9)
+        let rows = 16_000, channels = 13
+        let y = (0..<(rows * channels)).map { _ in random.uniform(9) + 1 }
+        let dy = (0..<(rows * channels)).map { _ in random.uniform(1) }
+        let gamma = (0..<channels).map { _ in random.uniform(1.5) + (random.next() % 2 == 0 ? 2 : -2) }
+        let beta = (0..<channels).map { _ in random.uniform(2) + 2 }
+        let scale = (0..<channels).map { _ in random.uniform(1) + 1.5 }
+        let relu = FusedReLU(cap: 6)
+        for threads in [1, 2, 3] {
+            var dz = [Float](repeating: .nan, count: rows * channels)
+            var dGamma = [Float](repeating: .nan, count: channels), dBeta = dGamma
+            withThreads(threads) {
+                FoldedBatchNorm.backward(outputGradient: dy, output: y, rows: rows, channels: channels, gamma: gamma, beta: beta,
+                                         scale: scale, relu: relu, inputGradient: &dz, gammaGradient: &dGamma, betaGradient: &dBeta)
+            }
+            let workers = min(threads, rows * channels / 65_536)
+            var expectedDz = [Float](repeating: 0, count: rows * channels)
+            var expectedGamma = [Double](repeating: 0, count: channels), expectedBeta = expectedGamma
+            for worker in 0..<workers {
+                var shareGamma = [Double](repeating: 0, count: channels), shareBeta = shareGamma
+                for r in rows * worker / workers ..< rows * (worker + 1) / workers {
+                    for c in 0..<channels {
+                        let i = r * channels + c
+                        let masked = relu.gradient(dy[i], output: y[i])
+                        shareBeta[c] += Double(masked)
+                        shareGamma[c] += Double(masked) * (Double(y[i] - beta[c]) * (1 / Double(gamma[c])))
+                        expectedDz[i] = masked * scale[c]
+                    }
+                }
+                for c in 0..<channels {
+                    expectedGamma[c] += shareGamma[c]
+                    expectedBeta[c] += shareBeta[c]
+                }
+            }
+            XCTAssertEqual(bits(dz), bits(expectedDz), "dz at \(threads) threads")
+            XCTAssertEqual(bits(dGamma), bits(expectedGamma.map { Float($0) }), "dγ at \(threads) threads (\(workers) workers)")
+            XCTAssertEqual(bits(dBeta), bits(expectedBeta.map { Float($0) }), "dβ at \(threads) threads (\(workers) workers)")
+        }
+    }
 }

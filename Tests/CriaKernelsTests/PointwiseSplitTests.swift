@@ -10,8 +10,11 @@ import XCTest
 /// asserted; OpenBLAS's own threaded calls never had it either.)
 final class PointwiseSplitTests: XCTestCase {
     private struct Shape { var rows, inputChannels, outputChannels: Int }
-    /// Network shapes (80×80 expand at batch 2, 10×10 project, 5×5 head) and ragged ones.
+    /// Network shapes (80×80 expand at batch 2, 10×10 project, 5×5 head) and ragged ones;
+    /// the first block's 32 × 16 project, too small to split by its output, splits its
+    /// rows (`backwardKernelByPixels`) at 2 and 3 threads from 13,000 rows.
     private let shapes = [Shape(rows: 12_800, inputChannels: 16, outputChannels: 96),
+                          Shape(rows: 13_001, inputChannels: 32, outputChannels: 16),
                           Shape(rows: 200, inputChannels: 576, outputChannels: 96),
                           Shape(rows: 50, inputChannels: 960, outputChannels: 160),
                           Shape(rows: 131, inputChannels: 17, outputChannels: 45),
@@ -26,7 +29,8 @@ final class PointwiseSplitTests: XCTestCase {
         var output: [UInt32], inputGradient: [UInt32], kernelGradient: [UInt32], accumulated: [UInt32]
     }
 
-    private func run(_ s: Shape, threads: Int) -> (Results, output: [Float], inputGradient: [Float], kernelGradient: [Float]) {
+    private func run(_ s: Shape, threads: Int) -> (Results, output: [Float], inputGradient: [Float], kernelGradient: [Float],
+                                                   accumulated: [Float]) {
         let x = random(s.rows * s.inputChannels, seed: 1), w = random(s.inputChannels * s.outputChannels, seed: 2)
         let bias = random(s.outputChannels, seed: 3), dy = random(s.rows * s.outputChannels, seed: 4)
         var y = [Float](repeating: .nan, count: s.rows * s.outputChannels)
@@ -44,7 +48,8 @@ final class PointwiseSplitTests: XCTestCase {
                                      outputChannels: s.outputChannels, accumulate: true, kernelGradient: &accumulated)
         }
         let bits = { (values: [Float]) in values.map(\.bitPattern) }
-        return (Results(output: bits(y), inputGradient: bits(dx), kernelGradient: bits(dw), accumulated: bits(accumulated)), y, dx, dw)
+        return (Results(output: bits(y), inputGradient: bits(dx), kernelGradient: bits(dw), accumulated: bits(accumulated)), y, dx, dw,
+                accumulated)
     }
 
     func testEachThreadCountGivesTheSameBitsEveryTime() {
@@ -70,7 +75,8 @@ final class PointwiseSplitTests: XCTestCase {
     func testSplitMatchesFloat64Reference() {
         for s in shapes {
             for threads in [1, 2, 3] {
-                let (_, y, dx, dw) = run(s, threads: threads)
+                let (_, y, dx, dw, accumulated) = run(s, threads: threads)
+                let initial = random(s.inputChannels * s.outputChannels, seed: 5)
                 let x = random(s.rows * s.inputChannels, seed: 1), w = random(s.inputChannels * s.outputChannels, seed: 2)
                 let bias = random(s.outputChannels, seed: 3), dy = random(s.rows * s.outputChannels, seed: 4)
                 let epsilon = Double(Float.ulpOfOne)
@@ -99,9 +105,44 @@ final class PointwiseSplitTests: XCTestCase {
                         }
                         XCTAssertLessThanOrEqual(abs(Double(dw[i * s.outputChannels + j]) - sum),
                                                  Double(s.rows + 1) * epsilon * magnitude, "\(s) dW[\(i), \(j)] at \(threads) threads")
+                        // Accumulated onto a starting dW: one more addition (the partials' sum, then the start).
+                        let start = Double(initial[i * s.outputChannels + j])
+                        XCTAssertLessThanOrEqual(abs(Double(accumulated[i * s.outputChannels + j]) - (start + sum)),
+                                                 Double(s.rows + 2) * epsilon * (magnitude + abs(start)),
+                                                 "\(s) accumulated dW[\(i), \(j)] at \(threads) threads")
                     }
                 }
             }
+        }
+    }
+    /// A weight gradient too small to split by its output (the first block's 32 × 16 project)
+    /// splits its rows: at 2 and 3 threads it has the bits of one single-threaded sgemm per
+    /// worker's share of the rows, the first accumulated onto the starting dW and the others
+    /// added after it in worker order.
+    func testASmallWeightGradientSumsEachWorkersRowsThenAddsThemInOrder() {
+        let s = Shape(rows: 13_001, inputChannels: 32, outputChannels: 16)
+        let x = random(s.rows * s.inputChannels, seed: 1), dy = random(s.rows * s.outputChannels, seed: 4)
+        let initial = random(s.inputChannels * s.outputChannels, seed: 5)
+        let size = s.inputChannels * s.outputChannels
+        for threads in [2, 3] {
+            var actual = initial
+            withThreads(threads) {
+                Pointwise.backwardKernel(outputGradient: dy, input: x, rows: s.rows, inputChannels: s.inputChannels,
+                                         outputChannels: s.outputChannels, accumulate: true, kernelGradient: &actual)
+            }
+            var expected = initial
+            for worker in 0..<threads {
+                let share = s.rows * worker / threads ..< s.rows * (worker + 1) / threads
+                var part = worker == 0 ? expected : [Float](repeating: .nan, count: size)
+                withThreads(1) {
+                    Pointwise.backwardKernel(outputGradient: Array(dy[(share.lowerBound * s.outputChannels)..<(share.upperBound * s.outputChannels)]),
+                                             input: Array(x[(share.lowerBound * s.inputChannels)..<(share.upperBound * s.inputChannels)]),
+                                             rows: share.count, inputChannels: s.inputChannels, outputChannels: s.outputChannels,
+                                             accumulate: worker == 0, kernelGradient: &part)
+                }
+                if worker == 0 { expected = part } else { for i in 0..<size { expected[i] += part[i] } }
+            }
+            XCTAssertEqual(actual.map(\.bitPattern), expected.map(\.bitPattern), "\(threads) threads")
         }
     }
 }
