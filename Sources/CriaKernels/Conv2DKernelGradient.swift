@@ -44,45 +44,38 @@ extension Conv2D {
         // its own core's L2, and each sgemm single-threaded: the split depends only on the
         // thread count, so the bits do too, and at one thread this is one pass in pixel order.
         let workers = max(1, min(Threads.count, pixels / minimumPixelsPerWorker))
-        ScratchSpace.withZeroed(Float.self, count: (workers - 1) * taps * co) { partials in
-            let partialSpace = SendableBuffer(partials)
-            Threads.perWorker(pixels, workers: workers) { worker, share in
-                let target = worker == 0 ? kernelGradient : partialSpace.buffer.baseAddress! + (worker - 1) * taps * co
-                let chunk = min(share.count, im2colChunkPixels)
-                ScratchSpace.with(Float.self, count: chunk * taps) { buffer in
-                    let columns = buffer.baseAddress!
-                    var start = share.lowerBound
-                    while start < share.upperBound {
-                        let count = min(chunk, share.upperBound - start)
-                        for local in 0..<count {
-                            let p = start + local
-                            let ox = p % outputWidth, oy = (p / outputWidth) % outputHeight, n = p / (outputWidth * outputHeight)
-                            let row = columns + local * taps
-                            for ky in 0..<kernelHeight {
-                                let y = oy * strideH - padTop + ky
-                                for kx in 0..<kernelWidth {
-                                    let x = ox * strideW - padLeft + kx
-                                    let tap = row + (ky * kernelWidth + kx) * inputChannels
-                                    if y >= 0, y < height, x >= 0, x < width {
-                                        // A loop, not `update(from:count:)`: with the first
-                                        // convolution's 3 channels a memmove call per tap cost
-                                        // more than the copy.
-                                        let source = input + ((n * height + y) * width + x) * inputChannels
-                                        for c in 0..<inputChannels { tap[c] = source[c] }
-                                    } else {
-                                        for c in 0..<inputChannels { tap[c] = 0 }
-                                    }
+        Pointwise.sumOverWorkerShares(pixels, workers: workers, into: kernelGradient, count: taps * co) { _, share, target in
+            let chunk = min(share.count, im2colChunkPixels)
+            ScratchSpace.with(Float.self, count: chunk * taps) { buffer in
+                let columns = buffer.baseAddress!
+                var start = share.lowerBound
+                while start < share.upperBound {
+                    let count = min(chunk, share.upperBound - start)
+                    for local in 0..<count {
+                        let p = start + local
+                        let ox = p % outputWidth, oy = (p / outputWidth) % outputHeight, n = p / (outputWidth * outputHeight)
+                        let row = columns + local * taps
+                        for ky in 0..<kernelHeight {
+                            let y = oy * strideH - padTop + ky
+                            for kx in 0..<kernelWidth {
+                                let x = ox * strideW - padLeft + kx
+                                let tap = row + (ky * kernelWidth + kx) * inputChannels
+                                if y >= 0, y < height, x >= 0, x < width {
+                                    // A loop, not `update(from:count:)`: with the first
+                                    // convolution's 3 channels a memmove call per tap cost
+                                    // more than the copy.
+                                    let source = input + ((n * height + y) * width + x) * inputChannels
+                                    for c in 0..<inputChannels { tap[c] = source[c] }
+                                } else {
+                                    for c in 0..<inputChannels { tap[c] = 0 }
                                 }
                             }
                         }
-                        Pointwise.backwardKernel(outputGradient: outputGradient + start * co, input: columns, rows: count,
-                                                 inputChannels: taps, outputChannels: co, accumulate: true, kernelGradient: target)
-                        start += count
                     }
+                    Pointwise.backwardKernel(outputGradient: outputGradient + start * co, input: columns, rows: count,
+                                             inputChannels: taps, outputChannels: co, accumulate: true, kernelGradient: target)
+                    start += count
                 }
-            }
-            for worker in 1..<max(1, workers) {
-                Elementwise.add(partials.baseAddress! + (worker - 1) * taps * co, into: kernelGradient, count: taps * co)
             }
         }
     }

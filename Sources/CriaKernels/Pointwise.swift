@@ -105,25 +105,33 @@ public enum Pointwise {
     /// across the threads (the first block's 32 × 16 over 80×80 pixels) splits its pixels instead.
     static let minimumRowsPerPixelShare = 4096
 
-    /// dW summed by each worker over its own share of the rows into its own partial (worker
-    /// 0's is dW itself, with `beta`), the partials then added into dW in worker order; each
-    /// share is one single-threaded sgemm. The shares depend only on `workers`, so the bits
-    /// are the same at a thread count.
+    /// dW summed by each worker over its own share of the rows (`sumOverWorkerShares`), each
+    /// share one single-threaded sgemm; worker 0's accumulates onto dW with `beta`.
     static func backwardKernelByPixels(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, rows: Int,
                                        inputChannels: Int, outputChannels: Int, beta: Float, workers: Int,
                                        kernelGradient: UnsafeMutablePointer<Float>) {
-        let size = inputChannels * outputChannels
-        ScratchSpace.with(Float.self, count: (workers - 1) * size) { partials in
+        sumOverWorkerShares(rows, workers: workers, into: kernelGradient, count: inputChannels * outputChannels) { worker, share, target in
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputChannels), Int32(outputChannels), Int32(share.count),
+                        1, input + share.lowerBound * inputChannels, Int32(inputChannels),
+                        outputGradient + share.lowerBound * outputChannels, Int32(outputChannels),
+                        worker == 0 ? beta : 0, target, Int32(outputChannels))
+        }
+    }
+
+    /// Runs `body(worker, share, target)` on `workers` threads, each over its contiguous share
+    /// of `0..<total`, where `target` is `result` for worker 0 and a zeroed partial of `count`
+    /// floats for the others; then adds the partials into `result` in worker order. The shares
+    /// depend only on `workers`, so the sum's bits do too, and one worker is one pass in order.
+    static func sumOverWorkerShares(_ total: Int, workers: Int, into result: UnsafeMutablePointer<Float>, count: Int,
+                                    _ body: (_ worker: Int, _ share: Range<Int>, _ target: UnsafeMutablePointer<Float>) -> Void) {
+        let workers = max(1, workers)
+        ScratchSpace.withZeroed(Float.self, count: (workers - 1) * count) { partials in
             let partialSpace = SendableBuffer(partials)
-            Threads.perWorker(rows, workers: workers) { worker, share in
-                let target = worker == 0 ? kernelGradient : partialSpace.buffer.baseAddress! + (worker - 1) * size
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputChannels), Int32(outputChannels), Int32(share.count),
-                            1, input + share.lowerBound * inputChannels, Int32(inputChannels),
-                            outputGradient + share.lowerBound * outputChannels, Int32(outputChannels),
-                            worker == 0 ? beta : 0, target, Int32(outputChannels))
+            Threads.perWorker(total, workers: workers) { worker, share in
+                body(worker, share, worker == 0 ? result : partialSpace.buffer.baseAddress! + (worker - 1) * count)
             }
             for worker in 1..<workers {
-                Elementwise.add(partials.baseAddress! + (worker - 1) * size, into: kernelGradient, count: size)
+                Elementwise.add(partials.baseAddress! + (worker - 1) * count, into: result, count: count)
             }
         }
     }
