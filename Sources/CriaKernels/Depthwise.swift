@@ -1,3 +1,4 @@
+import CDepthwise
 import CriaCore
 
 /// Keras `DepthwiseConv2D` (depth multiplier 1) over contiguous NHWC float32 buffers.
@@ -73,130 +74,43 @@ extension ConvShape {
     // MARK: Forward
 
     /// Forward convolution with kernel tap t at `kernel + t * tapStride`; a
-    /// negative stride walks a flipped kernel (used by the stride-1 backward).
+    /// negative stride walks a flipped kernel (used by the stride-1 backward),
+    /// which is copied into scratch in the usual order first (9 × channels floats).
     func forward(input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, tapStride: Int,
                  bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>) {
+        guard tapStride != channels else {
+            forwardRows(input: input, kernel: kernel, bias: bias, clamp: clamp, output: output)
+            return
+        }
+        let taps = kernelHeight * kernelWidth
+        ScratchSpace.with(Float.self, count: taps * channels) { ordered in
+            for t in 0..<taps {
+                (ordered.baseAddress! + t * channels).update(from: kernel + t * tapStride, count: channels)
+            }
+            forwardRows(input: input, kernel: ordered.baseAddress!, bias: bias, clamp: clamp, output: output)
+        }
+    }
+
+    /// The batch's output rows split across the threads, each image's rows through
+    /// the band kernel (`BandKernels.depthwiseRows`, the C kernels on the CPU's widest
+    /// path) with the whole image as its band: one depthwise forward for inference and
+    /// training alike.
+    private func forwardRows(input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                             clamp: Clamp, output: UnsafeMutablePointer<Float>) {
         let rows = batch * outputHeight
         guard rows > 0, outputWidth > 0, channels > 0 else { return }
         let perRow = outputWidth * channels * kernelHeight * kernelWidth
+        let imageScalars = height * width * channels, outputRowScalars = outputWidth * channels
         Threads.parallelFor(rows, minimumPerChunk: minimumRows(perRowWork: perRow)) { range in
-            // Scratch for one pixel's tap offsets; on the stack, not the heap.
-            withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * kernelHeight * kernelWidth) { taps in
-                for row in range {
-                    forwardRow(n: row / outputHeight, oy: row % outputHeight, input: input, kernel: kernel,
-                               tapStride: tapStride, bias: bias, clamp: clamp, output: output,
-                               taps: taps.baseAddress!)
-                }
+            var row = range.lowerBound
+            while row < range.upperBound {
+                let n = row / outputHeight, oy = row % outputHeight
+                let last = min(range.upperBound - row, outputHeight - oy) + oy
+                BandKernels.depthwiseRows(band: input + n * imageScalars, bandStart: 0, bandRows: height, shape: self,
+                                          kernel: kernel, rows: oy..<last, bias: bias, clamp: clamp,
+                                          output: output + row * outputRowScalars)
+                row += last - oy
             }
-        }
-    }
-
-    @inline(__always)
-    func forwardRow(n: Int, oy: Int, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, tapStride: Int,
-                    bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>,
-                    taps tapScratch: UnsafeMutablePointer<Int>) {
-        let originY = oy * strideH - padTop
-        let ys = validTaps(origin: originY, kernel: kernelHeight, size: height)
-        let interior = interiorRange(input: width, kernel: kernelWidth, stride: strideW, pad: padLeft,
-                                     output: outputWidth)
-        let fast = kernelHeight == 3 && kernelWidth == 3 && ys.count == 3 && !interior.isEmpty
-        guard fast else {
-            for ox in 0..<outputWidth {
-                forwardPixel(n: n, oy: oy, ox: ox, from: 0, input: input, kernel: kernel, tapStride: tapStride,
-                             bias: bias, clamp: clamp, output: output, taps: tapScratch)
-            }
-            return
-        }
-        for ox in 0..<interior.lowerBound {
-            forwardPixel(n: n, oy: oy, ox: ox, from: 0, input: input, kernel: kernel, tapStride: tapStride,
-                         bias: bias, clamp: clamp, output: output, taps: tapScratch)
-        }
-        for ox in interior.upperBound..<outputWidth {
-            forwardPixel(n: n, oy: oy, ox: ox, from: 0, input: input, kernel: kernel, tapStride: tapStride,
-                         bias: bias, clamp: clamp, output: output, taps: tapScratch)
-        }
-        let C = channels
-        let vectorEnd = C & ~7
-        let rowStride = width * C
-        let top = input + ((n * height + originY) * width - padLeft) * C
-        let out = output + (n * outputHeight + oy) * outputWidth * C
-        let step = strideW * C
-        let lower = SIMD8<Float>(repeating: clamp.lower), upper = SIMD8<Float>(repeating: clamp.upper)
-        // Pixel-outer, channels inner: each pixel's channels are contiguous, so
-        // loads stream through whole cache lines and the output is written
-        // sequentially. The taps come from L1 (9 × C floats). The
-        // channel-outer order with taps held in registers was 1.5–2× slower:
-        // it strides through three input rows once per 8 channels.
-        let t0 = kernel, t1 = kernel + tapStride, t2 = kernel + 2 * tapStride
-        let t3 = kernel + 3 * tapStride, t4 = kernel + 4 * tapStride, t5 = kernel + 5 * tapStride
-        let t6 = kernel + 6 * tapStride, t7 = kernel + 7 * tapStride, t8 = kernel + 8 * tapStride
-        for ox in interior {
-            let p = top + ox * step
-            let q = p + rowStride, r = q + rowStride
-            let o = out + ox * C
-            var c = 0
-            while c < vectorEnd {
-                var acc = bias.map { load8($0 + c) } ?? SIMD8<Float>()
-                acc = madd(acc, load8(p + c), load8(t0 + c))
-                acc = madd(acc, load8(p + C + c), load8(t1 + c))
-                acc = madd(acc, load8(p + 2 * C + c), load8(t2 + c))
-                acc = madd(acc, load8(q + c), load8(t3 + c))
-                acc = madd(acc, load8(q + C + c), load8(t4 + c))
-                acc = madd(acc, load8(q + 2 * C + c), load8(t5 + c))
-                acc = madd(acc, load8(r + c), load8(t6 + c))
-                acc = madd(acc, load8(r + C + c), load8(t7 + c))
-                acc = madd(acc, load8(r + 2 * C + c), load8(t8 + c))
-                store8(clamp8(acc, lower, upper), o + c)
-                c += 8
-            }
-        }
-        if vectorEnd < C {
-            for ox in interior {
-                forwardPixel(n: n, oy: oy, ox: ox, from: vectorEnd, input: input, kernel: kernel,
-                             tapStride: tapStride, bias: bias, clamp: clamp, output: output, taps: tapScratch)
-            }
-        }
-    }
-
-    /// Any kernel, any position: channels `from..<channels` of output (n, oy, ox).
-    /// The valid taps' offsets are listed once, then every channel group walks
-    /// the list; taps are summed in (ky, kx) order after the bias, as in the fast path.
-    @inline(never)
-    func forwardPixel(n: Int, oy: Int, ox: Int, from: Int, input: UnsafePointer<Float>,
-                      kernel: UnsafePointer<Float>, tapStride: Int,
-                      bias: UnsafePointer<Float>?, clamp: Clamp, output: UnsafeMutablePointer<Float>,
-                      taps: UnsafeMutablePointer<Int>) {
-        let C = channels
-        let originY = oy * strideH - padTop, originX = ox * strideW - padLeft
-        let ys = validTaps(origin: originY, kernel: kernelHeight, size: height)
-        let xs = validTaps(origin: originX, kernel: kernelWidth, size: width)
-        let base = input + ((n * height + originY) * width + originX) * C
-        let out = output + ((n * outputHeight + oy) * outputWidth + ox) * C
-        var count = 0
-        for ky in ys {
-            for kx in xs {
-                taps[2 * count] = (ky * width + kx) * C
-                taps[2 * count + 1] = (ky * kernelWidth + kx) * tapStride
-                count += 1
-            }
-        }
-        let lower = SIMD8<Float>(repeating: clamp.lower), upper = SIMD8<Float>(repeating: clamp.upper)
-        var c = from
-        while c + 8 <= C {
-            var acc = bias.map { load8($0 + c) } ?? SIMD8<Float>()
-            for t in 0..<count {
-                acc = madd(acc, load8(base + taps[2 * t] + c), load8(kernel + taps[2 * t + 1] + c))
-            }
-            store8(clamp8(acc, lower, upper), out + c)
-            c += 8
-        }
-        while c < C {
-            var acc: Float = bias?[c] ?? 0
-            for t in 0..<count {
-                acc = madd(acc, base[taps[2 * t] + c], kernel[taps[2 * t + 1] + c])
-            }
-            out[c] = clamp.apply(acc)
-            c += 1
         }
     }
 
@@ -324,7 +238,6 @@ extension ConvShape {
                    outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
                    sums: UnsafeMutablePointer<Float>, tapList: UnsafeMutablePointer<Int>) {
         let C = channels
-        let taps = kernelHeight * kernelWidth
         let originY = oy * strideH - padTop
         let ys = validTaps(origin: originY, kernel: kernelHeight, size: height)
         let interior = interiorRange(input: width, kernel: kernelWidth, stride: strideW, pad: padLeft,
@@ -332,9 +245,6 @@ extension ConvShape {
         let fast = kernelHeight == 3 && kernelWidth == 3 && ys.count == 3
         let vectorEnd = lanes & ~7
         let rowStride = width * C
-        let biasSums = sums + taps * lanes
-        let s0 = sums, s1 = sums + lanes, s2 = sums + 2 * lanes, s3 = sums + 3 * lanes, s4 = sums + 4 * lanes
-        let s5 = sums + 5 * lanes, s6 = sums + 6 * lanes, s7 = sums + 7 * lanes, s8 = sums + 8 * lanes
         let rowGradient = outputGradient + (n * outputHeight + oy) * outputWidth * C + c
         let rowInput = input + ((n * height + originY) * width - padLeft) * C + c
         guard fast && !interior.isEmpty else {
@@ -350,29 +260,12 @@ extension ConvShape {
             kernelPixel(originX: ox * strideW - padLeft, ys: ys, gradient: rowGradient + ox * C,
                         base: rowInput + ox * strideW * C, lanes: lanes, sums: sums, tapList: tapList)
         }
-        // Interior: eight lanes at a time with the ten sums (nine taps and the bias) in
-        // registers across the row, instead of loaded and stored at every pixel.
+        // Interior: the C kernel keeps the ten sums (nine taps and the bias) in registers
+        // across the row, sixteen or eight lanes at a time, instead of loading and storing
+        // them at every pixel.
         let step = strideW * C
-        var i = 0
-        while i < vectorEnd {
-            var a0 = load8(s0 + i), a1 = load8(s1 + i), a2 = load8(s2 + i), a3 = load8(s3 + i), a4 = load8(s4 + i)
-            var a5 = load8(s5 + i), a6 = load8(s6 + i), a7 = load8(s7 + i), a8 = load8(s8 + i), ab = load8(biasSums + i)
-            var d = rowGradient + interior.lowerBound * C + i
-            var p = rowInput + interior.lowerBound * step + i
-            for _ in interior {
-                let g = load8(d)
-                let q = p + rowStride, r = q + rowStride
-                ab = ab + g
-                a0 = madd(a0, g, load8(p)); a1 = madd(a1, g, load8(p + C)); a2 = madd(a2, g, load8(p + 2 * C))
-                a3 = madd(a3, g, load8(q)); a4 = madd(a4, g, load8(q + C)); a5 = madd(a5, g, load8(q + 2 * C))
-                a6 = madd(a6, g, load8(r)); a7 = madd(a7, g, load8(r + C)); a8 = madd(a8, g, load8(r + 2 * C))
-                d += C
-                p += step
-            }
-            store8(a0, s0 + i); store8(a1, s1 + i); store8(a2, s2 + i); store8(a3, s3 + i); store8(a4, s4 + i)
-            store8(a5, s5 + i); store8(a6, s6 + i); store8(a7, s7 + i); store8(a8, s8 + i); store8(ab, biasSums + i)
-            i += 8
-        }
+        cria_depthwise_kernel_row(rowGradient + interior.lowerBound * C, rowInput + interior.lowerBound * step, sums,
+                                  lanes, C, rowStride, step, interior.count, vectorEnd)
         if vectorEnd < lanes {
             for ox in interior {
                 kernelPixel(originX: ox * strideW - padLeft, ys: ys, gradient: rowGradient + ox * C,

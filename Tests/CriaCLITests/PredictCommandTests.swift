@@ -28,6 +28,29 @@ final class PredictCommandTests: XCTestCase {
         assertMatches(try NPY.read(output), try Fixtures.npy("keras/m035_96/k3_legacy_full_output.npy"), "cli k3 legacy")
     }
 
+    /// `CRIA_DEPTHWISE_ISA` picks the depthwise kernels' path for the process: every path
+    /// gives the same bytes of output; a name that is no path gets one line naming the
+    /// variable, and the run goes on with the widest path.
+    func testEveryDepthwisePathGivesTheSamePredictions() throws {
+        func predict(_ path: String) throws -> (Data, String) {
+            let output = temporaryURL("y-\(path).npy")
+            let result = try CLI.run(["predict", "--model", "Tests/Fixtures/keras/m035_96/k3_legacy_full.h5",
+                                      "--input", "Tests/Fixtures/keras/m035_96/k3_legacy_full_input.npy", "--output", output.path],
+                                     environment: ["CRIA_DEPTHWISE_ISA": path])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            return (try Data(contentsOf: output), result.stderr)
+        }
+        let (portable, quiet) = try predict("portable")
+        XCTAssertEqual(quiet, "")
+        for path in ["avx", "avx512"] {
+            XCTAssertEqual(try predict(path).0, portable, "CRIA_DEPTHWISE_ISA=\(path)")
+        }
+        let (fallback, message) = try predict("sse9")
+        XCTAssertEqual(fallback, portable)
+        XCTAssertEqual(message.split(separator: "\n").count, 1, message)
+        XCTAssertTrue(message.contains("CRIA_DEPTHWISE_ISA=sse9: expected portable, avx or avx512"), message)
+    }
+
     func testBrokenFilesGiveOneLineAndNonZeroExit() throws {
         let empty = temporaryURL("empty.h5")
         try Data().write(to: empty)

@@ -51,7 +51,7 @@ final class DepthwiseTests: XCTestCase {
         }
     }
 
-    /// The inference executor's band kernel gives the bits of `forward`, for
+    /// The band kernel gives the bits of `forward` (which runs it on whole images), for
     /// row ranges of one image read from a band that holds only the rows they need.
     func testBandRowsMatchForward() {
         // Wide rows, so that the four-pixel interior blocks run with 0 to 3 pixels left over.
@@ -123,61 +123,6 @@ final class DepthwiseTests: XCTestCase {
                                          bias: bias, clamp: .relu6)
             let actual = bandDepthwise(k, input: input, kernel: kernel, bias: bias, clamp: .relu6, inputClamp: .relu6)
             XCTAssertEqual(actual.map(\.bitPattern), expected.map(\.bitPattern), "clamp on read \(k)")
-        }
-    }
-
-    /// The four-pixel C kernel's portable path (machines without AVX) gives
-    /// the AVX path's bits, with and without the input clamp.
-    func testFourPixelKernelPortablePathMatchesAVX() {
-        var random = TestRandom(seed: 13)
-        for (channels, stride) in [(8, 1), (24, 1), (16, 2), (40, 2)] {
-            let width = 4 * stride + 2, rowStride = width * channels
-            let input = random.tensor([3, width, channels], scale: 10).scalars
-            let kernel = random.tensor([3, 3, channels]).scalars
-            let bias = random.tensor([channels]).scalars
-            for kyRange in [0..<3, 1..<3, 0..<2] {
-                for clamps in [Int32(0), 1] {
-                    var simd = [Float](repeating: .nan, count: 4 * channels), portable = simd
-                    cria_depthwise_four(input, kernel, bias, &simd, channels, rowStride, kyRange.lowerBound,
-                                        kyRange.upperBound, channels, stride, clamps, 0, 6, 0, 6)
-                    cria_depthwise_four_portable(input, kernel, bias, &portable, channels, rowStride,
-                                                 kyRange.lowerBound, kyRange.upperBound, channels, stride, clamps,
-                                                 0, 6, 0, 6)
-                    XCTAssertEqual(simd.map(\.bitPattern), portable.map(\.bitPattern),
-                                   "C \(channels) stride \(stride) ky \(kyRange) clamp \(clamps)")
-                }
-            }
-        }
-    }
-
-    /// The one-pixel C kernel (borders, leftovers, 5×5 images) gives the same
-    /// bits with and without AVX, for every tap range a border can leave, with
-    /// and without the input clamp, and channel counts on both sides of its
-    /// four-block step (8, 40: 32 + 8).
-    func testPixelKernelPortablePathMatchesAVX() {
-        var random = TestRandom(seed: 14)
-        for channels in [8, 40] {
-            let width = 4, rowStride = width * channels
-            var input = random.tensor([3, width, channels], scale: 10).scalars
-            input[5] = .nan
-            let kernel = random.tensor([3, 3, channels]).scalars
-            let bias = random.tensor([channels]).scalars
-            for (kyRange, kxRange, originX) in [(0..<3, 0..<3, 0), (1..<3, 1..<3, -1), (0..<2, 0..<2, 2), (0..<3, 0..<1, 3)] {
-                for clamps in [Int32(0), 1] {
-                    var simd = [Float](repeating: .nan, count: channels), portable = simd
-                    input.withUnsafeBufferPointer { x in
-                        cria_depthwise_pixel(x.baseAddress!, originX, kernel, bias, &simd, channels, rowStride,
-                                             kyRange.lowerBound, kyRange.upperBound, kxRange.lowerBound,
-                                             kxRange.upperBound, 3, channels, clamps, 0, 6, 0, 6)
-                        cria_depthwise_pixel_portable(x.baseAddress!, originX, kernel, bias, &portable, channels,
-                                                      rowStride, kyRange.lowerBound, kyRange.upperBound,
-                                                      kxRange.lowerBound, kxRange.upperBound, 3, channels, clamps,
-                                                      0, 6, 0, 6)
-                    }
-                    XCTAssertEqual(simd.map(\.bitPattern), portable.map(\.bitPattern),
-                                   "C \(channels) ky \(kyRange) kx \(kxRange) clamp \(clamps)")
-                }
-            }
         }
     }
 
