@@ -40,7 +40,9 @@ let package = Package(
         system("CPNG", pkgConfig: "libpng", apt: "libpng-dev"),
         system("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
 
-        .target(name: "CriaCore", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+        // Corrects OpenBLAS's choice of kernels where its CPU detection falls back to SSE3 (see its header).
+        .target(name: "COpenBLASCore"),
+        .target(name: "CriaCore", dependencies: ["CBLAS", "COpenBLASCore"], swiftSettings: kernelFlags),
         // The depthwise kernel's clamped-input inner loop, in C (see its header for why).
         // -ffp-contract=off keeps multiply and add rounded separately, as the Swift kernels do.
         .target(name: "CDepthwise", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
@@ -67,7 +69,7 @@ let package = Package(
         ]),
 
         .target(name: "CriaTestSupport", dependencies: ["CriaCore"], path: "Tests/CriaTestSupport"),
-        .testTarget(name: "CriaCoreTests", dependencies: ["CriaCore", "CriaTestSupport"]),
+        .testTarget(name: "CriaCoreTests", dependencies: ["CriaCore", "COpenBLASCore", "CBLAS", "CriaTestSupport"]),
         .testTarget(name: "CriaKernelsTests", dependencies: ["CriaKernels", "CDepthwise", "CriaTestSupport"]),
         .testTarget(name: "CriaKerasIOTests", dependencies: ["CriaKerasIO", "CriaTestSupport"]),
         .testTarget(name: "CriaModelTests", dependencies: ["CriaModel", "CriaData", "CriaBench", "CriaTestSupport"]),

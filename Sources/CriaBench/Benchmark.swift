@@ -60,6 +60,8 @@ public enum Benchmark {
         public var layers: [LayerRow] = []
         /// Training steps at each fine-tune depth, when measured.
         public var training: [TrainingBenchmark.Row] = []
+        /// The machine and kernels the run measured (CPU, threads, OpenBLAS's kernels, the depthwise path).
+        public var system: SystemInfo = .current()
 
         public init(model: String) { self.model = model }
 
@@ -77,7 +79,7 @@ public enum Benchmark {
 
         /// One JSON object: every metric key with its value (null when not measured).
         public var json: JSONValue {
-            var object: [String: JSONValue] = ["model": .string(model)]
+            var object: [String: JSONValue] = ["model": .string(model), "system": system.json]
             for metric in metrics { object[metric.key] = metric.value.map { .number($0) } ?? .null }
             if !layers.isEmpty {
                 object["layers"] = .array(layers.map { row in
@@ -123,7 +125,8 @@ public enum Benchmark {
                 Double(steady.bufferAllocations))
             set(key + "malloc_in_use_delta_bytes", "  malloc in-use bytes, after - before", steady.mallocInUseDelta, unit: "B")
             if let calls = steady.mallocCalls {
-                set(key + "malloc_calls_per_step", "  malloc calls per step (preloaded counter)", calls / Double(max(steady.steps, 1)))
+                set(key + "malloc_calls_per_step", "  malloc calls per step (preloaded counter)", calls.total / Double(max(steady.steps, 1)))
+                set(key + "openblas_malloc_calls_per_step", "    of which OpenBLAS's own", calls.fromOpenBLAS / Double(max(steady.steps, 1)))
             }
             set(key + "minor_faults_delta", "  minor page faults during the steps", steady.minorFaults)
         }
@@ -162,7 +165,7 @@ public enum Benchmark {
 
         public var table: String {
             let width = metrics.map(\.label.count).max() ?? 10
-            var lines = ["model: \(model)"]
+            var lines = ["model: \(model)"] + system.lines
             for metric in metrics {
                 let value = metric.value.map { String(format: "%.3f", $0) } ?? "(not measured)"
                 lines.append(metric.label.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value
@@ -293,7 +296,10 @@ public enum Benchmark {
         report.set("steady_minor_faults_delta", "  minor page faults during the batches", steady.faults)
         report.set("steady_rss_delta_mb", "  RSS, after - before", steady.rssDelta, unit: "MB")
         report.set("steady_arena_allocations_delta", "  arena allocations during the batches", steady.arenaDelta)
-        if let calls = steady.mallocCalls { report.set("steady_malloc_calls", "  malloc calls during the batches (preloaded counter)", calls) }
+        if let calls = steady.mallocCalls {
+            report.set("steady_malloc_calls", "  malloc calls during the batches (preloaded counter)", calls.total)
+            report.set("steady_openblas_malloc_calls", "    of which OpenBLAS's own", calls.fromOpenBLAS)
+        }
         }
         report.set("arena_mb", "activation arenas", Double(model.arenaBytes) / 1_048_576, unit: "MB")
         report.set("peak_rss_mb", "peak RSS", ProcessUsage.peakResidentMegabytes, unit: "MB")
@@ -341,7 +347,20 @@ public enum Benchmark {
         public var rssDelta: Double
         public var arenaDelta: Double
         /// malloc-family calls during the batches, when counted (`mallocCalls`).
-        public var mallocCalls: Double?
+        public var mallocCalls: MallocCalls?
+    }
+
+    /// malloc-family calls counted by the preloaded probe: all of them, and those OpenBLAS's
+    /// own code made (its AVX-512 small-matrix sgemm allocates a buffer per call for some shapes).
+    public struct MallocCalls: Sendable {
+        public var total: Double
+        public var fromOpenBLAS: Double
+        /// Calls made by everything else: Cria, Swift's runtime and Foundation.
+        public var outsideOpenBLAS: Double { total - fromOpenBLAS }
+
+        static func - (after: MallocCalls, before: MallocCalls) -> MallocCalls {
+            MallocCalls(total: after.total - before.total, fromOpenBLAS: after.fromOpenBLAS - before.fromOpenBLAS)
+        }
     }
 
     /// Runs `body` `batches` times after one warm-up and reports what grew:
@@ -375,10 +394,12 @@ public enum Benchmark {
 
     /// malloc-family calls so far, when `Benchmarks/probes/malloc_count.c` is preloaded
     /// (`LD_PRELOAD`); nil otherwise (glibc itself counts no calls).
-    static func mallocCalls() -> Double? {
+    static func mallocCalls() -> MallocCalls? {
         typealias Counter = @convention(c) () -> Int
-        guard let library = dlopen(nil, RTLD_NOW), let symbol = dlsym(library, "cria_malloc_calls") else { return nil }
-        return Double(unsafeBitCast(symbol, to: Counter.self)())
+        guard let library = dlopen(nil, RTLD_NOW), let total = dlsym(library, "cria_malloc_calls") else { return nil }
+        let fromOpenBLAS = dlsym(library, "cria_malloc_calls_from_openblas")
+        return MallocCalls(total: Double(unsafeBitCast(total, to: Counter.self)()),
+                           fromOpenBLAS: fromOpenBLAS.map { Double(unsafeBitCast($0, to: Counter.self)()) } ?? 0)
     }
 
     /// glibc's `mallinfo2().uordblks + hblkhd` (bytes in use, heap and mmap).

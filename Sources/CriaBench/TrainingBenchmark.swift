@@ -106,7 +106,7 @@ public enum TrainingBenchmark {
         public var mallocInUseDelta: Double
         public var minorFaults: Double
         /// malloc-family calls during the steps, when counted (`Benchmark.mallocCalls`).
-        public var mallocCalls: Double?
+        public var mallocCalls: Benchmark.MallocCalls?
     }
 
     /// Allocations of `steps` training steps under `freezing` at `batch`, through `Trainer.fit`
@@ -176,7 +176,7 @@ private struct RepeatedBatch: ImageBatchSource {
 private final class AllocationProbe: TrainingObserver {
     /// Steps before the first reading (`TrainingBenchmark.steadyState`).
     static let warmUpSteps = 2
-    struct Reading { var buffers: Int; var mallocInUse: Double; var faults: Double; var mallocCalls: Double? }
+    struct Reading { var buffers: Int; var mallocInUse: Double; var faults: Double; var mallocCalls: Benchmark.MallocCalls? }
     private unowned let trainer: Trainer
     private let lastBatch: Int
     private(set) var first: Reading?

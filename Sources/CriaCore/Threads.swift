@@ -12,8 +12,10 @@ public enum Threads {
     private static let lock = NSLock()
     /// OpenBLAS's own default (OPENBLAS_NUM_THREADS, else every core) may differ from
     /// Cria's (CRIA_THREADS, else every core); results depend on both, so the first use
-    /// sets OpenBLAS to Cria's budget and the pair is always one number.
+    /// sets OpenBLAS to Cria's budget and the pair is always one number. It is also where
+    /// OpenBLAS's kernels are checked against the CPU, before any GEMM (`OpenBLASKernels`).
     nonisolated(unsafe) private static var current: Int = {
+        _ = OpenBLASKernels.corrected
         let value = defaultCount
         openblas_set_num_threads(Int32(value))
         return value

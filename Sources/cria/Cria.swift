@@ -21,6 +21,7 @@ struct CriaCommand: ParsableCommand {
             ReportCommand.self,
             RunCommand.self,
             SweepCommand.self,
+            SystemCommand.self,
             ValidateCommand.self,
             WeightsCommand.self,
         ]
