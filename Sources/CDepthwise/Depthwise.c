@@ -387,6 +387,12 @@ int cria_depthwise_select_isa(int isa) {
     return isa;
 }
 
+/* `isa` capped at what this CPU runs: the path an `_isa` entry point takes. */
+static inline int runnable(int isa) {
+    const int best = cria_depthwise_best_isa();
+    return isa < best ? isa : best;
+}
+
 static inline float clamp1(float v, float lower, float upper) {
     float r = v < lower ? lower : v;
     return r > upper ? upper : r;
@@ -420,12 +426,13 @@ void cria_depthwise_four_isa(int isa, const float *origin, const float *kernel, 
                              long stride, int clamps_input, float in_lower, float in_upper, float out_lower,
                              float out_upper) {
 #if defined(__x86_64__)
-    if (isa >= CRIA_ISA_AVX512 && cria_depthwise_best_isa() >= CRIA_ISA_AVX512) {
+    isa = runnable(isa);
+    if (isa == CRIA_ISA_AVX512) {
         four_avx512(origin, kernel, bias, output, pixel_stride, row_stride, ky_low, ky_high, vector_end, stride,
                     clamps_input, in_lower, in_upper, out_lower, out_upper);
         return;
     }
-    if (isa >= CRIA_ISA_AVX && cria_depthwise_best_isa() >= CRIA_ISA_AVX) {
+    if (isa == CRIA_ISA_AVX) {
         four_avx(origin, kernel, bias, output, pixel_stride, row_stride, ky_low, ky_high, vector_end, stride,
                  clamps_input, in_lower, in_upper, out_lower, out_upper);
         return;
@@ -467,12 +474,13 @@ void cria_depthwise_pixel_isa(int isa, const float *top, long origin_x, const fl
                               long kx_low, long kx_high, long kernel_width, long vector_end, int clamps_input,
                               float in_lower, float in_upper, float out_lower, float out_upper) {
 #if defined(__x86_64__)
-    if (isa >= CRIA_ISA_AVX512 && cria_depthwise_best_isa() >= CRIA_ISA_AVX512) {
+    isa = runnable(isa);
+    if (isa == CRIA_ISA_AVX512) {
         pixel_avx512(top, origin_x, kernel, bias, output, pixel_stride, row_stride, ky_low, ky_high, kx_low,
                      kx_high, kernel_width, vector_end, clamps_input, in_lower, in_upper, out_lower, out_upper);
         return;
     }
-    if (isa >= CRIA_ISA_AVX && cria_depthwise_best_isa() >= CRIA_ISA_AVX) {
+    if (isa == CRIA_ISA_AVX) {
         pixel_avx(top, origin_x, kernel, bias, output, pixel_stride, row_stride, ky_low, ky_high, kx_low,
                   kx_high, kernel_width, vector_end, clamps_input, in_lower, in_upper, out_lower, out_upper);
         return;
@@ -514,11 +522,12 @@ static void kernel_row_portable(const float *gradient, const float *input, float
 void cria_depthwise_kernel_row_isa(int isa, const float *gradient, const float *input, float *sums, long lanes,
                                    long pixel_stride, long row_stride, long step, long pixels, long vector_end) {
 #if defined(__x86_64__)
-    if (isa >= CRIA_ISA_AVX512 && cria_depthwise_best_isa() >= CRIA_ISA_AVX512) {
+    isa = runnable(isa);
+    if (isa == CRIA_ISA_AVX512) {
         kernel_row_avx512(gradient, input, sums, lanes, pixel_stride, row_stride, step, pixels, vector_end);
         return;
     }
-    if (isa >= CRIA_ISA_AVX && cria_depthwise_best_isa() >= CRIA_ISA_AVX) {
+    if (isa == CRIA_ISA_AVX) {
         kernel_row_avx(gradient, input, sums, lanes, pixel_stride, row_stride, step, pixels, vector_end);
         return;
     }
