@@ -258,10 +258,15 @@ def train_engine(args):
     y32 = (np.arange(32) % 2).astype(np.float32).reshape(-1, 1)
 
     def compile_for(mode):
+        # Every layer set one by one: Keras 3's base.trainable = True leaves
+        # layers frozen one by one frozen, so "all" after "finetune120" used to
+        # train finetune120's 38 variables.
         base.trainable = mode != "frozen"
-        if mode == "finetune120":
-            for layer in base.layers[:120]:
-                layer.trainable = False
+        for index, layer in enumerate(base.layers):
+            layer.trainable = mode == "all" or (mode == "finetune120" and index >= 120)
+        expected = {"frozen": 2, "finetune120": 38, "all": 158}[mode]
+        if len(model.trainable_variables) != expected:
+            sys.exit(f"keras {mode}: {len(model.trainable_variables)} trainable variables, {expected} expected")
         rate = 1e-3 if mode == "frozen" else 1e-4
         model.compile(optimizer=keras.optimizers.Adam(rate),
                       loss=keras.losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])

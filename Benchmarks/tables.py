@@ -147,8 +147,14 @@ def depths(args):
     print("|---|---|---|---|---|---|---|")
     def cell(row):
         return f"{row['img_s']:.0f} img/s" if row.get("img_s") else "–"
+    # Runs before the Keras engine built a fresh model per depth (their rows carry
+    # no trainable_count) re-froze one model, and Keras 3 kept layers 120-139
+    # frozen after that: their Keras rows below 140 timed fine_tune_at 140.
+    keras_checked = "trainable_count" in m.get("keras", {}).get("frozen", {})
     for key, label in labels:
         c, k, t = (m.get(engine, {}).get(key, {}) for engine in ("cria", "keras", "torch"))
+        if not keras_checked and key not in ("frozen", "finetune140"):
+            k = {}
         print(f"| {label} | {cell(c)} | {c.get('fraction_of_bound', 0):.0%} | {cell(k)} | {cell(t)} "
               f"| **{ratio(c.get('img_s'), k.get('img_s'))}** | {ratio(c.get('img_s'), t.get('img_s'))} |")
 

@@ -109,31 +109,72 @@ def keras_engine(args):
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import keras
     shape = (args.size, args.size, 3)
-    keras.utils.set_random_seed(1)
-    base = keras.applications.MobileNetV2(input_shape=shape, include_top=False, weights=None)
-    assert [layer.name for layer in base.layers][1:] == keras_layer_names()[1:], "unexpected MobileNetV2 layer order"
-    inputs = keras.Input(shape=shape)
-    x = keras.applications.mobilenet_v2.preprocess_input(inputs)
-    x = base(x, training=False)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dropout(0.2)(x)
-    model = keras.Model(inputs, keras.layers.Dense(1)(x))
-    rng = np.random.default_rng(2)
-    images = rng.uniform(0, 255, size=(32,) + shape).astype(np.float32)
-    labels = (np.arange(32) % 2).astype(np.float32).reshape(-1, 1)
-    result = {"engine": "keras", "record": "train", "keras": keras.__version__, "tensorflow": tf.__version__}
-    for key, fine_tune_at in DEPTHS:
+
+    def build(fine_tune_at):
+        # A fresh model per depth. Re-freezing one model does not work in
+        # Keras 3: once base.layers[:140] were set trainable = False one by one,
+        # base.trainable = True leaves them frozen, so every later depth timed
+        # fine_tune_at 140 (17 trainable variables at "all" instead of 158; flat
+        # figures from 140 to trainable: all). The checks after timing catch
+        # that class of mistake.
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(1)
+        base = keras.applications.MobileNetV2(input_shape=shape, include_top=False, weights=None)
+        assert [layer.name for layer in base.layers][1:] == keras_layer_names()[1:], "unexpected MobileNetV2 layer order"
         base.trainable = fine_tune_at is not None
         for layer in base.layers[:fine_tune_at or 0]:
             layer.trainable = False
+        inputs = keras.Input(shape=shape)
+        x = keras.applications.mobilenet_v2.preprocess_input(inputs)
+        x = base(x, training=False)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        x = keras.layers.Dropout(0.2)(x)
+        model = keras.Model(inputs, keras.layers.Dense(1)(x))
         model.compile(optimizer=keras.optimizers.Adam(1e-3 if fine_tune_at is None else 1e-4),
                       loss=keras.losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
+        return model
+
+    rng = np.random.default_rng(2)
+    images = rng.uniform(0, 255, size=(32,) + shape).astype(np.float32)
+    # 11 positives of 32: with balanced labels and a random-weight base whose
+    # outputs barely differ between images, the Dense bias's gradient can be
+    # exactly zero, which the moved-variables check below would misread.
+    labels = (np.arange(32) % 3 == 0).astype(np.float32).reshape(-1, 1)
+    result = {"engine": "keras", "record": "train", "keras": keras.__version__, "tensorflow": tf.__version__}
+    for key, fine_tune_at in DEPTHS:
+        model = build(fine_tune_at)
+        before = [v.numpy().copy() for v in model.trainable_variables]
         reset_peak()
         result[f"train_{key}_b32_img_s"] = measure(lambda: model.train_on_batch(images, labels), args.reps)
         result[f"train_{key}_b32_peak_rss_mb"] = peak_mb()
-        print(f"keras {key}: {result[f'train_{key}_b32_img_s']:.1f} img/s", file=sys.stderr, flush=True)
+        # The trainable variables must have moved: a step that trains fewer
+        # variables than the depth names is timing a different depth (the stale
+        # re-frozen model trained 17 of 158). A few may have an exactly zero
+        # gradient in a random-weight network (a channel ReLU6 never passes),
+        # hence 90 % rather than all.
+        moved = sum(not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
+        result[f"train_{key}_trainable_variables"] = len(before)
+        if len(before) != expected_trainable_variables(fine_tune_at):
+            sys.exit(f"keras {key}: {len(before)} trainable variables, {expected_trainable_variables(fine_tune_at)} expected")
+        if moved < 0.9 * len(before):
+            still = [v.path for b, v in zip(before, model.trainable_variables) if np.array_equal(b, v.numpy())]
+            sys.exit(f"keras {key}: {still[:5]} unchanged, {moved} of {len(before)} trainable variables changed in training; the timed step is not this depth's")
+        print(f"keras {key}: {result[f'train_{key}_b32_img_s']:.1f} img/s, {len(before)} trainable variables",
+              file=sys.stderr, flush=True)
     result["train_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result), flush=True)
+
+
+def expected_trainable_variables(fine_tune_at):
+    """Keras's trainable variables at a depth, counted from the layer names:
+    a convolution has a kernel (no bias), a BatchNorm gamma and beta, the Dense
+    head a kernel and a bias."""
+    if fine_tune_at is None:
+        return 2
+    names = keras_layer_names()[fine_tune_at:]
+    convs = sum(n == "Conv1" or n == "Conv_1" or n.endswith(("expand", "depthwise", "project")) for n in names)
+    norms = sum(n in ("bn_Conv1", "Conv_1_bn") or n.endswith("_BN") for n in names)
+    return convs + 2 * norms + 2
 
 
 def torch_model(size):
@@ -198,7 +239,7 @@ def torch_engine(args):
     rng = np.random.default_rng(2)
     images = torch.from_numpy(rng.uniform(0, 255, size=(32, 3, args.size, args.size)).astype(np.float32))
     images = images.contiguous(memory_format=torch.channels_last)
-    labels = torch.from_numpy((np.arange(32) % 2).astype(np.float32).reshape(-1, 1))
+    labels = torch.from_numpy((np.arange(32) % 3 == 0).astype(np.float32).reshape(-1, 1))  # as Keras's
     loss_fn = torch.nn.BCEWithLogitsLoss()
     result = {"engine": "torch", "record": "train", "torch": torch.__version__,
               "cpu_capability": torch.backends.cpu.get_cpu_capability()}
@@ -221,6 +262,12 @@ def torch_engine(args):
         reset_peak()
         result[f"train_{key}_b32_img_s"] = measure(step, args.reps)
         result[f"train_{key}_b32_peak_rss_mb"] = peak_mb()
+        # Autograd is rebuilt every step, so this only guards the freezing
+        # itself: every parameter the depth trains got a gradient.
+        with_grad = sum(p.grad is not None for p in trainable)
+        result[f"train_{key}_trainable_tensors"] = len(trainable)
+        if with_grad != len(trainable):
+            sys.exit(f"torch {key}: {with_grad} of {len(trainable)} trainable tensors got a gradient")
         print(f"torch {key}: {result[f'train_{key}_b32_img_s']:.1f} img/s", file=sys.stderr, flush=True)
     result["train_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result), flush=True)

@@ -6,7 +6,8 @@
 LOG holds, per round, one `cria bench --json` object (its "training" array:
 img/s, bound and peak RSS per depth) and one line per other engine from
 Benchmarks/training_engines.py ({"engine": "keras"|"torch", "record": "train",
-"train_<depth>_b32_img_s", "train_<depth>_b32_peak_rss_mb"}). Ratios are of
+"train_<depth>_b32_img_s", "train_<depth>_b32_peak_rss_mb", and the count of
+trainable variables or tensors it checked}). Ratios are of
 medians over the rounds of this one run, and per round (engines of a round ran
 one after another): on a shared machine only numbers measured side by side
 compare. With --append the run is appended as one JSON line to FILE.
@@ -43,7 +44,12 @@ def read(path):
                 for key in ("keras", "tensorflow", "torch", "cpu_capability"):
                     if key in record:
                         software[key] = record[key]
-                depths = {d: {"img_s": record.get(f"train_{d}_b32_img_s"), "peak_rss_mb": record.get(f"train_{d}_b32_peak_rss_mb")}
+                # The count of what each depth trained (variables in Keras, parameter
+                # tensors in PyTorch), which training_engines.py checks against the
+                # depth: the record that the timed step was that depth's.
+                depths = {d: {"img_s": record.get(f"train_{d}_b32_img_s"), "peak_rss_mb": record.get(f"train_{d}_b32_peak_rss_mb"),
+                              "trainable_count": record.get(f"train_{d}_trainable_variables",
+                                                            record.get(f"train_{d}_trainable_tensors"))}
                           for d in DEPTHS if f"train_{d}_b32_img_s" in record}
             else:
                 continue
@@ -77,7 +83,8 @@ def main():
     med = defaultdict(dict)
     for engine in engines:
         for depth in DEPTHS:
-            for field in ("img_s", "peak_rss_mb", "bound_img_s", "fraction_of_bound", "trainable_multiply_adds_m"):
+            for field in ("img_s", "peak_rss_mb", "bound_img_s", "fraction_of_bound", "trainable_multiply_adds_m",
+                          "trainable_count"):
                 value = median([r[engine][depth].get(field) for r in rounds if engine in r and depth in r[engine]])
                 if value is not None:
                     med[engine].setdefault(depth, {})[field] = round(value, 4)
