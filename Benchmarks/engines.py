@@ -36,6 +36,8 @@ import time
 
 import numpy as np
 
+from training_engines import expected_trainable_variables
+
 
 def load_keras(args):
     import keras
@@ -264,7 +266,7 @@ def train_engine(args):
         base.trainable = mode != "frozen"
         for index, layer in enumerate(base.layers):
             layer.trainable = mode == "all" or (mode == "finetune120" and index >= 120)
-        expected = {"frozen": 2, "finetune120": 38, "all": 158}[mode]
+        expected = expected_trainable_variables({"frozen": None, "finetune120": 120, "all": 0}[mode])
         if len(model.trainable_variables) != expected:
             sys.exit(f"keras {mode}: {len(model.trainable_variables)} trainable variables, {expected} expected")
         rate = 1e-3 if mode == "frozen" else 1e-4
